@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""The one way in, standard library only: `python3 dev.py run` / `python3 dev.py test`.
+
+Creates .venv beside this file on first use, installs Stalk (and, for `test`, what the tests
+need), then runs Stalk or the whole test suite. Extra arguments are passed through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+
+
+def ensure_venv(extras: str) -> None:
+    """Create the venv and (re)install when pyproject.toml or the extras changed."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"Stalk needs Python 3.11 or newer (this is {sys.version.split()[0]})")
+    if not PY.exists():
+        print("dev.py: creating .venv", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    stamp = VENV / ".stalk-installed"
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    print(f"dev.py: installing Stalk{'[' + extras + ']' if extras else ''} into .venv", flush=True)
+    spec = f".[{extras}]" if extras else "."
+    subprocess.run([str(PY), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
+    subprocess.run([str(PY), "-m", "pip", "install", "--quiet", "-e", spec], cwd=ROOT, check=True)
+    stamp.write_text(wanted)
+
+
+def main(argv: list[str]) -> int:
+    command, rest = (argv[0], argv[1:]) if argv else ("run", [])
+    if command == "run":
+        ensure_venv("")
+        return subprocess.call([str(PY), "-m", "panel", *rest])
+    if command == "test":
+        ensure_venv("test")
+        args = rest or ["-n", "2", "--dist", "loadgroup"]
+        return subprocess.call([str(PY), "-m", "pytest", *args], cwd=ROOT)
+    if command == "lint":
+        ensure_venv("test")
+        return subprocess.call([str(BIN / "ruff"), "check", "embedded", "panel", "tests", "bench"], cwd=ROOT)
+    sys.exit(f"usage: python3 dev.py [run|test|lint] [args...] (got {command!r})")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,47 @@
+"""The embedded broker: fakeredis's TCP server inside the Stalk process, on loopback, with a password."""
+
+from __future__ import annotations
+
+import threading
+
+from fakeredis import TcpFakeServer
+
+from ..net import LOOPBACK
+from .base import BrokerError
+
+DURABILITY = "embedded (in memory): queued tasks and results are lost when Stalk exits"
+
+
+class EmbeddedRedisServer:
+    """A Redis-compatible server on 127.0.0.1:`port`, serving real worker subprocesses."""
+
+    def __init__(self, port: int = 0, password: str | None = None) -> None:
+        self._requested_port = port
+        self._password = password
+        self._server: TcpFakeServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise BrokerError("embedded broker is not running")
+        return self._server.server_address[1]
+
+    def start(self) -> None:
+        try:
+            server = TcpFakeServer((LOOPBACK, self._requested_port), server_type="redis", server_version=(7, 0))
+        except OSError as exc:
+            raise BrokerError(f"embedded broker cannot listen on {LOOPBACK}:{self._requested_port}: {exc.strerror}") from None
+        server.daemon_threads = True
+        if self._password:
+            server.fake_server.config[b"requirepass"] = self._password.encode()
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="stalk-embedded-broker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        self._server = None

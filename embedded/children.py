@@ -1,0 +1,81 @@
+"""`stalk worker` / `stalk beat`: the code a child runs, and the argv that re-invokes Stalk for it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+from .celery_app import configure_app, load_app
+from .config import WorkerSpec
+from .paths import StackPaths
+from .supervisor.guard import install_watchdog
+
+BROKER_ENV = "STALK_CHILD_BROKER_URL"
+BACKEND_ENV = "STALK_CHILD_BACKEND_URL"
+VISIBILITY_ENV = "STALK_CHILD_VISIBILITY_TIMEOUT"
+
+
+def self_argv() -> list[str]:
+    """How to run Stalk again: the frozen binary itself, or this interpreter with `-m panel`."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable]
+    return [sys.executable, "-m", "panel"]
+
+
+def node_name(spec: WorkerSpec) -> str:
+    return f"{spec.name}@{socket.gethostname()}"
+
+
+def worker_argv(app_spec: str | None, spec: WorkerSpec, paths: StackPaths) -> list[str]:
+    argv = [*self_argv(), "worker"]
+    if app_spec:
+        argv += ["-A", app_spec]
+    argv += [
+        "--", "-n", node_name(spec), "-Q", ",".join(spec.queues), "-P", spec.pool,
+        "-c", str(spec.concurrency), "-E", "-l", "INFO", "--without-gossip", "--without-mingle",
+        "--statedb", str(paths.worker_statedb(spec.name)),
+    ]
+    if spec.autoscale:
+        argv += ["--autoscale", spec.autoscale]
+    if spec.max_tasks_per_child:
+        argv += ["--max-tasks-per-child", str(spec.max_tasks_per_child)]
+    return argv
+
+
+def beat_argv(app_spec: str | None, paths: StackPaths) -> list[str]:
+    argv = [*self_argv(), "beat"]
+    if app_spec:
+        argv += ["-A", app_spec]
+    return [*argv, "--", "-s", str(paths.beat_schedule), "-l", "INFO"]
+
+
+def child_env(broker_url: str | None, backend_url: str | None, visibility_timeout: int) -> dict[str, str]:
+    """Secrets travel in the environment (readable only by the user), never in argv."""
+    env = {VISIBILITY_ENV: str(visibility_timeout), "PYTHONUNBUFFERED": "1",
+           "PYINSTALLER_RESET_ENVIRONMENT": "1"}
+    if broker_url:
+        env[BROKER_ENV] = broker_url
+    if backend_url:
+        env[BACKEND_ENV] = backend_url
+    return env
+
+
+def _prepared_app(app_spec: str | None):
+    install_watchdog()
+    app = load_app(app_spec)
+    broker = os.environ.get(BROKER_ENV) or os.environ.get("CELERY_BROKER_URL") or app.conf.broker_url
+    backend = os.environ.get(BACKEND_ENV) or os.environ.get("CELERY_RESULT_BACKEND") or app.conf.result_backend
+    visibility = int(os.environ.get(VISIBILITY_ENV, "3600"))
+    return configure_app(app, broker, backend, visibility_timeout=visibility)
+
+
+def run_worker(app_spec: str | None, celery_args: list[str]) -> None:
+    """Run a Celery worker in this process with Stalk's settings (events on, JSON, late acks)."""
+    app = _prepared_app(app_spec)
+    app.worker_main(["worker", *celery_args])
+
+
+def run_beat(app_spec: str | None, celery_args: list[str]) -> None:
+    app = _prepared_app(app_spec)
+    app.start(["beat", *celery_args])

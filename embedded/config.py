@@ -1,0 +1,320 @@
+"""StackConfig: flags > environment > TOML file > defaults, validated into one clear error line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .paths import StackPaths, default_config_file, default_data_dir
+
+BROKER_MODES = ("auto", "redis", "embedded", "eager", "external")
+POOLS = ("prefork", "threads", "solo")
+APPENDFSYNC = ("always", "everysec", "no")
+
+
+class ConfigError(ValueError):
+    """A bad setting: the message names the source, the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """One supervised `stalk worker` consuming a group of queues."""
+
+    name: str
+    queues: tuple[str, ...]
+    concurrency: int = 1
+    pool: str = "prefork"
+    autoscale: str | None = None  # "max,min" as Celery takes it
+    max_tasks_per_child: int | None = None
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    mode: str = "auto"
+    url: str | None = None  # external mode
+    result_backend: str | None = None
+    port: int = 0  # 0: a free loopback port
+    redis_server: str | None = None  # path to the binary; None: look on PATH
+    appendfsync: str = "everysec"
+    visibility_timeout: int = 3600
+
+
+@dataclass(frozen=True)
+class SupervisorConfig:
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    grace_period: float = 10.0
+    ready_timeout: float = 30.0
+    log_ring_lines: int = 5000
+    reload: bool = True
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    app: str | None = None  # "package.module:app"; None: the built-in demo app
+    data_dir: Path = field(default_factory=default_data_dir)
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
+    workers: tuple[WorkerSpec, ...] | None = None  # None: one per queue the app routes to
+    beat: bool | None = None  # None: on for Stalk's own broker, off when attached (one beat per cluster)
+    supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
+    source: str = "defaults"
+
+    @property
+    def paths(self) -> StackPaths:
+        return StackPaths(self.data_dir)
+
+    def beat_enabled(self) -> bool:
+        if self.beat is not None:
+            return self.beat
+        return self.resolved_mode() in ("redis", "embedded")
+
+    def resolved_mode(self) -> str:
+        """`auto` becomes redis when a redis-server binary exists, embedded otherwise."""
+        if self.broker.mode != "auto":
+            return self.broker.mode
+        if self.broker.url:
+            return "external"
+        return "redis" if find_redis_server(self.broker.redis_server) else "embedded"
+
+
+def find_redis_server(configured: str | None = None) -> str | None:
+    if configured:
+        return configured if Path(configured).is_file() else shutil.which(configured)
+    return shutil.which("redis-server")
+
+
+# -- parsing -----------------------------------------------------------------------------------
+
+_ENV_KEYS = {
+    "STALK_APP": ("app",),
+    "STALK_DATA_DIR": ("data_dir",),
+    "STALK_BROKER": ("broker", "mode"),
+    "STALK_BROKER_URL": ("broker", "url"),
+    "STALK_RESULT_BACKEND": ("broker", "result_backend"),
+    "STALK_BROKER_PORT": ("broker", "port"),
+    "STALK_REDIS_SERVER": ("broker", "redis_server"),
+    "STALK_APPENDFSYNC": ("broker", "appendfsync"),
+    "STALK_BEAT": ("beat",),
+    "CELERY_BROKER_URL": ("broker", "url"),
+    "CELERY_RESULT_BACKEND": ("broker", "result_backend"),
+}
+
+
+def _fail(source: str, key: str, value: Any, allowed: str) -> ConfigError:
+    return ConfigError(f"{source}: {key} = {value!r}: {allowed}")
+
+
+def _as_bool(source: str, key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise _fail(source, key, value, "expected true or false")
+
+
+def _as_int(source: str, key: str, value: Any, low: int = 0, high: int | None = None) -> int:
+    try:
+        number = int(value)
+        if isinstance(value, bool) or isinstance(value, float):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise _fail(source, key, value, "expected a whole number") from None
+    if number < low or (high is not None and number > high):
+        bound = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        raise _fail(source, key, value, f"expected a whole number {bound}")
+    return number
+
+
+def _as_float(source: str, key: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise _fail(source, key, value, "expected a number") from None
+    if number < 0 or isinstance(value, bool):
+        raise _fail(source, key, value, "expected a number of at least 0")
+    return number
+
+
+def _choice(source: str, key: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise _fail(source, key, value, "expected one of " + ", ".join(allowed))
+    return value
+
+
+def _as_str(source: str, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise _fail(source, key, value, "expected a non-empty string")
+    return value
+
+
+def _parse_broker(source: str, raw: Mapping[str, Any], base: BrokerConfig) -> BrokerConfig:
+    known = {"mode", "url", "result_backend", "port", "redis_server", "appendfsync", "visibility_timeout"}
+    _reject_unknown(source, "broker", raw, known)
+    changes: dict[str, Any] = {}
+    if "mode" in raw:
+        changes["mode"] = _choice(source, "broker.mode", raw["mode"], BROKER_MODES)
+    for key in ("url", "result_backend", "redis_server"):
+        if key in raw:
+            changes[key] = _as_str(source, f"broker.{key}", raw[key])
+    if "url" in changes:
+        _check_url(source, "broker.url", changes["url"])
+    if "port" in raw:
+        changes["port"] = _as_int(source, "broker.port", raw["port"], 0, 65535)
+    if "appendfsync" in raw:
+        changes["appendfsync"] = _choice(source, "broker.appendfsync", raw["appendfsync"], APPENDFSYNC)
+    if "visibility_timeout" in raw:
+        changes["visibility_timeout"] = _as_int(source, "broker.visibility_timeout", raw["visibility_timeout"], 1)
+    return replace(base, **changes)
+
+
+def _check_url(source: str, key: str, url: str) -> None:
+    schemes = ("redis://", "rediss://", "amqp://", "amqps://", "pyamqp://")
+    if not url.startswith(schemes):
+        raise _fail(source, key, url, "expected a redis://, rediss:// or amqp:// URL")
+
+
+def _parse_worker(source: str, index: int, raw: Any) -> WorkerSpec:
+    where = f"workers[{index}]"
+    if not isinstance(raw, Mapping):
+        raise _fail(source, where, raw, "expected a table with name and queues")
+    known = {"name", "queues", "concurrency", "pool", "autoscale", "max_tasks_per_child"}
+    _reject_unknown(source, where, raw, known)
+    name = _as_str(source, f"{where}.name", raw.get("name"))
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise _fail(source, f"{where}.name", name, "expected letters, digits, - and _ only")
+    queues = raw.get("queues", [name])
+    if isinstance(queues, str):
+        queues = [q.strip() for q in queues.split(",") if q.strip()]
+    if not isinstance(queues, list) or not queues or not all(isinstance(q, str) and q for q in queues):
+        raise _fail(source, f"{where}.queues", queues, "expected a non-empty list of queue names")
+    autoscale = raw.get("autoscale")
+    if autoscale is not None:
+        parts = str(autoscale).split(",")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise _fail(source, f"{where}.autoscale", autoscale, 'expected "max,min", e.g. "8,2"')
+        autoscale = ",".join(p.strip() for p in parts)
+    mtpc = raw.get("max_tasks_per_child")
+    return WorkerSpec(
+        name=name,
+        queues=tuple(queues),
+        concurrency=_as_int(source, f"{where}.concurrency", raw.get("concurrency", 1), 1, 512),
+        pool=_choice(source, f"{where}.pool", raw.get("pool", "prefork"), POOLS),
+        autoscale=autoscale,
+        max_tasks_per_child=None if mtpc is None else _as_int(source, f"{where}.max_tasks_per_child", mtpc, 1),
+    )
+
+
+def _parse_supervisor(source: str, raw: Mapping[str, Any], base: SupervisorConfig) -> SupervisorConfig:
+    known = {"backoff_initial", "backoff_max", "grace_period", "ready_timeout", "log_ring_lines", "reload"}
+    _reject_unknown(source, "supervisor", raw, known)
+    changes: dict[str, Any] = {}
+    for key in ("backoff_initial", "backoff_max", "grace_period", "ready_timeout"):
+        if key in raw:
+            changes[key] = _as_float(source, f"supervisor.{key}", raw[key])
+    if "log_ring_lines" in raw:
+        changes["log_ring_lines"] = _as_int(source, "supervisor.log_ring_lines", raw["log_ring_lines"], 10)
+    if "reload" in raw:
+        changes["reload"] = _as_bool(source, "supervisor.reload", raw["reload"])
+    return replace(base, **changes)
+
+
+def _reject_unknown(source: str, where: str, raw: Mapping[str, Any], known: set[str]) -> None:
+    for key in raw:
+        if key not in known:
+            prefix = f"{where}." if where else ""
+            raise ConfigError(f"{source}: unknown key {prefix}{key}: expected one of {', '.join(sorted(known))}")
+
+
+def apply_mapping(config: StackConfig, raw: Mapping[str, Any], source: str) -> StackConfig:
+    """Overlay a nested mapping (TOML shape) on `config`, validating each key."""
+    _reject_unknown(source, "", raw, {"app", "data_dir", "broker", "workers", "beat", "supervisor"})
+    changes: dict[str, Any] = {}
+    if "app" in raw:
+        changes["app"] = _check_app_spec(source, _as_str(source, "app", raw["app"]))
+    if "data_dir" in raw:
+        changes["data_dir"] = Path(_as_str(source, "data_dir", raw["data_dir"])).expanduser()
+    if "beat" in raw:
+        changes["beat"] = _as_bool(source, "beat", raw["beat"])
+    if "broker" in raw:
+        section = raw["broker"]
+        if not isinstance(section, Mapping):
+            raise _fail(source, "broker", section, "expected a table")
+        changes["broker"] = _parse_broker(source, section, config.broker)
+    if "supervisor" in raw:
+        section = raw["supervisor"]
+        if not isinstance(section, Mapping):
+            raise _fail(source, "supervisor", section, "expected a table")
+        changes["supervisor"] = _parse_supervisor(source, section, config.supervisor)
+    if "workers" in raw:
+        changes["workers"] = _parse_workers(source, raw["workers"])
+    return replace(config, **changes)
+
+
+def _parse_workers(source: str, raw: Any) -> tuple[WorkerSpec, ...]:
+    if not isinstance(raw, list):
+        raise _fail(source, "workers", raw, "expected a list of [[workers]] tables")
+    specs = tuple(_parse_worker(source, i, w) for i, w in enumerate(raw))
+    names = [w.name for w in specs]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate:
+        raise _fail(source, "workers.name", duplicate, "worker names must be unique")
+    return specs
+
+
+def _check_app_spec(source: str, spec: str) -> str:
+    module = spec.split(":", 1)[0]
+    if not module or not all(part.isidentifier() for part in module.split(".")):
+        raise _fail(source, "app", spec, 'expected "package.module" or "package.module:app"')
+    return spec
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def env_mapping(environ: Mapping[str, str]) -> dict[str, Any]:
+    """STALK_* and CELERY_* variables as a TOML-shaped mapping."""
+    out: dict[str, Any] = {}
+    for name, path in _ENV_KEYS.items():
+        if name in environ and environ[name] != "":
+            target = out
+            for part in path[:-1]:
+                target = target.setdefault(part, {})
+            target[path[-1]] = environ[name]
+    return out
+
+
+def load_config(
+    flags: Mapping[str, Any] | None = None,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> StackConfig:
+    """Build the StackConfig: defaults < TOML file < environment < flags."""
+    environ = os.environ if environ is None else environ
+    config = StackConfig()
+    path = config_file or (Path(environ["STALK_CONFIG"]) if environ.get("STALK_CONFIG") else None)
+    explicit = path is not None
+    path = path or default_config_file()
+    if explicit and not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    if path.exists():
+        config = apply_mapping(config, read_toml(path), str(path))
+        config = replace(config, source=str(path))
+    config = apply_mapping(config, env_mapping(environ), "environment")
+    if flags:
+        config = apply_mapping(config, flags, "command line")
+    return config

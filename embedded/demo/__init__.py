@@ -1,0 +1,1 @@
+"""The built-in demo Celery app that Stalk runs when no -A is given."""

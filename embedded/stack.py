@@ -1,0 +1,199 @@
+"""Stack: the one object that starts, watches and stops a whole Celery stack (no UI needed)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+
+from celery import Celery
+
+from .broker.base import BrokerError, BrokerInfo
+from .broker.select import start_broker
+from .celery_app import app_source_files, client_app, configure_app, load_app, worker_specs
+from .children import beat_argv, child_env, node_name, worker_argv
+from .config import StackConfig, WorkerSpec
+from .status_file import clear_status, write_status
+from .supervisor import ChildSpec, ProcessInfo, ProcState, Supervisor
+from .supervisor.child import Child
+from .supervisor.logs import LogLine
+from .supervisor.registry import ChildRegistry, InstanceLock
+
+
+class Stack:
+    """Broker + workers + beat for one data dir. `with Stack(config) as stack:` starts and stops it."""
+
+    def __init__(self, config: StackConfig, app: Celery | None = None) -> None:
+        self.config = config
+        self.paths = config.paths
+        self.mode = config.resolved_mode()
+        self.user_app = app if app is not None else load_app(config.app)
+        # Eager runs the user's tasks in this process; otherwise a client app of our own talks to the broker.
+        self.app = self.user_app if self.mode == "eager" else client_app(self.user_app)
+        self.worker_specs: tuple[WorkerSpec, ...] = worker_specs(config, self.user_app)
+        self.broker: BrokerInfo | None = None
+        self.supervisor = Supervisor(config.supervisor, self.paths.logs, ChildRegistry(self.paths.children_file))
+        self.stale_killed: list[int] = []
+        self._lock = InstanceLock(self.paths.lock_file, self.paths.pid_file)
+        self._broker_handle: object | None = None
+        self._reloader: threading.Thread | None = None
+        self._reload_stop = threading.Event()
+        self._status_stop = threading.Event()
+        self._started = False
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self, wait: bool = True, timeout: float | None = None) -> Stack:
+        """Start everything; with `wait`, return once every worker answers ping (BrokerError if not)."""
+        self.paths.ensure()
+        self._lock.acquire()
+        self._started = True
+        try:
+            self.stale_killed = self.supervisor.registry.clean_stale()
+            self.supervisor.start()
+            self.broker, self._broker_handle = start_broker(self.config, self.supervisor)
+            configure_app(self.app, self.broker.broker_url, self.broker.backend_url,
+                          eager=self.mode == "eager", visibility_timeout=self.config.broker.visibility_timeout)
+            self._start_children()
+            self._start_reloader()
+            self._publish_status()
+            if wait and not self.wait_ready(timeout or self.config.supervisor.ready_timeout):
+                raise BrokerError(self._not_ready_message())
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self.supervisor.wait_for(None, timeout)
+
+    def stop(self) -> None:
+        """Warm-stop workers and beat, then the broker; release the data dir. Safe to call twice."""
+        if not self._started:
+            return
+        self._started = False
+        self._reload_stop.set()
+        self._status_stop.set()
+        self.supervisor.shutdown()
+        clear_status(self.paths.state)
+        stop = getattr(self._broker_handle, "stop", None)
+        if stop is not None:
+            stop()
+        self._lock.release()
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- queries and actions ------------------------------------------------------------------
+
+    def processes(self) -> list[ProcessInfo]:
+        return self.supervisor.processes()
+
+    def process(self, name: str) -> ProcessInfo:
+        return self.supervisor.child(name).info()
+
+    def logs(self, name: str, since: int = 0) -> list[LogLine]:
+        return self.supervisor.child(name).logs.since(since)
+
+    def subscribe(self, listener: Callable[[list[ProcessInfo]], None]) -> Callable[[], None]:
+        """`listener(snapshot)` runs on a stack thread whenever a process changes."""
+        return self.supervisor.subscribe(listener)
+
+    def restart_process(self, name: str) -> None:
+        self.supervisor.restart_child(name)
+
+    def stop_process(self, name: str) -> None:
+        self.supervisor.stop_child(name)
+
+    def start_process(self, name: str) -> None:
+        self.supervisor.start_child(name)
+
+    def kill_process(self, name: str) -> None:
+        """SIGKILL a child (as a crash would): the supervisor restarts it."""
+        self.supervisor.child(name).kill_now()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _env(self) -> dict[str, str]:
+        assert self.broker is not None
+        return child_env(self.broker.broker_url, self.broker.backend_url, self.config.broker.visibility_timeout)
+
+    def _start_children(self) -> None:
+        if self.mode == "eager":
+            return
+        for spec in self.worker_specs:
+            self.supervisor.add(ChildSpec(
+                name=f"worker:{spec.name}", role="worker", argv=worker_argv(self.config.app, spec, self.paths),
+                env=self._env(), queues=spec.queues, ready_state=ProcState.READY,
+                ready_check=self._pinger(node_name(spec)), hostname=node_name(spec),
+            ))
+        if self.config.beat_enabled():
+            self.supervisor.add(ChildSpec(
+                name="beat", role="beat", argv=beat_argv(self.config.app, self.paths), env=self._env(),
+                ready_check=_log_says("beat: Starting"),
+            ))
+
+    def _publish_status(self) -> None:
+        """Refresh status.json every second so `stalk status` in another shell sees this stack."""
+
+        changed = threading.Event()
+        self.subscribe(lambda _snapshot: changed.set())
+
+        def loop() -> None:
+            while not self._status_stop.is_set():
+                changed.clear()
+                with contextlib.suppress(OSError):
+                    write_status(self.paths.state, self.broker, self.processes())
+                changed.wait(1.0)
+
+        threading.Thread(target=loop, name="stalk-status", daemon=True).start()
+
+    def _pinger(self, hostname: str) -> Callable[[Child], bool]:
+        def ready(_child: Child) -> bool:
+            replies = self.app.control.ping(destination=[hostname], timeout=1.0)
+            return any(hostname in reply for reply in replies or [])
+
+        return ready
+
+    def _not_ready_message(self) -> str:
+        waiting = [p for p in self.processes() if not p.state.up]
+        names = ", ".join(f"{p.name} ({p.state})" for p in waiting)
+        last = ""
+        if waiting:
+            lines = self.logs(waiting[0].name)
+            last = f"; last output of {waiting[0].name}: {lines[-1].text}" if lines else ""
+        return f"not ready within {self.config.supervisor.ready_timeout:.0f} s: {names}{last}"
+
+    def _start_reloader(self) -> None:
+        if not (self.config.supervisor.reload and self.config.app) or self.mode == "eager":
+            return
+        roots = app_source_files(self.user_app, self.config.app)
+        if not roots:
+            return
+        self._reloader = threading.Thread(target=self._watch_sources, args=(roots,), name="stalk-reload",
+                                          daemon=True)
+        self._reloader.start()
+
+    def _watch_sources(self, roots: list) -> None:
+        from watchfiles import PythonFilter, watch
+
+        for changes in watch(*roots, watch_filter=PythonFilter(), stop_event=self._reload_stop,
+                             debounce=400, raise_interrupt=False):
+            files = sorted({path for _, path in changes})
+            for child in self.supervisor.children():
+                if child.spec.role in ("worker", "beat") and child.state is not ProcState.STOPPED:
+                    child.logs.append(f"[stalk] reloading: {', '.join(files)[:200]} changed")
+                    with contextlib.suppress(Exception):
+                        self.supervisor.restart_child(child.spec.name)
+
+
+def _log_says(marker: str) -> Callable[[Child], bool]:
+    """A readiness probe that waits for `marker` in the child's output (beat has no ping)."""
+
+    def ready(child: Child) -> bool:
+        return any(marker in line.text for line in child.logs.since(0))
+
+    return ready

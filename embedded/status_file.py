@@ -1,0 +1,66 @@
+"""`<data_dir>/state/status.json`: what a running Stalk publishes for `stalk status` and other CLIs."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .broker.base import BrokerInfo
+from .secrets import write_private
+from .supervisor import ProcessInfo
+
+
+def status_path(state_dir: Path) -> Path:
+    return state_dir / "status.json"
+
+
+def write_status(state_dir: Path, broker: BrokerInfo | None, processes: list[ProcessInfo]) -> None:
+    """Atomically replace the status file (mode 0600: it carries the broker URL with its password)."""
+    data = {
+        "pid": os.getpid(),
+        "written_at": time.time(),
+        "broker": asdict(broker) if broker else None,
+        "processes": [_process_dict(p) for p in processes],
+    }
+    tmp = status_path(state_dir).with_suffix(".tmp")
+    write_private(tmp, json.dumps(data))
+    os.replace(tmp, status_path(state_dir))
+
+
+def _process_dict(p: ProcessInfo) -> dict[str, Any]:
+    d = asdict(p)
+    d["state"] = str(p.state)
+    d["uptime"] = p.uptime
+    return d
+
+
+def read_status(state_dir: Path) -> dict[str, Any] | None:
+    """The last published status, or None when no Stalk runs on this data dir."""
+    path = status_path(state_dir)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not _alive(int(data.get("pid", 0))):
+        return None
+    return data
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clear_status(state_dir: Path) -> None:
+    status_path(state_dir).unlink(missing_ok=True)

@@ -1,0 +1,79 @@
+"""Shared fixtures: isolated configs on temp data dirs, and a guard that no test leaves a process behind."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from embedded import Stack, StackConfig, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_config(data_dir: Path, **flags: Any) -> StackConfig:
+    """A config that ignores the user's environment and config file."""
+    flags.setdefault("data_dir", str(data_dir))
+    return load_config(flags, environ={"STALK_CONFIG": ""})
+
+
+@pytest.fixture
+def config_factory(tmp_path: Path):
+    def factory(**flags: Any) -> StackConfig:
+        return make_config(tmp_path / "data", **flags)
+
+    return factory
+
+
+@pytest.fixture
+def running_stack(config_factory) -> Iterator[Any]:
+    """`running_stack(**flags)` starts a Stack that is stopped after the test."""
+    stacks: list[Stack] = []
+
+    def start(**flags: Any) -> Stack:
+        stack = Stack(config_factory(**flags))
+        stacks.append(stack)
+        return stack.start(wait=True, timeout=60)
+
+    yield start
+    for stack in stacks:
+        stack.stop()
+
+
+def descendants() -> list[psutil.Process]:
+    try:
+        return [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+    except psutil.Error:
+        return []
+
+
+@pytest.fixture(autouse=True)
+def no_orphans() -> Iterator[None]:
+    """Every process a test started must be gone when it ends."""
+    before = {p.pid for p in descendants()}
+    yield
+    deadline = time.monotonic() + 15
+    left = [p for p in descendants() if p.pid not in before]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = [p for p in descendants() if p.pid not in before]
+    for proc in left:
+        proc.kill()
+    assert not left, f"processes left behind: {[(p.pid, p.cmdline()[:4]) for p in left]}"
+
+
+def stalk_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "panel", *args]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STALK_", "CELERY_"))}
+    env["STALK_CONFIG"] = ""
+    env.update(extra)
+    return env
