@@ -40,6 +40,8 @@ class Stack:
         self._reload_stop = threading.Event()
         self._status_stop = threading.Event()
         self._started = False
+        self.events = None  # the live task/worker store (embedded.events), set by _start_events
+        self.control = None  # submit/revoke/inspect (embedded.control), set by _start_control
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -54,6 +56,8 @@ class Stack:
             self.broker, self._broker_handle = start_broker(self.config, self.supervisor)
             configure_app(self.app, self.broker.broker_url, self.broker.backend_url,
                           eager=self.mode == "eager", visibility_timeout=self.config.broker.visibility_timeout)
+            self._start_events()
+            self._start_control()
             self._start_children()
             self._start_reloader()
             self._publish_status()
@@ -74,7 +78,9 @@ class Stack:
         self._started = False
         self._reload_stop.set()
         self._status_stop.set()
+        self._stop_control()
         self.supervisor.shutdown()
+        self._stop_events()
         clear_status(self.paths.state)
         stop = getattr(self._broker_handle, "stop", None)
         if stop is not None:
@@ -116,6 +122,18 @@ class Stack:
         self.supervisor.child(name).kill_now()
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _start_events(self) -> None:
+        """Start the event receiver and task store (owned by embedded/events)."""
+
+    def _stop_events(self) -> None:
+        """Stop the receiver; flush history."""
+
+    def _start_control(self) -> None:
+        """Create the control facade (owned by embedded/control)."""
+
+    def _stop_control(self) -> None:
+        """Release control resources."""
 
     def _env(self) -> dict[str, str]:
         assert self.broker is not None
