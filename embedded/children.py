@@ -14,6 +14,7 @@ from .supervisor.guard import install_watchdog
 BROKER_ENV = "STALK_CHILD_BROKER_URL"
 BACKEND_ENV = "STALK_CHILD_BACKEND_URL"
 VISIBILITY_ENV = "STALK_CHILD_VISIBILITY_TIMEOUT"
+DATA_DIR_ENV = "STALK_CHILD_DATA_DIR"  # the stack's data dir: quota ledger, revokes, archive
 
 
 def self_argv() -> list[str]:
@@ -50,15 +51,21 @@ def beat_argv(app_spec: str | None, paths: StackPaths) -> list[str]:
     return [*argv, "--", "-s", str(paths.beat_schedule), "-l", "INFO"]
 
 
-def child_env(broker_url: str | None, backend_url: str | None, visibility_timeout: int) -> dict[str, str]:
+def child_env(broker_url: str | None, backend_url: str | None, visibility_timeout: int,
+              data_dir: str) -> dict[str, str]:
     """Secrets travel in the environment (readable only by the user), never in argv."""
     env = {VISIBILITY_ENV: str(visibility_timeout), "PYTHONUNBUFFERED": "1",
-           "PYINSTALLER_RESET_ENVIRONMENT": "1"}
+           "PYINSTALLER_RESET_ENVIRONMENT": "1", DATA_DIR_ENV: data_dir}
     if broker_url:
         env[BROKER_ENV] = broker_url
     if backend_url:
         env[BACKEND_ENV] = backend_url
     return env
+
+
+def child_data_dir() -> str | None:
+    """Inside a `stalk worker`/`stalk beat` child: the data dir of the Stalk that started it."""
+    return os.environ.get(DATA_DIR_ENV)
 
 
 def _prepared_app(app_spec: str | None):

@@ -137,7 +137,8 @@ class Stack:
 
     def _env(self) -> dict[str, str]:
         assert self.broker is not None
-        return child_env(self.broker.broker_url, self.broker.backend_url, self.config.broker.visibility_timeout)
+        return child_env(self.broker.broker_url, self.broker.backend_url, self.config.broker.visibility_timeout,
+                         str(self.paths.data_dir))
 
     def _start_children(self) -> None:
         if self.mode == "eager":
