@@ -66,18 +66,13 @@ def stalk_settings(broker_url: str | None, backend_url: str | None, visibility_t
         "event_serializer": "json",
         "worker_send_task_events": True,
         "task_send_sent_event": True,
-        "task_track_started": True,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
-        "result_extended": True,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
-        "broker_transport_options": {
-            "visibility_timeout": visibility_timeout,
-            "queue_order_strategy": "priority",
-            "priority_steps": list(range(10)),
-            "sep": ":",
-        },
+        # kombu's defaults for sep and priority_steps on purpose: any plain worker or client on the same
+        # broker must read the same binding table and priority sub-queues (name, name\x06\x163, ...).
+        "broker_transport_options": {"visibility_timeout": visibility_timeout},
         "result_backend_transport_options": {"visibility_timeout": visibility_timeout},
     }
     if broker_url is not None:

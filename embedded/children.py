@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -77,8 +78,18 @@ def _prepared_app(app_spec: str | None):
     return configure_app(app, broker, backend, visibility_timeout=visibility)
 
 
+def quiet_per_task_logs(**_kwargs: object) -> None:
+    """Drop Celery's two INFO lines per task ("received", "succeeded in"): the event store already
+    has them, and piping them through Stalk costs ~10% throughput. Warnings and errors still show."""
+    for name in ("celery.app.trace", "celery.worker.strategy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def run_worker(app_spec: str | None, celery_args: list[str]) -> None:
     """Run a Celery worker in this process with Stalk's settings (events on, JSON, late acks)."""
+    from celery.signals import after_setup_logger
+
+    after_setup_logger.connect(quiet_per_task_logs, weak=False)
     app = _prepared_app(app_spec)
     app.worker_main(["worker", *celery_args])
 
