@@ -1,58 +1,157 @@
-"""The Textual app: starts the stack in a worker and shows it (screens fill in from here)."""
+"""The Textual app: modes over one Stack. Build it with `make_app` (tests do too); `run_panel` runs it."""
 
 from __future__ import annotations
 
-from textual import work
-from textual.app import App, ComposeResult
-from textual.widgets import DataTable, Footer, Header, Static
+import time
+from collections.abc import Callable
+from typing import Any
 
-from embedded import BrokerError, ConfigError, Stack, StackConfig, StackLockedError
+from textual import on, work
+from textual.app import App
+from textual.reactive import reactive
+from textual.worker import Worker, WorkerState
+
+from embedded import BrokerInfo, ProcessInfo, Stack, StackConfig
+
+from .actions import bindings
+from .messages import (
+    BrokerChanged,
+    BrokerHealth,
+    Notice,
+    Phase,
+    PhaseChanged,
+    ProcessesChanged,
+    StackAttached,
+)
+from .palette import ActionCommands
+from .runtime import HEALTH_EVERY, StackRuntime
+from .screens.help import HelpScreen
+from .screens_registry import MODE_SCREENS
+
+Clock = Callable[[], float]
 
 
 class StalkApp(App):
-    TITLE = "Stalk"
-    BINDINGS = [("q", "quit", "Quit")]
+    """State the screens read lives here as reactives; only message handlers change it."""
 
-    def __init__(self, config: StackConfig) -> None:
+    TITLE = "Stalk"
+    CSS_PATH = "styles/app.tcss"
+    MODES = MODE_SCREENS
+    BINDINGS = bindings("app")
+    COMMANDS = App.COMMANDS | {ActionCommands}
+
+    phase: reactive[Phase] = reactive(Phase("idle"), always_update=True)
+    processes: reactive[tuple[ProcessInfo, ...]] = reactive(tuple)
+    broker: reactive[BrokerInfo | None] = reactive(None)
+    broker_problem: reactive[str | None] = reactive(None)
+
+    def __init__(self, config: StackConfig, stack: Stack | None = None, clock: Clock = time.time,
+                 start: bool = True, probe_broker: bool = True) -> None:
         super().__init__()
         self.config = config
-        self.stack: Stack | None = None
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static("starting the stack...", id="broker")
-        yield DataTable(id="processes")
-        yield Footer()
+        self.clock = clock
+        self.stack: Stack | None = stack
+        self.runtime = StackRuntime(self, config, stack)
+        self._start = start
+        self._probe = probe_broker
+        self._stopping = False
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_columns("process", "state", "pid", "restarts", "queues")
-        self.start_stack()
+        self.switch_mode("dashboard")
+        if self._start:
+            self.start_stack()
 
-    @work(thread=True, exclusive=True, group="stack")
+    # -- stack life cycle -----------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="stack", exit_on_error=False)
     def start_stack(self) -> None:
-        try:
-            stack = Stack(self.config)
-            stack.start(wait=False)
-        except (BrokerError, ConfigError, StackLockedError) as exc:
-            self.call_from_thread(self.notify, str(exc), severity="error", timeout=30)
-            return
-        self.stack = stack
-        self.call_from_thread(self.set_interval, 0.5, self.refresh_processes)
+        self.runtime.start()
 
-    def refresh_processes(self) -> None:
-        if self.stack is None or self.stack.broker is None:
+    @on(StackAttached)
+    def _attached(self, message: StackAttached) -> None:
+        self.stack = message.stack
+
+    @on(PhaseChanged)
+    def _phase(self, message: PhaseChanged) -> None:
+        self.phase = message.phase
+        if message.phase.kind == "failed":
+            self.notify(message.phase.text, title="Stack", severity="error", timeout=30)
+        if message.phase.kind == "ready" and self._probe:
+            self.set_timer(HEALTH_EVERY, self.probe_broker)
+
+    @on(ProcessesChanged)
+    def _processes(self, message: ProcessesChanged) -> None:
+        self.processes = message.snapshot
+
+    @on(BrokerChanged)
+    def _broker(self, message: BrokerChanged) -> None:
+        self.broker = message.info
+
+    @work(thread=True, exclusive=True, group="health", exit_on_error=False)
+    def probe_broker(self) -> None:
+        self.runtime.probe_broker()
+
+    @on(BrokerHealth)
+    def _health(self, message: BrokerHealth) -> None:
+        if self.broker_problem and message.problem is None:
+            self.notify("broker reachable again", title="Broker")
+        self.broker_problem = message.problem
+        if not self._stopping:
+            self.set_timer(HEALTH_EVERY, self.probe_broker)
+
+    # -- actions and errors ---------------------------------------------------------------------
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def run_stack_action(self, label: str, fn: Callable[[], Any], done: str | None = None) -> None:
+        """Run a blocking stack call off the UI thread; its outcome becomes a notice."""
+        try:
+            fn()
+        except Exception as exc:  # stack errors are notices, never crashes
+            self.post_message(Notice(f"{label}: {exc}", "error", 10))
             return
-        self.query_one("#broker", Static).update(f"{self.stack.broker.mode}: {self.stack.broker.durability}")
-        table = self.query_one(DataTable)
-        table.clear()
-        for p in self.stack.processes():
-            table.add_row(p.name, str(p.state), str(p.pid or "-"), str(p.restarts), ",".join(p.queues))
+        if done:
+            self.post_message(Notice(done))
+
+    @on(Notice)
+    def _notice(self, message: Notice) -> None:
+        self.notify(message.text, severity=message.severity, timeout=message.timeout)  # type: ignore[arg-type]
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR and event.worker.error is not None:
+            error = event.worker.error
+            self.notify(f"{event.worker.name}: {type(error).__name__}: {error}", severity="error", timeout=10)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(getattr(self.screen, "SCOPE", None)))
+
+    async def action_quit(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        if self.runtime.owned and self.stack is not None:
+            self.phase = Phase("stopping", "warm-stopping workers and beat, then the broker")
+            self._stop_then_exit()
+        else:
+            self.runtime.stop()
+            self.exit()
+
+    @work(thread=True, group="stop", exit_on_error=False)
+    def _stop_then_exit(self) -> None:
+        try:
+            self.runtime.stop()
+        finally:
+            self.call_from_thread(self.exit)
 
     def on_unmount(self) -> None:
-        if self.stack is not None:
-            self.stack.stop()
+        self.runtime.stop()
+
+
+def make_app(config: StackConfig, stack: Stack | None = None, clock: Clock = time.time,
+             start: bool = True, probe_broker: bool = True) -> StalkApp:
+    """The app as `stalk` runs it. Pass a started `stack` to reuse it (it is then not stopped on exit)."""
+    return StalkApp(config, stack=stack, clock=clock, start=start, probe_broker=probe_broker)
 
 
 def run_panel(config: StackConfig) -> None:
-    StalkApp(config).run()
+    make_app(config).run()

@@ -1,0 +1,91 @@
+"""Messages that carry stack state from worker threads and listeners to the app (the app owns state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual.message import Message
+
+from embedded import BrokerInfo, ProcessInfo
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Where the stack is in its life: starting (with progress), ready, failed or stopping."""
+
+    kind: str  # idle | starting | ready | failed | stopping
+    text: str = ""
+    done: int = 0
+    total: int = 0
+
+
+class StackAttached(Message):
+    """The Stack object exists (its config and app loaded); `start()` may still be running."""
+
+    def __init__(self, stack: Any) -> None:
+        super().__init__()
+        self.stack = stack
+
+
+class PhaseChanged(Message):
+    def __init__(self, phase: Phase) -> None:
+        super().__init__()
+        self.phase = phase
+
+
+class ProcessesChanged(Message):
+    """A snapshot of every supervised process (the live listener and test harnesses both post this)."""
+
+    def __init__(self, snapshot: list[ProcessInfo]) -> None:
+        super().__init__()
+        self.snapshot = tuple(snapshot)
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ProcessesChanged)
+
+
+class BrokerChanged(Message):
+    def __init__(self, info: BrokerInfo | None) -> None:
+        super().__init__()
+        self.info = info
+
+
+class BrokerHealth(Message):
+    """Result of a broker probe: `problem` is None when it answers."""
+
+    def __init__(self, problem: str | None) -> None:
+        super().__init__()
+        self.problem = problem
+
+
+class TasksChanged(Message):
+    def __init__(self, changes: Any) -> None:
+        super().__init__()
+        self.changes = changes
+
+
+class Notice(Message):
+    """Something for the user to read: stack errors become notices, never crashes."""
+
+    def __init__(self, text: str, severity: str = "information", timeout: float = 6.0) -> None:
+        super().__init__()
+        self.text = text
+        self.severity = severity
+        self.timeout = timeout
+
+
+class LogsShow(Message):
+    """Ask the Logs screen to show one process."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+
+class LogsFetched(Message):
+    """New log lines per process since the last fetch."""
+
+    def __init__(self, lines: dict[str, list[Any]]) -> None:
+        super().__init__()
+        self.lines = lines

@@ -1,0 +1,123 @@
+"""StackRuntime: starts the stack off the UI thread and turns its callbacks into app messages.
+
+Everything here runs on worker threads or stack threads and only posts messages; the app owns state.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from textual.message_pump import MessagePump
+
+from embedded import BrokerError, ConfigError, ProcessInfo, Stack, StackConfig, StackLockedError
+
+from .messages import (
+    BrokerChanged,
+    BrokerHealth,
+    Phase,
+    PhaseChanged,
+    ProcessesChanged,
+    StackAttached,
+    TasksChanged,
+)
+
+HEALTH_EVERY = 2.0
+
+
+def start_phase(snapshot: list[ProcessInfo]) -> Phase:
+    """Progress while processes come up: ready once every supervised process is up."""
+    total = len(snapshot)
+    done = sum(1 for p in snapshot if p.state.up)
+    if total and done == total:
+        return Phase("ready", "stack ready", done, total)
+    waiting = [p.name for p in snapshot if not p.state.up]
+    return Phase("starting", "starting " + ", ".join(waiting[:4]) + ("…" if len(waiting) > 4 else ""),
+                 done, total)
+
+
+class StackRuntime:
+    """Owns the bridge between one Stack and the app; `owned` stacks are started and stopped here."""
+
+    def __init__(self, target: MessagePump, config: StackConfig, stack: Stack | None) -> None:
+        self.target = target
+        self.config = config
+        self.stack = stack
+        self.owned = stack is None
+        self._unsubscribe: list[Callable[[], Any]] = []
+        self._starting = True
+        self._stop = threading.Event()
+
+    def post(self, message: Any) -> None:
+        self.target.post_message(message)
+
+    # -- start (worker thread) ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Build and start the stack (if we own it), reporting progress; errors become a failed phase."""
+        self.post(PhaseChanged(Phase("starting", "loading the Celery app")))
+        try:
+            stack = self.stack or Stack(self.config)
+            self.stack = stack
+            self.post(StackAttached(stack))
+            self._unsubscribe.append(stack.subscribe(self._on_processes))
+            if self.owned:
+                self.post(PhaseChanged(Phase("starting", f"starting the {stack.mode} broker")))
+                stack.start(wait=False)
+        except (BrokerError, ConfigError, StackLockedError, OSError) as exc:
+            self.post(PhaseChanged(Phase("failed", str(exc))))
+            return
+        self.post(BrokerChanged(stack.broker))
+        self._subscribe_events(stack)
+        self._starting = True
+        snapshot = stack.processes()
+        self._on_processes(snapshot)
+
+    def _subscribe_events(self, stack: Stack) -> None:
+        events = getattr(stack, "events", None)
+        if events is not None and hasattr(events, "subscribe"):
+            self._unsubscribe.append(events.subscribe(lambda changes: self.post(TasksChanged(changes))))
+
+    def _on_processes(self, snapshot: list[ProcessInfo]) -> None:
+        """Stack thread: forward the snapshot; while starting, also report progress."""
+        self.post(ProcessesChanged(snapshot))
+        if self._starting and self.stack is not None and self.stack.broker is not None:
+            phase = start_phase(snapshot)
+            if phase.kind == "ready" or not snapshot:
+                self._starting = False
+                phase = Phase("ready", "stack ready", phase.done, phase.total)
+            self.post(PhaseChanged(phase))
+
+    # -- broker health (worker thread) ----------------------------------------------------------
+
+    def probe_broker(self) -> None:
+        """One probe; the app schedules the next after this one ends (never piles up)."""
+        stack = self.stack
+        if stack is None or stack.broker is None or stack.mode == "eager":
+            return
+        self.post(BrokerHealth(broker_problem(stack)))
+
+    # -- stop -----------------------------------------------------------------------------------
+
+    def detach(self) -> None:
+        """Stop forwarding stack callbacks (on exit; test harnesses feed fixed snapshots instead)."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.detach()
+        if self.owned and self.stack is not None:
+            self.stack.stop()
+
+
+def broker_problem(stack: Stack) -> str | None:
+    """None when the broker answers; otherwise one line saying why not."""
+    try:
+        with stack.app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
+    except Exception as exc:  # any transport error means "not reachable now"
+        return f"broker unreachable ({type(exc).__name__}: {str(exc)[:120]})"
+    return None

@@ -1,0 +1,160 @@
+"""Logs: each supervised process's output, follow mode, filter, level colouring."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+from embedded import LogLine
+
+from ..actions import bindings
+from ..colours import state_text
+from ..messages import LogsFetched, LogsShow
+from ..widgets.log_view import LogView
+from .base import StalkScreen
+
+POLL_EVERY = 0.25
+KEEP = 5000
+
+
+class LogsScreen(StalkScreen):
+    SCOPE = "logs"
+    BINDINGS = bindings("logs")
+    CSS_PATH = "../styles/logs.tcss"
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal():
+            yield OptionList(id="log-processes")
+            with Vertical(id="log-pane"):
+                yield Label(id="log-status")
+                yield Input(placeholder="filter lines (esc clears)", id="log-filter")
+                yield LogView(id="log-view")
+
+    def on_mount(self) -> None:
+        self.lines: dict[str, deque[LogLine]] = {}
+        self.since: dict[str, int] = {}
+        self.current: str | None = None
+        self.needle = ""
+        self._polling = False
+        self.watch(self.app, "processes", self._show_processes)
+        self.watch(self.app, "phase", lambda _p: self._start_polling())
+
+    # -- process list ---------------------------------------------------------------------------
+
+    def _show_processes(self, snapshot: tuple) -> None:
+        options = self.query_one(OptionList)
+        variables = self.app.get_css_variables()
+        highlighted = options.highlighted
+        options.clear_options()
+        for p in snapshot:
+            options.add_option(Option(Text.assemble(f"{p.name:<18} ", state_text(p.state, variables)), id=p.name))
+        if snapshot:
+            names = [p.name for p in snapshot]
+            if self.current not in names:
+                self.current = names[0]
+                self._redraw()
+            options.highlighted = names.index(self.current) if highlighted is None else min(highlighted,
+                                                                                           len(names) - 1)
+        self._show_status()
+
+    @on(OptionList.OptionHighlighted, "#log-processes")
+    def _picked(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id != self.current:
+            self.current = event.option.id
+            self._redraw()
+
+    @on(LogsShow)
+    def _show_named(self, message: LogsShow) -> None:
+        names = [p.name for p in self.app.processes]  # type: ignore[attr-defined]
+        if message.name in names:
+            self.query_one(OptionList).highlighted = names.index(message.name)
+
+    def action_next_process(self) -> None:
+        self.query_one(OptionList).action_cursor_down()
+
+    def action_previous_process(self) -> None:
+        self.query_one(OptionList).action_cursor_up()
+
+    # -- lines ----------------------------------------------------------------------------------
+
+    def _start_polling(self) -> None:
+        if not self._polling and self.stack is not None and self.stack.broker is not None:
+            self._polling = True
+            self.poll()
+
+    @work(thread=True, exclusive=True, group="logs-poll", exit_on_error=False)
+    def poll(self) -> None:
+        stack = self.stack
+        fresh: dict[str, list[LogLine]] = {}
+        for p in stack.processes():
+            try:
+                lines = stack.logs(p.name, self.since.get(p.name, 0))
+            except KeyError:
+                continue
+            if lines:
+                fresh[p.name] = lines
+        self.post_message(LogsFetched(fresh))
+
+    @on(LogsFetched)
+    def _fetched(self, message: LogsFetched) -> None:
+        self.add_lines(message.lines)
+        if self._polling:
+            self.set_timer(POLL_EVERY, self.poll)
+
+    def add_lines(self, fresh: dict[str, list[LogLine]]) -> None:
+        variables = self.app.get_css_variables()
+        for name, lines in fresh.items():
+            self.lines.setdefault(name, deque(maxlen=KEEP)).extend(lines)
+            self.since[name] = lines[-1].seq
+            if name == self.current:
+                self.query_one(LogView).append(lines, self.needle, variables)
+        if fresh:
+            self._show_status()
+
+    def _redraw(self) -> None:
+        view = self.query_one(LogView)
+        view.show_all(self.lines.get(self.current or "", ()), self.needle, self.app.get_css_variables())
+        self._show_status()
+
+    def _show_status(self) -> None:
+        view = self.query_one(LogView)
+        total = len(self.lines.get(self.current or "", ()))
+        follow = "[$success]follow on[/]" if view.auto_scroll else "[$warning]follow off[/]"
+        where = self.current or "no process"
+        needle = f"  filter: [b]{self.needle}[/b]" if self.needle else ""
+        self.query_one("#log-status", Label).update(f"[b]{where}[/b]  {total} lines  {follow}{needle}")
+
+    # -- follow and filter ----------------------------------------------------------------------
+
+    def action_toggle_follow(self) -> None:
+        view = self.query_one(LogView)
+        view.auto_scroll = not view.auto_scroll
+        if view.auto_scroll:
+            view.scroll_end(animate=False)
+        self._show_status()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#log-filter", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Changed, "#log-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.needle = event.value
+        self._redraw()
+
+    @on(Input.Submitted, "#log-filter")
+    def _filter_done(self) -> None:
+        self.query_one(LogView).focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#log-filter", Input)
+        box.value = ""
+        box.display = False
+        self.query_one(LogView).focus()

@@ -1,0 +1,17 @@
+"""Mode name -> screen class (kept apart from app.py so screens can grow without touching it)."""
+
+from __future__ import annotations
+
+from .screens.dashboard import DashboardScreen
+from .screens.logs import LogsScreen
+from .screens.placeholder import placeholder
+
+MODE_SCREENS = {
+    "dashboard": DashboardScreen,
+    "tasks": placeholder("tasks"),
+    "workers": placeholder("workers"),
+    "beat": placeholder("beat"),
+    "quota": placeholder("quota"),
+    "logs": LogsScreen,
+    "submit": placeholder("submit"),
+}

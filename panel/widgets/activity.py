@@ -1,0 +1,33 @@
+"""Throughput and failure sparklines plus task counts by state."""
+
+from __future__ import annotations
+
+from textual.widgets import Static
+
+from ..colours import markup
+from ..formatting import sparkline
+
+WIDTH = 48
+
+
+class Activity(Static):
+    DEFAULT_CSS = "Activity { height: auto; padding: 0 1; }"
+
+    def show(self, throughput: list[float] | None, failures: list[float] | None,
+             counts: dict[str, int] | None, available: bool) -> None:
+        if not available:
+            self.update("[b]Activity[/b]\n[$foreground-muted]no event store on this stack[/]")
+            return
+        done = throughput or []
+        failed = failures or []
+        rate = sum(done[-10:]) / 10 if done else 0.0
+        lines = [
+            "[b]Activity[/b]  (last 60 s)",
+            f"done    [$success]{sparkline(done, WIDTH) or '·'}[/]  {rate:.1f}/s",
+            f"failed  [$error]{sparkline(failed, WIDTH) or '·'}[/]  {int(sum(failed))} in 60 s",
+        ]
+        if counts:
+            lines.append("  ".join(markup(state, f"{state.lower()} {n}") for state, n in sorted(counts.items())))
+        else:
+            lines.append("[$foreground-muted]no tasks seen yet[/]")
+        self.update("\n".join(lines))

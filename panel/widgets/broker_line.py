@@ -1,0 +1,28 @@
+"""Broker mode, address and what its durability means (how much a crash can lose)."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from textual.widgets import Static
+
+from embedded import BrokerInfo
+
+
+class BrokerLine(Static):
+    DEFAULT_CSS = "BrokerLine { height: auto; padding: 0 1; }"
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "broker", self.show)
+        self.watch(self.app, "broker_problem", lambda _p: self.show(self.app.broker))  # type: ignore[attr-defined]
+
+    def show(self, info: BrokerInfo | None) -> None:
+        if info is None:
+            self.update("[b]Broker[/b]  [$foreground-muted]not started yet[/]")
+            return
+        problem = self.app.broker_problem  # type: ignore[attr-defined]
+        health = "[$error]down[/]" if problem else "[$success]up[/]"
+        where = escape(info.display_url) + (f"  pid {info.pid}" if info.pid else "")
+        if info.mode == "eager":
+            health, where = "[$foreground-muted]in process[/]", ""
+        self.update(f"[b]Broker[/b]  [b]{info.mode}[/b] {health}  {where}\n"
+                    f"[$foreground-muted]Durability:[/] {escape(info.durability)}")

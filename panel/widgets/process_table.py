@@ -1,0 +1,60 @@
+"""Every supervised process, updated cell by cell (no rebuild), coloured by state."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from embedded import ProcessInfo
+
+from ..colours import state_text
+from ..formatting import size, uptime_text
+
+COLUMNS = ("process", "role", "state", "pid", "restarts", "uptime", "cpu%", "rss", "queues", "last error")
+WIDTHS = (16, 6, 11, 7, 8, 7, 5, 7, 14, 19)
+
+
+def row_cells(p: ProcessInfo, now: float, variables: Mapping[str, str]) -> tuple[object, ...]:
+    uptime = now - p.started_at if p.started_at and p.state.alive else None
+    return (
+        Text(p.name, style="bold"), p.role, state_text(p.state, variables), str(p.pid or "-"),
+        str(p.restarts), uptime_text(uptime), f"{p.stats.cpu_percent:.1f}" if p.pid else "-",
+        size(p.stats.rss) if p.pid else "-", ",".join(p.queues) or "-", Text(p.last_error or "", style="dim"),
+    )
+
+
+class ProcessTable(DataTable):
+    """Row key = process name; `show(snapshot)` touches only cells whose text changed."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
+        self._cells: dict[str, tuple[str, ...]] = {}
+
+    def on_mount(self) -> None:
+        for column, width in zip(COLUMNS, WIDTHS, strict=True):
+            self.add_column(column, key=column, width=width)
+
+    @property
+    def selected(self) -> str | None:
+        if not self.row_count:
+            return None
+        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+
+    def show(self, snapshot: tuple[ProcessInfo, ...], now: float, variables: Mapping[str, str]) -> None:
+        names = [p.name for p in snapshot]
+        for gone in set(self._cells) - set(names):
+            self.remove_row(gone)
+            del self._cells[gone]
+        for p in snapshot:
+            cells = row_cells(p, now, variables)
+            plain = tuple(str(c) for c in cells)
+            old = self._cells.get(p.name)
+            if old is None:
+                self.add_row(*cells, key=p.name)
+            else:
+                for column, cell, before, after in zip(COLUMNS, cells, old, plain, strict=True):
+                    if before != after or column == "state":
+                        self.update_cell(p.name, column, cell)
+            self._cells[p.name] = plain

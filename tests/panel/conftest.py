@@ -1,0 +1,26 @@
+"""Panel fixtures: one eager stack per module, local time pinned to UTC for stable snapshots."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from embedded import Stack
+from tests.conftest import make_config
+
+os.environ["TZ"] = "UTC"
+time.tzset()
+
+SIZE = (120, 36)
+
+
+@pytest.fixture(scope="module")
+def eager_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A started eager stack: tasks run in process, nothing to race with."""
+    config = make_config(tmp_path_factory.mktemp("eager") / "data", broker={"mode": "eager"}, beat=False)
+    stack = Stack(config).start(wait=True, timeout=30)
+    yield stack
+    stack.stop()

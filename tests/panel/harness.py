@@ -1,0 +1,98 @@
+"""Deterministic inputs for panel tests: an eager stack, a frozen clock, fixed process snapshots.
+
+Volatile values (pids, uptime, CPU, RSS) come from fixed ProcessInfo snapshots fed through the same
+ProcessesChanged message the live stack listener posts; the product code path is unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from embedded import BrokerInfo, LogLine, ProcessInfo, ProcState, ProcStats
+from panel.app import make_app
+
+FROZEN = 1_780_000_000.0  # a fixed "now" for every panel test
+
+
+def frozen_clock() -> float:
+    return FROZEN
+
+
+def proc(name: str, role: str, state: ProcState, pid: int | None, queues: tuple[str, ...] = (),
+         restarts: int = 0, up_for: float = 3725.0, cpu: float = 1.5, rss: int = 104_857_600,
+         last_error: str | None = None) -> ProcessInfo:
+    return ProcessInfo(name=name, role=role, state=state, pid=pid, queues=queues, restarts=restarts,
+                       started_at=FROZEN - up_for if pid else None, exit_code=None, last_error=last_error,
+                       stats=ProcStats(cpu, rss, 2) if pid else ProcStats(), hostname=None)
+
+
+BUSY = [
+    proc("broker", "broker", ProcState.RUNNING, 4101, cpu=0.8, rss=12_582_912),
+    proc("worker:default", "worker", ProcState.READY, 4102, ("default",), cpu=12.5),
+    proc("worker:slow", "worker", ProcState.READY, 4103, ("slow", "media"), cpu=48.0, rss=209_715_200),
+    proc("worker:io", "worker", ProcState.BACKING_OFF, None, ("io",), restarts=3,
+         last_error="exited with code 1 after 0.4 s"),
+    proc("beat", "beat", ProcState.RUNNING, 4105, cpu=0.2, rss=57_671_680),
+]
+
+STARTING = [
+    proc("broker", "broker", ProcState.RUNNING, 4101, up_for=2.0),
+    proc("worker:default", "worker", ProcState.READY, 4102, ("default",), up_for=1.0),
+    proc("worker:slow", "worker", ProcState.STARTING, 4103, ("slow",), up_for=1.0),
+    proc("worker:io", "worker", ProcState.STARTING, 4104, ("io",), up_for=1.0),
+    proc("beat", "beat", ProcState.STARTING, 4105, up_for=1.0),
+]
+
+REDIS = BrokerInfo("redis", "redis://:s3cret@127.0.0.1:6390/0", "redis://:s3cret@127.0.0.1:6390/1",
+                   "redis, AOF everysec: at most 1 s of submissions at risk", port=6390, pid=4101)
+
+
+def log_lines(process: str) -> list[LogLine]:
+    texts = [
+        "[stalk] started worker:default (pid 4102)",
+        "[2026-05-28 20:26:40,001: INFO/MainProcess] Connected to redis://:**@127.0.0.1:6390/0",
+        "[2026-05-28 20:26:40,120: INFO/MainProcess] celery@default ready.",
+        "[2026-05-28 20:26:41,002: INFO/MainProcess] Task demo.add[0001] received",
+        "[2026-05-28 20:26:41,010: INFO/ForkPoolWorker-1] Task demo.add[0001] succeeded in 0.004s: 5",
+        "[2026-05-28 20:26:42,500: WARNING/ForkPoolWorker-1] Task demo.flaky[0002] retry: in 2s",
+        "[2026-05-28 20:26:44,700: ERROR/ForkPoolWorker-1] Task demo.flaky[0002] raised ValueError('boom')",
+        "[2026-05-28 20:26:45,000: DEBUG/MainProcess] heartbeat sent",
+    ]
+    return [LogLine(i + 1, FROZEN - 60 + i, process, t) for i, t in enumerate(texts)]
+
+
+def app_for(stack: Any):
+    return make_app(stack.config, stack=stack, clock=frozen_clock, probe_broker=False)
+
+
+async def settle(pilot) -> None:
+    """Wait for the stack to attach, then stop live process snapshots (tests feed fixed ones)."""
+    await pilot.app.workers.wait_for_complete()
+    pilot.app.runtime.detach()
+    await pilot.pause()
+
+
+def feeding(*messages: Any, press: tuple[str, ...] = ()):
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+        for message in messages:
+            pilot.app.post_message(message)
+        await pilot.pause()
+        for key in press:
+            await pilot.press(key)
+        await pilot.pause()
+
+    return run_before
+
+
+def sync(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async Pilot test on a fresh event loop (no async pytest plugin needed)."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(fn(*args, **kwargs))
+
+    return run

@@ -1,0 +1,103 @@
+"""Pilot flows of the shell: confirmation, errors as notices, modes, help, and a real stack's restarts."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from embedded import ProcState, Stack
+from panel.app import make_app
+from panel.messages import BrokerChanged, ProcessesChanged
+from panel.screens.confirm import ConfirmScreen
+from panel.screens.help import HelpScreen
+from panel.widgets.process_table import ProcessTable
+from tests.conftest import make_config
+
+from .conftest import SIZE
+from .harness import BUSY, REDIS, app_for, settle, sync
+
+
+@sync
+async def test_stop_asks_first_and_no_does_nothing(eager_stack):
+    app = app_for(eager_stack)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.post_message(ProcessesChanged(BUSY))
+        await pilot.pause()
+        await pilot.press("s")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert not app._notifications  # nothing was attempted
+
+
+@sync
+async def test_stack_errors_become_notices(eager_stack):
+    """Stopping a process the stack does not have: a notice, the app keeps running."""
+    app = app_for(eager_stack)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.post_message(ProcessesChanged(BUSY))
+        await pilot.pause()
+        await pilot.press("s", "y")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        texts = [n.message for n in app._notifications]
+        assert any("stop broker" in t and "no process named" in t for t in texts), texts
+        assert app.is_running
+
+
+@sync
+async def test_number_keys_switch_modes_and_help_lists_bindings(eager_stack):
+    app = app_for(eager_stack)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("6")
+        assert app.current_mode == "logs"
+        await pilot.press("1")
+        assert app.current_mode == "dashboard"
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+@sync
+async def test_mode_bar_click_switches(eager_stack):
+    app = app_for(eager_stack)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.post_message(BrokerChanged(REDIS))
+        await pilot.click("ModeBar", offset=(68, 0))  # "6 Logs"
+        await pilot.pause()
+        assert app.current_mode == "logs"
+
+
+async def wait_until(pilot, predicate, timeout: float = 60.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "timed out"
+        await pilot.pause(0.2)
+
+
+def table_cell(app, row: str, column: str) -> str:
+    return str(app.screen.query_one(ProcessTable).get_cell(row, column))
+
+
+@pytest.mark.procs
+@sync
+async def test_killed_worker_shows_restart_then_ready(tmp_path):
+    """Real redis stack started by the app: kill a worker, the Dashboard shows the restart and ready."""
+    config = make_config(tmp_path / "data", broker={"mode": "redis"}, beat=False)
+    app = make_app(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.phase.kind == "ready")
+        assert table_cell(app, "worker:default", "state") == ProcState.READY
+        assert isinstance(app.stack, Stack)
+        app.stack.kill_process("worker:default")
+        await wait_until(pilot, lambda: table_cell(app, "worker:default", "restarts") == "1"
+                         and table_cell(app, "worker:default", "state") == ProcState.READY)
+        await pilot.press("ctrl+q")
+        await wait_until(pilot, lambda: not app.is_running, timeout=30)
