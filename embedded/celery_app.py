@@ -69,10 +69,18 @@ def stalk_settings(broker_url: str | None, backend_url: str | None, visibility_t
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "broker_connection_retry_on_startup": True,
+        # A result that cannot be stored while the broker restarts is retried, not dropped.
+        "result_backend_always_retry": True,
+        "result_backend_max_retries": 20,
         "worker_hijack_root_logger": False,
         # kombu's defaults for sep and priority_steps on purpose: any plain worker or client on the same
         # broker must read the same binding table and priority sub-queues (name, name\x06\x163, ...).
-        "broker_transport_options": {"visibility_timeout": visibility_timeout},
+        # Sweep for unacked messages of dead consumers every visibility/4 s (kombu's default is ~100 s).
+        "broker_transport_options": {
+            "visibility_timeout": visibility_timeout,
+            "unacked_restore_interval": max(1, min(10, visibility_timeout // 4)),
+            "unacked_restore_throttle": 1,
+        },
         "result_backend_transport_options": {"visibility_timeout": visibility_timeout},
     }
     if broker_url is not None:
