@@ -13,6 +13,7 @@ from .broker.select import start_broker
 from .celery_app import app_source_files, client_app, configure_app, load_app, worker_specs
 from .children import beat_argv, child_env, node_name, worker_argv
 from .config import StackConfig, WorkerSpec
+from .journal import PublishJournal
 from .status_file import clear_status, write_status
 from .supervisor import ChildSpec, ProcessInfo, ProcState, Supervisor
 from .supervisor.child import Child
@@ -42,6 +43,7 @@ class Stack:
         self._started = False
         self.events = None  # the live task/worker store (embedded.events), set by _start_events
         self.control = None  # submit/revoke/inspect (embedded.control), set by _start_control
+        self.journal: PublishJournal | None = None  # own redis only: re-publishes what a broker crash lost
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -56,6 +58,7 @@ class Stack:
             self.broker, self._broker_handle = start_broker(self.config, self.supervisor)
             configure_app(self.app, self.broker.broker_url, self.broker.backend_url,
                           eager=self.mode == "eager", visibility_timeout=self.config.broker.visibility_timeout)
+            self._start_journal()
             self._start_events()
             self._start_control()
             self._start_children()
@@ -79,6 +82,8 @@ class Stack:
         self._reload_stop.set()
         self._status_stop.set()
         self._stop_control()
+        if self.journal is not None:
+            self.journal.stop()
         self.supervisor.shutdown()
         self._stop_events()
         clear_status(self.paths.state)
@@ -122,6 +127,29 @@ class Stack:
         self.supervisor.child(name).kill_now()
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _start_journal(self) -> None:
+        """With Stalk's own redis-server, journal publishes and recover them after a broker restart."""
+        if self.mode != "redis" or self.broker is None:
+            return
+        broker_logs = self.supervisor.child("broker").logs
+        self.journal = PublishJournal(self.app, self.broker.broker_url, self.broker.backend_url,
+                                      log=broker_logs.append)
+        seen = {"restarts": 0}
+
+        def on_change(snapshot: list[ProcessInfo]) -> None:
+            broker = next((p for p in snapshot if p.role == "broker"), None)
+            if broker and broker.state is ProcState.RUNNING and broker.restarts > seen["restarts"]:
+                seen["restarts"] = broker.restarts
+                threading.Thread(target=self._recover_lost, name="stalk-journal-recover", daemon=True).start()
+
+        self.subscribe(on_change)
+
+    def _recover_lost(self) -> None:
+        try:
+            self.journal.recover()
+        except Exception as exc:  # the broker went away again: the next restart retries
+            self.supervisor.child("broker").logs.append(f"[stalk] journal recovery failed: {exc}")
 
     def _start_events(self) -> None:
         """Start the event receiver and task store (owned by embedded/events)."""

@@ -1,0 +1,150 @@
+"""The publish journal: no accepted submission is lost when Stalk's redis-server dies.
+
+kombu's Redis transport pops a message (BRPOP) and records it as unacked (HSET) in two steps; a
+broker killed between them loses the message although `send_task` returned its id. Stalk keeps
+every message its client publishes until the message is provably safe: it has a result, or it is
+still in a queue or in the unacked table. After a broker restart the journal re-publishes the
+ones found nowhere, with the same task id (at-least-once, as acks_late already is).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from celery import Celery
+
+PRIORITY_SEP = "\x06\x16"  # kombu's default separator for priority sub-queues
+PRIORITY_STEPS = (3, 6, 9)  # kombu's default steps above 0
+PRUNE_EVERY = 5.0
+PRUNE_BATCH = 2000
+
+
+@dataclass
+class Entry:
+    name: str
+    message: tuple
+    options: dict[str, Any]
+    queue: str
+    published_at: float
+
+
+class PublishJournal:
+    """Wraps a Celery client app's `send_task_message` and re-publishes what a broker crash lost."""
+
+    def __init__(self, app: Celery, broker_url: str, backend_url: str | None, cap: int = 200_000,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.app = app
+        self.cap = cap
+        self.republished = 0
+        self._broker = redis.Redis.from_url(broker_url, socket_timeout=5)
+        self._backend = redis.Redis.from_url(backend_url, socket_timeout=5) if backend_url else None
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self._log = log or (lambda _msg: None)
+        self._send = app.amqp.send_task_message
+        app.amqp.send_task_message = self._send_and_record
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._prune_loop, name="stalk-journal", daemon=True)
+        self._thread.start()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _send_and_record(self, producer: Any, name: str, message: tuple, **options: Any) -> Any:
+        result = self._send(producer, name, message, **options)
+        headers = message[0]
+        options.pop("event_dispatcher", None)
+        queue = options.get("queue")
+        queue_name = getattr(queue, "name", queue) or options.get("routing_key") or self.app.conf.task_default_queue
+        with self._lock:
+            self._entries[headers["id"]] = Entry(name, message, options, str(queue_name), time.time())
+            while len(self._entries) > self.cap:
+                self._entries.popitem(last=False)
+        return result
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.app.amqp.send_task_message = self._send
+
+    # -- pruning: forget what has a result --------------------------------------------------------
+
+    def _prune_loop(self) -> None:
+        while not self._stop.wait(PRUNE_EVERY):
+            try:
+                self.prune()
+            except redis.RedisError:
+                pass  # broker restarting: try again next round
+
+    def prune(self) -> None:
+        """Drop entries whose task has stored a result (the oldest first, in batches)."""
+        if self._backend is None:
+            return
+        with self._lock:
+            ids = list(self._entries)[:PRUNE_BATCH]
+        if not ids:
+            return
+        values = self._backend.mget([f"celery-task-meta-{i}" for i in ids])
+        with self._lock:
+            for task_id, value in zip(ids, values, strict=True):
+                if value is not None:
+                    self._entries.pop(task_id, None)
+
+    # -- recovery ---------------------------------------------------------------------------------
+
+    def recover(self) -> int:
+        """Re-publish every journaled message found in no queue, no unacked table and no result."""
+        self.prune()
+        with self._lock:
+            entries = dict(self._entries)
+        if not entries:
+            return 0
+        queues = {e.queue for e in entries.values()}
+        lost = self._missing(list(entries), queues)
+        if lost:  # look again: a worker may have been between its pop and its unacked record
+            time.sleep(1.0)
+            lost = self._missing(lost, queues)
+        for task_id in lost:
+            entry = entries[task_id]
+            with self.app.producer_or_acquire() as producer:
+                self._send(producer, entry.name, entry.message, **entry.options)
+        self.republished += len(lost)
+        if lost:
+            self._log(f"[stalk] re-published {len(lost)} task(s) the broker lost: {', '.join(lost[:5])}")
+        return len(lost)
+
+    def _missing(self, ids: list[str], queues: set[str]) -> list[str]:
+        present = self._ids_in_broker(queues)
+        lost = [task_id for task_id in ids if task_id not in present]
+        if lost and self._backend is not None:
+            values = self._backend.mget([f"celery-task-meta-{i}" for i in lost])
+            lost = [i for i, v in zip(lost, values, strict=True) if v is None]
+        return lost
+
+    def _ids_in_broker(self, queues: set[str]) -> set[str]:
+        found: set[str] = set()
+        keys = list(queues) + [f"{q}{PRIORITY_SEP}{p}" for q in queues for p in PRIORITY_STEPS]
+        for key in keys:
+            for raw in self._broker.lrange(key, 0, -1):
+                found.update(_message_ids([raw]))
+        found.update(_message_ids(self._broker.hvals("unacked"), unacked=True))
+        return found
+
+
+def _message_ids(raws: list[bytes], unacked: bool = False) -> set[str]:
+    ids = set()
+    for raw in raws:
+        try:
+            data = json.loads(raw)
+            if unacked:
+                data = data[0]
+            ids.add(data["headers"]["id"])
+        except (ValueError, KeyError, TypeError, IndexError):
+            continue
+    return ids
