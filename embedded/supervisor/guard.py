@@ -59,14 +59,12 @@ def _watch(fd: int, grace: float) -> None:
     except OSError:
         pass
     group = os.getpgrp()
-    _signal_group(group, signal.SIGTERM, exclude_self=False)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        time.sleep(0.1)
-    _signal_group(group, signal.SIGKILL, exclude_self=False)
+    _signal_group(group, signal.SIGTERM)
+    time.sleep(grace)
+    _signal_group(group, signal.SIGKILL)
 
 
-def _signal_group(group: int, sig: int, exclude_self: bool) -> None:
+def _signal_group(group: int, sig: int) -> None:
     try:
         os.killpg(group, sig)
     except (ProcessLookupError, PermissionError):
