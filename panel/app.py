@@ -18,10 +18,12 @@ from .messages import (
     BrokerChanged,
     BrokerHealth,
     Notice,
+    OpenTask,
     Phase,
     PhaseChanged,
     ProcessesChanged,
     StackAttached,
+    TasksChanged,
 )
 from .palette import ActionCommands
 from .runtime import HEALTH_EVERY, StackRuntime
@@ -44,6 +46,7 @@ class StalkApp(App):
     processes: reactive[tuple[ProcessInfo, ...]] = reactive(tuple)
     broker: reactive[BrokerInfo | None] = reactive(None)
     broker_problem: reactive[str | None] = reactive(None)
+    tasks_version: reactive[int] = reactive(0)  # bumped per event-store batch; task screens re-query
 
     def __init__(self, config: StackConfig, stack: Stack | None = None, clock: Clock = time.time,
                  start: bool = True, probe_broker: bool = True) -> None:
@@ -82,6 +85,18 @@ class StalkApp(App):
     @on(ProcessesChanged)
     def _processes(self, message: ProcessesChanged) -> None:
         self.processes = message.snapshot
+
+    @on(TasksChanged)
+    def _tasks(self, _message: TasksChanged) -> None:
+        self.tasks_version += 1
+
+    @on(OpenTask)
+    def _open_task(self, message: OpenTask) -> None:
+        from .screens.detail import DetailScreen
+
+        if self.current_mode != "tasks":
+            self.switch_mode("tasks")
+        self.push_screen(DetailScreen(message.task_id))
 
     @on(BrokerChanged)
     def _broker(self, message: BrokerChanged) -> None:

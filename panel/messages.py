@@ -60,9 +60,14 @@ class BrokerHealth(Message):
 
 
 class TasksChanged(Message):
+    """The event store changed (batched by the store); merged in the queue, screens re-query."""
+
     def __init__(self, changes: Any) -> None:
         super().__init__()
         self.changes = changes
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, TasksChanged)
 
 
 class Notice(Message):
@@ -89,3 +94,11 @@ class LogsFetched(Message):
     def __init__(self, lines: dict[str, list[Any]]) -> None:
         super().__init__()
         self.lines = lines
+
+
+class OpenTask(Message):
+    """Open the detail of one task (from Tasks, the Dashboard's failures, or after a submit)."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__()
+        self.task_id = task_id

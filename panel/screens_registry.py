@@ -5,13 +5,15 @@ from __future__ import annotations
 from .screens.dashboard import DashboardScreen
 from .screens.logs import LogsScreen
 from .screens.placeholder import placeholder
+from .screens.submit import SubmitScreen
+from .screens.tasks import TasksScreen
 
 MODE_SCREENS = {
     "dashboard": DashboardScreen,
-    "tasks": placeholder("tasks"),
+    "tasks": TasksScreen,
     "workers": placeholder("workers"),
     "beat": placeholder("beat"),
     "quota": placeholder("quota"),
     "logs": LogsScreen,
-    "submit": placeholder("submit"),
+    "submit": SubmitScreen,
 }

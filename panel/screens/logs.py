@@ -48,19 +48,22 @@ class LogsScreen(StalkScreen):
     # -- process list ---------------------------------------------------------------------------
 
     def _show_processes(self, snapshot: tuple) -> None:
+        """Update prompts in place; rebuild the list only when the set of processes changed."""
         options = self.query_one(OptionList)
         variables = self.app.get_css_variables()
-        highlighted = options.highlighted
-        options.clear_options()
-        for p in snapshot:
-            options.add_option(Option(Text.assemble(f"{p.name:<18} ", state_text(p.state, variables)), id=p.name))
-        if snapshot:
-            names = [p.name for p in snapshot]
-            if self.current not in names:
-                self.current = names[0]
-                self._redraw()
-            options.highlighted = names.index(self.current) if highlighted is None else min(highlighted,
-                                                                                           len(names) - 1)
+        names = [p.name for p in snapshot]
+        prompts = [Text.assemble(f"{p.name:<18} ", state_text(p.state, variables)) for p in snapshot]
+        if names == [options.get_option_at_index(i).id for i in range(options.option_count)]:
+            for name, prompt in zip(names, prompts, strict=True):
+                options.replace_option_prompt(name, prompt)
+        else:
+            options.clear_options()
+            options.add_options([Option(prompt, id=name) for name, prompt in zip(names, prompts, strict=True)])
+            if names:
+                if self.current not in names:
+                    self.current = names[0]
+                    self._redraw()
+                options.highlighted = names.index(self.current)
         self._show_status()
 
     @on(OptionList.OptionHighlighted, "#log-processes")

@@ -29,6 +29,8 @@ class Tmux:
         return subprocess.run([*self.base, *args], capture_output=True, text=True, check=False).stdout
 
     def start(self, command: list[str], env: dict[str, str]) -> None:
+        # COLUMNS/LINES (set under xdist) would override the pane size Textual sees.
+        env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
         exports = [f"{k}={v}" for k, v in env.items() if k.startswith(("STALK_", "PATH", "HOME", "TZ"))]
         subprocess.run([*self.base, "new-session", "-d", "-x", "120", "-y", "36", "-c", str(ROOT),
                         "env", *exports, *command], check=True, env=env)
@@ -84,7 +86,7 @@ def test_stalk_in_tmux_shows_stack_logs_and_quits_clean(tmux: Tmux, tmp_path: Pa
         tmux.keys("6")
         screen = tmux.wait_for(lambda s: "Ready to accept connections" in s)  # the broker's own log
         tmux.keys("]")
-        tmux.wait_for(lambda s: "celery@" in s or "ready." in s)
+        tmux.wait_for(lambda s: "worker:slow" in s.splitlines()[1] and "Connected to redis" in s)
         tmux.keys("?")
         tmux.wait_for(lambda s: "Keys" in s and "Go to Dashboard" in s)
         tmux.keys("Escape")

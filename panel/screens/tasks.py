@@ -1,0 +1,160 @@
+"""Tasks: the live table over the event store; filter, incremental search, sort; enter opens a task.
+
+The store may hold 100,000 tasks: the screen asks for the first LIMIT rows of the current filter and
+sort, at most one query in flight, re-queried when a batch of events arrived (the table is diffed).
+"""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.message import Message
+from textual.widgets import Input, Label
+
+from ..actions import bindings
+from ..formatting import preview
+from ..messages import OpenTask
+from ..task_rows import SORT_KEYS, TASK_STATES, TaskFilter, TaskRow, field, parse_filter
+from ..widgets.task_table import TaskTable
+from .base import StalkScreen
+
+LIMIT = 500
+REQUERY_AFTER = 0.1
+
+
+def rows_from(records: list) -> list[TaskRow]:
+    rows = []
+    for record in records:
+        args, kwargs = field(record, "args", default=[]), field(record, "kwargs", default={})
+        text = preview(args, 30) + (" " + preview(kwargs, 30) if kwargs else "")
+        rows.append(TaskRow.of(record, text))
+    return rows
+
+
+class TasksScreen(StalkScreen):
+    SCOPE = "tasks"
+    BINDINGS = bindings("tasks")
+    CSS_PATH = "../styles/tasks.tcss"
+
+    class Fetched(Message):
+        def __init__(self, rows: list[TaskRow], problem: str | None = None) -> None:
+            super().__init__()
+            self.rows = rows
+            self.problem = problem
+
+    def compose_body(self) -> ComposeResult:
+        yield Input(placeholder="search: words, state:failure name:demo.add queue:slow worker:…", id="task-search")
+        yield Label(id="task-status")
+        yield TaskTable(id="task-table")
+
+    def on_mount(self) -> None:
+        self.filter = TaskFilter()
+        self._inflight = False
+        self._dirty = True
+        self._shown = 0
+        self.watch(self.app, "tasks_version", lambda _v: self._mark_dirty())
+        self.watch(self.app, "phase", lambda _p: self._mark_dirty())
+        self.query_one(TaskTable).focus()
+        self._show_status()
+
+    # -- query loop -----------------------------------------------------------------------------
+
+    @property
+    def events(self):
+        return getattr(self.stack, "events", None)
+
+    def _mark_dirty(self) -> None:
+        self._dirty = True
+        self._maybe_fetch()
+
+    def _maybe_fetch(self) -> None:
+        if self._inflight or not self._dirty or self.events is None:
+            return
+        self._inflight, self._dirty = True, False
+        self.fetch(self.filter)
+
+    @work(thread=True, group="tasks-fetch", exit_on_error=False)
+    def fetch(self, flt: TaskFilter) -> None:
+        try:
+            records = list(self.events.query(**flt.query_kwargs(LIMIT)))
+        except Exception as exc:  # a store error is shown, the screen keeps going
+            self.post_message(self.Fetched([], f"query failed: {exc}"))
+            return
+        self.post_message(self.Fetched(rows_from(records)))
+
+    @on(Fetched)
+    def _fetched(self, message: Fetched) -> None:
+        self.query_one(TaskTable).show(message.rows, self.app.get_css_variables())
+        self._shown = len(message.rows)
+        self._show_status(message.problem)
+        self._inflight = False
+        self.set_timer(REQUERY_AFTER, self._maybe_fetch)
+
+    def _show_status(self, problem: str | None = None) -> None:
+        if self.events is None:
+            text = "[$foreground-muted]no event store on this stack yet[/]"
+        else:
+            arrow = "↓" if self.filter.reverse else "↑"
+            limit = f" (first {LIMIT})" if self._shown >= LIMIT else ""
+            described = self.filter.describe()
+            where = f"  filter: [b]{described}[/b]" if described else ""
+            text = f"[b]{self._shown}[/b] tasks{limit}{where}  sort: {self.filter.sort_key} {arrow}"
+        if problem:
+            text += f"  [$error]{problem}[/]"
+        self.query_one("#task-status", Label).update(text)
+
+    def set_filter(self, flt: TaskFilter) -> None:
+        self.filter = flt
+        self._show_status()
+        self._mark_dirty()
+
+    # -- actions --------------------------------------------------------------------------------
+
+    def action_search(self) -> None:
+        box = self.query_one("#task-search", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Changed, "#task-search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        self.set_filter(parse_filter(event.value, self.filter))
+
+    @on(Input.Submitted, "#task-search")
+    def _search_done(self) -> None:
+        self.query_one(TaskTable).focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#task-search", Input)
+        box.value = ""
+        box.display = False
+        self.set_filter(TaskFilter(sort_key=self.filter.sort_key, reverse=self.filter.reverse))
+        self.query_one(TaskTable).focus()
+
+    def action_cycle_state(self) -> None:
+        states = (None, *TASK_STATES)
+        nxt = states[(states.index(self.filter.state) + 1) % len(states)]
+        self.set_filter(TaskFilter(**{**self.filter.__dict__, "state": nxt}))
+
+    def action_cycle_sort(self) -> None:
+        nxt = SORT_KEYS[(SORT_KEYS.index(self.filter.sort_key) + 1) % len(SORT_KEYS)]
+        self.set_filter(TaskFilter(**{**self.filter.__dict__, "sort_key": nxt}))
+
+    def action_reverse_sort(self) -> None:
+        self.set_filter(TaskFilter(**{**self.filter.__dict__, "reverse": not self.filter.reverse}))
+
+    @on(TaskTable.HeaderSelected)
+    def _header(self, event: TaskTable.HeaderSelected) -> None:
+        key = {"name": "name", "state": "state", "worker": "worker", "queue": "queue",
+               "received": "received", "runtime": "runtime"}.get(str(event.column_key.value))
+        if key:
+            reverse = not self.filter.reverse if key == self.filter.sort_key else self.filter.reverse
+            self.set_filter(TaskFilter(**{**self.filter.__dict__, "sort_key": key, "reverse": reverse}))
+
+    def action_open(self) -> None:
+        task_id = self.query_one(TaskTable).selected
+        if task_id:
+            self.app.post_message(OpenTask(task_id))
+
+    @on(TaskTable.RowSelected)
+    def _row_selected(self, event: TaskTable.RowSelected) -> None:
+        self.app.post_message(OpenTask(str(event.row_key.value)))
