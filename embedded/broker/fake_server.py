@@ -1,24 +1,25 @@
-"""The embedded broker: fakeredis's TCP server inside the Stalk process, on loopback, with a password."""
+"""The embedded broker: fakeredis inside the Stalk process, on loopback, with a password."""
 
 from __future__ import annotations
 
 import threading
 
-from fakeredis import TcpFakeServer
-
 from ..net import LOOPBACK
 from .base import BrokerError
+from .fake_conn import LoopbackFakeServer
 
 DURABILITY = "embedded (in memory): queued tasks and results are lost when Stalk exits"
 
 
 class EmbeddedRedisServer:
-    """A Redis-compatible server on 127.0.0.1:`port`, serving real worker subprocesses."""
+    """A Redis-compatible server on 127.0.0.1:`port`, serving real worker subprocesses.
+
+    Clients must AUTH with `password` first (see auth_gate); the server never listens beyond loopback."""
 
     def __init__(self, port: int = 0, password: str | None = None) -> None:
         self._requested_port = port
         self._password = password
-        self._server: TcpFakeServer | None = None
+        self._server: LoopbackFakeServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -29,12 +30,9 @@ class EmbeddedRedisServer:
 
     def start(self) -> None:
         try:
-            server = TcpFakeServer((LOOPBACK, self._requested_port), server_type="redis", server_version=(7, 0))
+            server = LoopbackFakeServer((LOOPBACK, self._requested_port), self._password)
         except OSError as exc:
             raise BrokerError(f"embedded broker cannot listen on {LOOPBACK}:{self._requested_port}: {exc.strerror}") from None
-        server.daemon_threads = True
-        if self._password:
-            server.fake_server.config[b"requirepass"] = self._password.encode()
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="stalk-embedded-broker", daemon=True)
         self._thread.start()

@@ -1,0 +1,171 @@
+"""One TCP client of the embedded broker, served by fakeredis without the latency of its own TCP server.
+
+fakeredis's TcpFakeServer handler (2.41) costs 40-100 ms per Celery task: it writes every reply with
+its own small send() and leaves Nagle on, so a pipelined MULTI/EXEC (kombu's ack bookkeeping, the
+result backend's SETEX+PUBLISH) stalls on the client's delayed ACK (40 ms on Linux) between replies;
+and it polls for pushed replies (pub/sub messages: results, events) every 10 ms. Here each batch of
+input is answered with one sendall() on a TCP_NODELAY socket, and a pushed reply wakes the
+connection's thread through a pipe at once. The socket stays blocking (sendall never fails half-way
+on a full buffer); a slow reader only holds up its own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import socket
+import socketserver
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from fakeredis import FakeServer
+from fakeredis._clients._sync import FakeRedisConnection
+from fakeredis._clients._tcp_server import encode_reply
+from fakeredis._typing import RaiseErrorTypes
+
+from .auth_gate import AuthGate, ProtocolError
+
+LOGGER = logging.getLogger(__name__)
+IDLE_CHECK = 0.5  # seconds between checks of the server's shutdown flag on an idle connection
+READ_SIZE = 1 << 16
+
+
+class Waker:
+    """Wraps a fakeredis socket's `put_response`: a reply queued from another thread (a published
+    message) while the connection's thread is parked in poll() writes a byte to a pipe to wake it."""
+
+    def __init__(self, wake_fd: int) -> None:
+        self._wake_fd: int | None = wake_fd
+        self.parked = False
+
+    def wrap(self, put_response: Callable[[Any], None]) -> Callable[[Any], None]:
+        def put_and_wake(msg: Any) -> None:
+            put_response(msg)
+            fd = self._wake_fd
+            if self.parked and fd is not None:
+                try:
+                    os.write(fd, b"\0")
+                except OSError:
+                    pass  # a wake-up is already pending (pipe full), or the connection is closing
+
+        return put_and_wake
+
+    def detach(self) -> None:
+        """Never write again: the pipe is about to be closed and its fd number reused."""
+        self.parked = False
+        self._wake_fd = None
+
+
+class FakeConnectionHandler(socketserver.BaseRequestHandler):
+    """Feeds the client's bytes to a fakeredis connection and writes back what it queues, in order."""
+
+    server: LoopbackFakeServer
+
+    def setup(self) -> None:
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        info = {"laddr": self.request.getsockname(), "addr": self.request.getpeername(), "fd": self.request.fileno()}
+        self.gate = AuthGate(self.server.password) if self.server.password else None
+        # A fresh connection speaks RESP2 until the client sends HELLO, as with redis-server.
+        self.client = FakeRedisConnection(server=self.server.fake_server, client_info=info, protocol=2)
+        self.fake = self.client.get_socket()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wake = Waker(self._wake_w)
+        self.fake.put_response = self.wake.wrap(self.fake.put_response)
+        self.poller = select.poll()  # not select(): the Stalk process may hold more than 1024 fds
+        self.poller.register(self.request, select.POLLIN)
+        self.poller.register(self._wake_r, select.POLLIN)
+
+    def handle(self) -> None:
+        try:
+            while not self.server.stopping.is_set():
+                self._flush()
+                data = self._wait_for_input()
+                if data is None:
+                    continue
+                if not data or not self._feed(data):
+                    return
+        except (ConnectionError, ProtocolError, OSError):
+            return  # the peer went away or spoke garbage: drop it, as redis-server does
+
+    def finish(self) -> None:
+        self.wake.detach()
+        self.client.disconnect()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def _wait_for_input(self) -> bytes | None:
+        """The client's next bytes (b"" once it has closed), or None when woken for a pushed reply."""
+        self.wake.parked = True
+        try:
+            if self._has_reply():
+                return None
+            ready = {fd for fd, _ in self.poller.poll(IDLE_CHECK * 1000)}
+        finally:
+            self.wake.parked = False
+        if self._wake_r in ready:
+            os.read(self._wake_r, 4096)
+        return self.request.recv(READ_SIZE) if self.request.fileno() in ready else None
+
+    def _feed(self, data: bytes) -> bool:
+        """Run what the client sent; False when the connection must close."""
+        if self.gate is not None and not self.gate.open:
+            reply, data, close = self.gate.feed(data)
+            if reply:
+                self.request.sendall(reply)
+            if close:
+                return False
+            if not data:
+                return True
+        try:
+            self.fake.sendall(data)  # runs every complete command now; a blocking one (BRPOP) waits here
+        except ConnectionError:
+            return False  # CLIENT KILL
+        except Exception as exc:  # fakeredis's parser gave up on the stream: say why, then close
+            self._flush()
+            self.request.sendall(b"-ERR Protocol error: %s\r\n" % str(exc).encode()[:200])
+            return False
+        return True
+
+    def _has_reply(self) -> bool:
+        responses = self.fake.responses
+        return responses is not None and not responses.empty()
+
+    def _flush(self) -> None:
+        """Everything fakeredis has queued for this client, in one write."""
+        out = []
+        while self._has_reply():
+            out.append(encode_reply(self._next_reply(), self.fake._client_info.protocol_version))
+        if out:
+            self.request.sendall(b"".join(out))
+
+    def _next_reply(self) -> Any:
+        try:
+            return self.client.read_response()
+        except RaiseErrorTypes as exc:  # an error reply, raised the way redis-py raises it
+            return exc
+
+
+class LoopbackFakeServer(socketserver.ThreadingTCPServer):
+    """fakeredis behind a threading TCP server: one thread per client, `password` required when set."""
+
+    allow_reuse_address = True
+    daemon_threads = True
+    request_queue_size = 128  # listen backlog: socketserver's 5 makes a burst of worker connects wait 1 s
+
+    def __init__(self, address: tuple[str, int], password: str | None, version: tuple[int, ...] = (7, 0)) -> None:
+        self.password = password.encode() if password else b""
+        self.fake_server = FakeServer(version=version, server_type="redis")
+        if password:
+            self.fake_server.config[b"requirepass"] = self.password
+        self.stopping = threading.Event()
+        super().__init__(address, FakeConnectionHandler)
+
+    def shutdown(self) -> None:
+        self.stopping.set()
+        super().shutdown()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client's failure is logged, never printed: stderr is the panel's terminal."""
+        LOGGER.debug("embedded broker: client %s failed", client_address, exc_info=True)
