@@ -1,0 +1,15 @@
+"""Live task and worker events: a bounded store fed by a receiver thread (or eager-mode signals),
+batched change notifications, and SQLite history.
+
+`from embedded.events import EventStore, TaskRecord, WorkerRecord, Changes`
+"""
+
+from .history import HistoryError, read_tasks
+from .records import Changes, TaskEvent, TaskRecord, WorkerRecord
+from .states import ALL_STATES, FINISHED, precedence
+from .store import EventStore
+
+__all__ = [
+    "ALL_STATES", "FINISHED", "Changes", "EventStore", "HistoryError", "TaskEvent", "TaskRecord",
+    "WorkerRecord", "precedence", "read_tasks",
+]

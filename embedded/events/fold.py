@@ -1,0 +1,322 @@
+"""The fold: Celery event dicts -> task and worker records (no threads, no I/O; callers lock).
+
+Hot path: one dict lookup per event to find its handler, one per task, attribute stores on a
+slotted record; no objects allocated per event except the record of a new task.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+
+from .fold_workers import WorkerFold
+from .records import TaskRecord, WorkerRecord
+from .states import (
+    ALL_STATES,
+    CUSTOM_RANK,
+    FAILURE,
+    FINISHED,
+    PENDING,
+    PROGRESS,
+    RANK,
+    RECEIVED,
+    REJECTED,
+    RETRY,
+    REVOKED,
+    STARTED,
+    SUCCESS,
+)
+
+MAX_ATTEMPTS_KEPT = 20
+MAX_INTERNED = 10_000
+THROUGHPUT_KEEP = 3600  # seconds of per-second success/failure counts
+
+
+class Fold(WorkerFold):
+    """Everything the store knows. `apply(event)` is the only writer for events."""
+
+    def __init__(self, max_tasks: int = 20_000, track_dirty: bool = False) -> None:
+        self.max_tasks = max_tasks
+        self.tasks: dict[str, TaskRecord] = {}
+        self.workers: dict[str, WorkerRecord] = {}
+        self.counts: dict[str, int] = dict.fromkeys(ALL_STATES, 0)
+        self.finished_order: OrderedDict[str, None] = OrderedDict()  # eviction order
+        self.changed_tasks: set[str] = set()
+        self.changed_workers: set[str] = set()
+        self.dirty: dict[str, TaskRecord] | None = {} if track_dirty else None
+        self.throughput: dict[int, list[int]] = {}
+        self.failures: list[str] = []  # newest last, trimmed
+        self.event_count = 0
+        self.published: OrderedDict[str, tuple] = OrderedDict()  # id -> (priority, group_id) not yet seen
+        self._strings: dict[str, str] = {}
+        self.handlers: dict[str, Callable[[dict], None]] = {
+            "task-sent": self._sent, "task-received": self._received, "task-started": self._started,
+            "task-progress": self._progress, "task-succeeded": self._succeeded,
+            "task-failed": self._failed, "task-retried": self._retried, "task-revoked": self._revoked,
+            "task-rejected": self._rejected, "worker-heartbeat": self._worker,
+            "worker-online": self._worker, "worker-offline": self._worker_offline,
+        }
+
+    # -- entry points ---------------------------------------------------------------------------
+
+    def apply(self, event: dict) -> None:
+        self.event_count += 1
+        handler = self.handlers.get(event.get("type"))  # type: ignore[arg-type]
+        if handler is not None:
+            handler(event)
+        elif str(event.get("type", "")).startswith("task-"):
+            self._custom(event)
+
+    def apply_many(self, events: Iterable[dict]) -> None:
+        for event in events:
+            self.apply(event)
+
+    def add_loaded(self, record: TaskRecord) -> None:
+        """A record from the history db (oldest first), not marked dirty or changed."""
+        if record.task_id in self.tasks:
+            return
+        self.tasks[record.task_id] = record
+        self.counts[record.state] = self.counts.get(record.state, 0) + 1
+        if record.state in FINISHED:
+            self.finished_order[record.task_id] = None
+        self._evict()
+
+    # -- records --------------------------------------------------------------------------------
+
+    def _task(self, event: dict) -> TaskRecord | None:
+        uuid = event.get("uuid")
+        if uuid is None:
+            return None
+        rec = self.tasks.get(uuid)
+        if rec is None:
+            rec = self.tasks[uuid] = TaskRecord(uuid)
+            self.counts[PENDING] += 1
+            if self.published:
+                rec.priority, rec.group_id = self.published.pop(uuid, (None, None))
+            if len(self.tasks) > self.max_tasks:
+                self._evict()
+        self.changed_tasks.add(uuid)
+        if self.dirty is not None:
+            self.dirty[uuid] = rec
+        return rec
+
+    def note_published(self, task_id: str, priority: int | None, group_id: str | None) -> None:
+        """What task events do not carry, from this process's publishes (before the task-sent event)."""
+        rec = self.tasks.get(task_id)
+        if rec is not None:
+            rec.priority, rec.group_id = priority, group_id or rec.group_id
+            return
+        self.published[task_id] = (priority, group_id)
+        if len(self.published) > MAX_INTERNED:
+            self.published.popitem(last=False)
+
+    def _intern(self, text: str | None) -> str | None:
+        if text is None:
+            return None
+        found = self._strings.get(text)
+        if found is None:
+            if len(self._strings) > MAX_INTERNED:
+                self._strings.clear()
+            found = self._strings[text] = text
+        return found
+
+    def _evict(self) -> None:
+        while len(self.tasks) > self.max_tasks:
+            if self.finished_order:
+                uuid = self.finished_order.popitem(last=False)[0]
+            else:
+                uuid = next(iter(self.tasks))
+            rec = self.tasks.pop(uuid, None)
+            if rec is not None:
+                self.counts[rec.state] -= 1
+            self.changed_tasks.discard(uuid)
+
+    def _move(self, rec: TaskRecord, state: str, ts: float | None) -> bool:
+        """Take `state` if precedence allows (see states.moves); count it; True if taken."""
+        old = rec.state
+        if old == state:
+            if old in FINISHED:
+                return False
+        else:
+            p_new, p_old = RANK.get(state, CUSTOM_RANK), RANK.get(old, CUSTOM_RANK)
+            if old in FINISHED:
+                if p_new >= p_old:
+                    return False
+            elif not (state == RETRY or old == RETRY or p_new <= p_old):
+                return False
+            rec.state = state
+            counts = self.counts
+            counts[old] -= 1
+            counts[state] = counts.get(state, 0) + 1
+            if state in FINISHED:
+                self.finished_order[rec.task_id] = None
+                if old in FINISHED:
+                    self.finished_order.move_to_end(rec.task_id)
+        if ts is not None and (rec.updated is None or ts > rec.updated):
+            rec.updated = ts
+        return True
+
+    def _identity(self, rec: TaskRecord, event: dict) -> None:
+        """Fields of task-sent / task-received (Celery's merge rule: always taken)."""
+        get = event.get
+        name = get("name")
+        if name is not None:
+            rec.name = self._intern(name)
+        args = get("args")
+        if args is not None:
+            rec.args = args
+        kwargs = get("kwargs")
+        if kwargs is not None:
+            rec.kwargs = kwargs
+        if rec.parent_id is None:  # a retry is sent by the task itself: not its own parent
+            parent = get("parent_id")
+            if parent != rec.task_id:
+                rec.parent_id = parent
+                root = get("root_id")
+                rec.root_id = None if root == rec.task_id else root
+        if rec.eta is None:
+            rec.eta = get("eta")
+        if rec.expires is None:
+            rec.expires = get("expires")
+        group = get("group_id")
+        if group is not None:
+            rec.group_id = group
+        priority = get("priority")
+        if priority is not None:
+            rec.priority = priority
+
+    # -- task events ----------------------------------------------------------------------------
+
+    def _sent(self, event: dict) -> None:
+        rec = self._task(event)
+        if rec is None:
+            return
+        self._identity(rec, event)
+        get = event.get
+        rec.queue = self._intern(get("queue")) or rec.queue
+        rec.routing_key = self._intern(get("routing_key")) or rec.routing_key
+        ts = get("timestamp")
+        if rec.sent is None or (ts is not None and ts > rec.sent):
+            rec.sent = ts
+        retries = get("retries") or 0
+        if retries > rec.retries:
+            rec.retries = retries
+        self._move(rec, PENDING, ts)
+
+    def _received(self, event: dict) -> None:
+        rec = self._task(event)
+        if rec is None:
+            return
+        self._identity(rec, event)
+        get = event.get
+        ts = get("timestamp")
+        retries = get("retries") or 0
+        if retries < rec.retries:  # a late event of an earlier attempt
+            if rec.received is None:
+                rec.received = ts
+            return
+        new_attempt = retries > rec.retries
+        if new_attempt:
+            rec.retries = retries
+        if self._move(rec, RECEIVED, ts):
+            if new_attempt:
+                rec.started = rec.finished = None
+        elif rec.received is not None and not new_attempt:
+            return
+        rec.received = ts
+        rec.worker = self._intern(get("hostname"))
+
+    def _started(self, event: dict) -> None:
+        rec = self._task(event)
+        if rec is None:
+            return
+        ts = event.get("timestamp")
+        if rec.state == RETRY:
+            rec.started = rec.finished = None  # a new attempt
+        if self._move(rec, STARTED, ts) or rec.started is None:
+            rec.started = ts
+            rec.worker = self._intern(event.get("hostname"))
+
+    def _progress(self, event: dict) -> None:
+        rec = self._task(event)
+        if rec is None:
+            return
+        meta = event.get("meta")
+        state = event.get("state") or PROGRESS
+        if rec.state not in FINISHED and isinstance(meta, dict):
+            rec.progress = meta
+        if self._move(rec, state, event.get("timestamp")) and rec.worker is None:
+            rec.worker = self._intern(event.get("hostname"))
+
+    def _custom(self, event: dict) -> None:
+        """task-<anything else>: a custom state, ranked like PROGRESS."""
+        rec = self._task(event)
+        if rec is not None:
+            self._move(rec, str(event["type"])[5:].upper(), event.get("timestamp"))
+
+    def _finish(self, rec: TaskRecord, state: str, event: dict) -> bool:
+        ts = event.get("timestamp")
+        if not self._move(rec, state, ts):
+            return False
+        rec.finished = ts
+        host = event.get("hostname")
+        if host is not None and state != REVOKED:
+            rec.worker = self._intern(host)
+        if ts is not None and state in (SUCCESS, FAILURE):
+            self._count_done(int(ts), state == SUCCESS)
+        return True
+
+    def _count_done(self, second: int, ok: bool) -> None:
+        bucket = self.throughput.get(second)
+        if bucket is None:
+            bucket = self.throughput[second] = [0, 0]
+            if len(self.throughput) > THROUGHPUT_KEEP + 60:
+                for old in [s for s in self.throughput if s < second - THROUGHPUT_KEEP]:
+                    del self.throughput[old]
+        bucket[0 if ok else 1] += 1
+
+    def _succeeded(self, event: dict) -> None:
+        rec = self._task(event)
+        if rec is not None and self._finish(rec, SUCCESS, event):
+            rec.result = event.get("result")
+            rec.runtime = event.get("runtime")
+            rec.exception = rec.traceback = None
+
+    def _failed(self, event: dict) -> None:
+        rec = self._task(event)
+        if rec is not None and self._finish(rec, FAILURE, event):
+            rec.exception = event.get("exception")
+            rec.traceback = event.get("traceback")
+            if rec.started is not None and rec.finished is not None:
+                rec.runtime = rec.finished - rec.started
+            failures = self.failures
+            failures.append(rec.task_id)
+            if len(failures) > 200:
+                del failures[:100]
+
+    def _retried(self, event: dict) -> None:
+        rec = self._task(event)
+        if rec is None:
+            return
+        ts = event.get("timestamp")
+        exception = event.get("exception")
+        attempts = rec.attempts
+        if attempts is None:
+            attempts = rec.attempts = []
+        if len(attempts) < MAX_ATTEMPTS_KEPT:  # kept even when late (it may come after the next attempt)
+            attempts.append((ts, self._intern(event.get("hostname")), exception))
+        if self._move(rec, RETRY, ts):
+            rec.retried = ts
+            rec.exception = exception
+            rec.traceback = event.get("traceback")
+
+    def _revoked(self, event: dict) -> None:
+        rec = self._task(event)
+        if rec is not None and self._finish(rec, REVOKED, event):
+            rec.exception = "terminated" if event.get("terminated") else (
+                "expired" if event.get("expired") else "revoked")
+
+    def _rejected(self, event: dict) -> None:
+        rec = self._task(event)
+        if rec is not None:
+            self._move(rec, REJECTED, event.get("timestamp"))

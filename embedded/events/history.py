@@ -1,0 +1,163 @@
+"""Task history in SQLite (WAL): batched upserts from a writer thread, reload at start, reads for the CLI."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .records import TASK_FIELDS, TaskRecord
+
+KEEP_ROWS = 100_000  # the db keeps this many most recent tasks
+COLUMNS = TASK_FIELDS
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS tasks ({", ".join(c + (" TEXT PRIMARY KEY" if c == "task_id" else "") for c in COLUMNS)});
+CREATE INDEX IF NOT EXISTS tasks_received ON tasks (received);
+CREATE INDEX IF NOT EXISTS tasks_updated ON tasks (updated);
+"""
+UPSERT = (f"INSERT OR REPLACE INTO tasks ({', '.join(COLUMNS)}) "
+          f"VALUES ({', '.join('?' for _ in COLUMNS)})")
+PROGRESS_COL = COLUMNS.index("progress")
+
+
+class HistoryError(Exception):
+    """The history db cannot be read (missing, corrupt, locked): one line for the user."""
+
+
+def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        if not path.exists():
+            raise HistoryError(f"no task history at {path} (start a stack on this data dir first)")
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5, check_same_thread=False)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=10, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(SCHEMA)
+        have = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+        for column in COLUMNS:  # a db from an older Stalk: add what it lacks
+            if column not in have:
+                conn.execute(f"ALTER TABLE tasks ADD COLUMN {column}")
+    return conn
+
+
+def row_of(rec: TaskRecord) -> tuple:
+    row = [getattr(rec, c) for c in COLUMNS]
+    if row[PROGRESS_COL] is not None:
+        row[PROGRESS_COL] = json.dumps(row[PROGRESS_COL], default=str)
+    return tuple(row)
+
+
+def record_of(row: tuple) -> TaskRecord:
+    values = dict(zip(COLUMNS, row, strict=True))
+    progress = values.get("progress")
+    if progress:
+        try:
+            values["progress"] = json.loads(progress)
+        except ValueError:
+            values["progress"] = None
+    values["retries"] = values.get("retries") or 0
+    values["state"] = values.get("state") or "PENDING"
+    return TaskRecord(**values)
+
+
+def load_recent(path: Path, limit: int) -> list[TaskRecord]:
+    """The most recent `limit` tasks, oldest first (the store's insertion order)."""
+    conn = connect(path)
+    try:
+        rows = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM tasks "
+                            "ORDER BY COALESCE(received, sent, updated) DESC LIMIT ?", (limit,)).fetchall()
+    finally:
+        conn.close()
+    return [record_of(r) for r in reversed(rows)]
+
+
+def read_tasks(path: Path, state: str | None = None, name: str | None = None,
+               limit: int = 50) -> list[dict]:
+    """Rows for `stalk tasks`, newest first; HistoryError with one line on any db problem."""
+    where, params = [], []
+    if state:
+        where.append("state = ?")
+        params.append(state.upper())
+    if name:
+        where.append("name LIKE ?")
+        params.append(f"%{name}%")
+    sql = (f"SELECT {', '.join(COLUMNS)} FROM tasks {'WHERE ' + ' AND '.join(where) if where else ''} "
+           "ORDER BY COALESCE(received, sent, updated) DESC LIMIT ?")
+    try:
+        conn = connect(path, readonly=True)
+        try:
+            rows = conn.execute(sql, (*params, limit)).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise HistoryError(f"cannot read task history {path}: {exc}") from None
+    return [record_of(r).as_dict() for r in rows]
+
+
+class HistoryWriter:
+    """Every `interval` s, takes the dirty records (via `drain`) and upserts them in one transaction."""
+
+    def __init__(self, path: Path, drain: Callable[[], list[TaskRecord]], interval: float = 0.5,
+                 on_error: Callable[[str], None] | None = None) -> None:
+        self.path = path
+        self._drain = drain
+        self._interval = interval
+        self._on_error = on_error or (lambda _msg: None)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._writes = 0
+        self.rows_written = 0
+        self.busy_seconds = 0.0  # time spent building rows and writing them
+        self.failures = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="stalk-history", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop and write what is left."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+
+    def _run(self) -> None:
+        try:
+            conn = connect(self.path)
+        except sqlite3.Error as exc:
+            self._on_error(f"task history disabled: {self.path}: {exc}")
+            return
+        try:
+            while not self._stop.wait(self._interval):
+                self._flush(conn)
+            self._flush(conn)
+        finally:
+            conn.close()
+
+    def _flush(self, conn: sqlite3.Connection) -> None:
+        records = self._drain()
+        if not records:
+            return
+        began = time.perf_counter()
+        rows = [row_of(r) for r in records]
+        try:
+            with conn:
+                conn.executemany(UPSERT, rows)
+            self.rows_written += len(rows)
+            self.busy_seconds += time.perf_counter() - began
+            self._writes += 1
+            if self._writes % 200 == 1:
+                self._trim(conn)
+        except sqlite3.Error as exc:
+            self.failures += 1
+            if self.failures in (1, 10) or self.failures % 1000 == 0:
+                self._on_error(f"task history write failed ({self.failures}x): {exc}")
+
+    def _trim(self, conn: sqlite3.Connection) -> None:
+        with conn:
+            conn.execute("DELETE FROM tasks WHERE task_id IN (SELECT task_id FROM tasks "
+                         "ORDER BY updated DESC LIMIT -1 OFFSET ?)", (KEEP_ROWS,))

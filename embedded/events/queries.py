@@ -1,0 +1,67 @@
+"""Filtering, sorting and timelines over task records (pure functions)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .records import TaskEvent, TaskRecord
+
+SORT_KEYS: dict[str, Callable[[TaskRecord], object]] = {
+    "received": lambda r: r.received or r.sent or r.updated or 0.0,
+    "name": lambda r: r.name or "",
+    "state": lambda r: r.state,
+    "runtime": lambda r: r.runtime if r.runtime is not None else -1.0,
+    "worker": lambda r: r.worker or "",
+    "queue": lambda r: r.queue or "",
+}
+
+
+def matches(state: str | None, name: str | None, queue: str | None, worker: str | None,
+            search: str | None) -> Callable[[TaskRecord], bool] | None:
+    """One predicate for the given filters (None when there are none)."""
+    tests: list[Callable[[TaskRecord], bool]] = []
+    if state:
+        wanted = {s.strip().upper() for s in state.split(",")}
+        tests.append(lambda r: r.state in wanted)
+    if name:
+        tests.append(lambda r: r.name is not None and name in r.name)
+    if queue:
+        tests.append(lambda r: r.queue == queue or r.routing_key == queue)
+    if worker:
+        tests.append(lambda r: r.worker is not None and worker in r.worker)
+    if search:
+        needle = search.lower()
+        tests.append(lambda r: any(needle in (v or "").lower() for v in (r.task_id, r.name, r.args, r.kwargs)))
+    if not tests:
+        return None
+    if len(tests) == 1:
+        return tests[0]
+    return lambda r: all(t(r) for t in tests)
+
+
+def sort_records(records: list[TaskRecord], sort_key: str, reverse: bool) -> list[TaskRecord]:
+    key = SORT_KEYS.get(sort_key, SORT_KEYS["received"])
+    return sorted(records, key=key, reverse=reverse)  # type: ignore[arg-type]
+
+
+def timeline(rec: TaskRecord) -> list[TaskEvent]:
+    """The task's steps, rebuilt from its timestamps (the store keeps no per-event objects)."""
+    steps: list[TaskEvent] = []
+    if rec.sent is not None:
+        steps.append(TaskEvent("task-sent", rec.sent, None, {"queue": rec.queue}))
+    for retried, worker, exception in rec.attempts or ():
+        steps.append(TaskEvent("task-retried", retried, worker, {"exception": exception}))
+    if rec.received is not None:
+        steps.append(TaskEvent("task-received", rec.received, rec.worker, {"retries": rec.retries}))
+    if rec.started is not None:
+        steps.append(TaskEvent("task-started", rec.started, rec.worker))
+    if rec.progress is not None:
+        steps.append(TaskEvent("task-progress", rec.updated, rec.worker, dict(rec.progress)))
+    final = {"SUCCESS": ("task-succeeded", {"result": rec.result, "runtime": rec.runtime}),
+             "FAILURE": ("task-failed", {"exception": rec.exception}),
+             "REVOKED": ("task-revoked", {"reason": rec.exception}),
+             "LOST": ("task-lost", {"reason": rec.exception})}.get(rec.state)
+    if final is not None:
+        steps.append(TaskEvent(final[0], rec.finished, rec.worker, final[1]))
+    return sorted(steps, key=lambda e: e.timestamp or 0.0)
+

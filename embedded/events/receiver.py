@@ -1,0 +1,83 @@
+"""The receiver thread: Celery events from the broker into the store, reconnecting after broker restarts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from celery import Celery
+
+RETRY_MIN, RETRY_MAX = 0.2, 2.0
+
+
+class EventReceiver:
+    """Consumes every event on `app`'s broker and hands each decoded dict to `sink`.
+
+    `connected_since` (monotonic, None while disconnected) lets the store ignore heartbeat gaps
+    that were the receiver's, not the workers'."""
+
+    def __init__(self, app: Celery, sink: Callable[[dict], None],
+                 log: Callable[[str], None] | None = None,
+                 on_connect: Callable[[], None] | None = None) -> None:
+        self.app = app
+        self._sink = sink
+        self._on_connect = on_connect  # run on its own thread after each (re)connect
+        self._log = log or (lambda _msg: None)
+        self._stop = threading.Event()
+        self._receiver = None
+        self._thread: threading.Thread | None = None
+        self.connected_since: float | None = None
+        self.connections = 0
+        self.bad_events = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="stalk-events", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        receiver = self._receiver
+        if receiver is not None:
+            receiver.should_stop = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        delay = RETRY_MIN
+        while not self._stop.is_set():
+            try:
+                self._consume()
+                delay = RETRY_MIN
+            except Exception as exc:  # broker down or restarting: retry until stopped
+                if self.connected_since is not None:
+                    self._log(f"[stalk] event receiver lost the broker ({type(exc).__name__}); reconnecting")
+                self.connected_since = None
+                self._stop.wait(delay)
+                delay = min(RETRY_MAX, delay * 2)
+
+    def _handle(self, event: dict) -> None:
+        """A malformed event is skipped (and reported once), never a reason to drop the connection."""
+        try:
+            self._sink(event)
+        except Exception as exc:
+            self.bad_events += 1
+            if self.bad_events == 1:
+                self._log(f"[stalk] skipped a malformed event {str(event)[:200]}: {type(exc).__name__}: {exc}")
+
+    def _consume(self) -> None:
+        with self.app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1)
+            receiver = self.app.events.Receiver(conn, handlers={"*": self._handle})
+            self._receiver = receiver
+            if self._stop.is_set():
+                return
+            if self._on_connect is not None:
+                threading.Thread(target=self._on_connect, name="stalk-events-catch-up", daemon=True).start()
+            for _ in receiver.consume(limit=None, timeout=None, safety_interval=0.5, wakeup=True):
+                if self.connected_since is None:
+                    self.connected_since = time.monotonic()
+                    self.connections += 1
+                if self._stop.is_set():
+                    break
+            self.connected_since = None

@@ -1,0 +1,255 @@
+"""EventStore: the live, bounded task/worker store the panel reads (see notes in the package doc)."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from .fold import Fold
+from .history import HistoryWriter, load_recent
+from .queries import matches, sort_records, timeline
+from .records import Changes, TaskEvent, TaskRecord, WorkerRecord
+from .states import FAILURE, FINISHED
+
+NOTIFY_EVERY = 0.1  # s between batches to subscribers
+EXPIRE_EVERY = 0.5  # s between heartbeat-expiry checks
+DEFAULT_MAX_TASKS = 20_000
+
+
+class EventStore:
+    """Folds Celery events into records; hands subscribers one `Changes` batch per ~0.1 s.
+
+    Feed it with `ingest(event)` (the receiver thread, or eager-mode signals); read it from any
+    thread. `start()` runs the notifier (and the history writer when `history` is a path)."""
+
+    def __init__(self, max_tasks: int = DEFAULT_MAX_TASKS, history: Path | None = None,
+                 workers: Iterable[tuple[str, str, int]] = (), log: Callable[[str], None] | None = None) -> None:
+        self._fold = Fold(max_tasks=max_tasks, track_dirty=history is not None)
+        self._lock = threading.Lock()
+        self._subscribers: list[Callable[[Changes], None]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._log = log or (lambda _msg: None)
+        self._history_path = history
+        self._writer: HistoryWriter | None = None
+        self._sources: list = []  # receiver / signal hooks: stopped with the store
+        self._no_expiry: set[str] = set()
+        self._resumed = 0.0  # monotonic time this process resumed from a pause
+        for hostname, pool, concurrency in workers:
+            self.declare_worker(hostname, pool, concurrency)
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    def start(self) -> EventStore:
+        if self._history_path is not None:
+            self._load_history()
+            self._writer = HistoryWriter(self._history_path, self._drain_dirty, on_error=self._log)
+            self._writer.start()
+        self._thread = threading.Thread(target=self._notify_loop, name="stalk-events-notify", daemon=True)
+        self._thread.start()
+        return self
+
+    def attach(self, source: object) -> None:
+        """A feeding source (with start()/stop()) that lives as long as the store."""
+        self._sources.append(source)
+        source.start()  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        """Stop the sources, deliver the last batch, flush history."""
+        for source in self._sources:
+            with contextlib.suppress(Exception):
+                source.stop()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._notify()
+        if self._writer is not None:
+            self._writer.stop()
+
+    def _load_history(self) -> None:
+        path: Path = self._history_path  # type: ignore[assignment]
+        try:
+            records = load_recent(path, self._fold.max_tasks)
+        except Exception as exc:  # a corrupt db must not stop the stack: kept aside, history restarts
+            message = f"[stalk] task history not loaded: {path}: {exc}"
+            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+                aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+                with contextlib.suppress(OSError):
+                    path.rename(aside)
+                    message += f"; moved to {aside.name}, starting a new one"
+            self._log(message)
+            return
+        with self._lock:
+            for rec in records:
+                self._fold.add_loaded(rec)
+
+    # -- feeding --------------------------------------------------------------------------------
+
+    def ingest(self, event: dict) -> None:
+        """Apply one Celery event dict (as the receiver decodes it)."""
+        with self._lock:
+            self._fold.apply(event)
+
+    def ingest_many(self, events: Iterable[dict]) -> None:
+        with self._lock:
+            self._fold.apply_many(events)
+
+    def note_published(self, task_id: str, priority: int | None, group_id: str | None) -> None:
+        with self._lock:
+            self._fold.note_published(task_id, priority, group_id)
+
+    def unfinished(self, limit: int = 2000) -> list[str]:
+        """Ids of the most recent tasks not finished yet (what a reconnect should look up)."""
+        with self._lock:
+            records = list(self._fold.tasks.values())
+        out = [r.task_id for r in reversed(records) if r.state not in FINISHED]
+        return out[:limit]
+
+    def declare_worker(self, hostname: str, pool: str | None, concurrency: int | None) -> None:
+        """What events do not say (pool, concurrency), from the stack's worker specs."""
+        with self._lock:
+            rec = self._fold.worker(hostname)
+            rec.pool, rec.concurrency = pool, concurrency
+        if pool == "solo":  # a solo worker sends no heartbeat while it runs a task
+            self._no_expiry.add(hostname)
+
+    def _drain_dirty(self) -> list[TaskRecord]:
+        with self._lock:
+            dirty = self._fold.dirty
+            if not dirty:
+                return []
+            self._fold.dirty = {}
+        return list(dirty.values())  # type: ignore[union-attr]
+
+    # -- subscribers ----------------------------------------------------------------------------
+
+    def subscribe(self, cb: Callable[[Changes], None]) -> Callable[[], None]:
+        self._subscribers.append(cb)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._subscribers.remove(cb)
+
+        return unsubscribe
+
+    def _notify_loop(self) -> None:
+        next_expiry = last = 0.0
+        while not self._stop.wait(NOTIFY_EVERY):
+            now = time.monotonic()
+            if last and now - last > 2.0:  # this process was paused (suspend, SIGSTOP): so were its ears
+                self._resumed = now
+            last = now
+            if now >= next_expiry:
+                next_expiry = now + EXPIRE_EVERY
+                self._expire()
+            self._notify()
+
+    def _notify(self) -> None:
+        with self._lock:
+            fold = self._fold
+            if not (fold.changed_tasks or fold.changed_workers):
+                return
+            changes = Changes(frozenset(fold.changed_tasks), frozenset(fold.changed_workers))
+            fold.changed_tasks.clear()
+            fold.changed_workers.clear()
+        for cb in list(self._subscribers):
+            try:
+                cb(changes)
+            except Exception as exc:  # one bad listener must not starve the others
+                self._log(f"[stalk] event subscriber failed: {type(exc).__name__}: {exc}")
+
+    def _expire(self) -> None:
+        """Workers silent past their heartbeat window go offline (their running tasks LOST), but only
+        while every receiver has been connected long enough to have heard them."""
+        since = [getattr(s, "connected_since", 0.0) for s in self._sources]
+        if any(s is None for s in since):
+            return
+        heard_for = time.monotonic() - max([*since, self._resumed])
+        with self._lock:
+            window = max((w.freq * 2 + 1 for w in self._fold.workers.values()), default=5.0)
+            if heard_for < window:
+                return
+            self._fold.expire_workers(time.time(), skip=self._no_expiry.__contains__)
+
+    # -- queries --------------------------------------------------------------------------------
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        return self._fold.tasks.get(task_id)
+
+    def query(self, state: str | None = None, name: str | None = None, queue: str | None = None,
+              worker: str | None = None, search: str | None = None, sort_key: str = "received",
+              reverse: bool = True, limit: int | None = 500) -> list[TaskRecord]:
+        test = matches(state, name, queue, worker, search)
+        with self._lock:
+            records = list(self._fold.tasks.values())
+        if sort_key == "received" and reverse:  # the common case: newest first, no sort needed
+            out = []
+            for rec in reversed(records):
+                if test is None or test(rec):
+                    out.append(rec)
+                    if limit is not None and len(out) >= limit:
+                        break
+            return sort_records(out, sort_key, reverse)
+        chosen = records if test is None else [r for r in records if test(r)]
+        return sort_records(chosen, sort_key, reverse)[:limit]
+
+    def events_of(self, task_id: str) -> list[TaskEvent]:
+        rec = self._fold.tasks.get(task_id)
+        return [] if rec is None else timeline(rec)
+
+    def children_of(self, task_id: str) -> list[TaskRecord]:
+        with self._lock:
+            records = list(self._fold.tasks.values())
+        return [r for r in records if r.parent_id == task_id]
+
+    def workers(self) -> list[WorkerRecord]:
+        with self._lock:
+            return sorted(self._fold.workers.values(), key=lambda w: w.hostname)
+
+    def counts_by_state(self) -> dict[str, int]:
+        with self._lock:
+            return {k: v for k, v in self._fold.counts.items() if v}
+
+    def __len__(self) -> int:
+        return len(self._fold.tasks)
+
+    def throughput(self, seconds: int) -> list[dict]:
+        now = int(time.time())
+        with self._lock:
+            buckets = dict(self._fold.throughput)
+        out = []
+        for second in range(now - seconds + 1, now + 1):
+            ok, failed = buckets.get(second, (0, 0))
+            out.append({"succeeded": ok, "failed": failed})
+        return out
+
+    def recent_failures(self, n: int) -> list[TaskRecord]:
+        with self._lock:
+            ids = list(self._fold.failures)
+            tasks = self._fold.tasks
+            out, seen = [], set()
+            for task_id in reversed(ids):
+                rec = tasks.get(task_id)
+                if rec is not None and rec.state == FAILURE and task_id not in seen:
+                    seen.add(task_id)
+                    out.append(rec)
+                    if len(out) >= n:
+                        break
+        return out
+
+    def wait_for(self, task_id: str, states: Iterable[str] | str | None = None,
+                 timeout: float = 10.0) -> TaskRecord | None:
+        """The record once it is in one of `states` (default: finished); None on timeout."""
+        wanted = FINISHED if states is None else ({states} if isinstance(states, str) else set(states))
+        deadline = time.monotonic() + timeout
+        while True:
+            rec = self._fold.tasks.get(task_id)
+            if rec is not None and rec.state in wanted:
+                return rec
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.02)

@@ -1,0 +1,32 @@
+"""How a Stack gets its event store: history in the data dir, fed by the broker or by eager signals."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..children import node_name
+from .eager import EagerFeed
+from .publish import PublishNotes
+from .receiver import EventReceiver
+from .reconcile import reconcile
+from .store import EventStore
+
+log = logging.getLogger("stalk.events")
+
+
+def start_store(stack: Any) -> EventStore:
+    """A started store for `stack` (embedded.Stack): receiver thread, or signal hooks in eager mode."""
+    workers = [(node_name(spec), spec.pool, spec.concurrency) for spec in stack.worker_specs]
+    store = EventStore(history=stack.paths.history_db, workers=workers, log=log.warning)
+    store.start()
+    if stack.mode == "eager":
+        store.attach(EagerFeed(stack.app, store.ingest))
+    else:
+        store.attach(PublishNotes(store.note_published))
+
+        def catch_up() -> None:  # what finished while no one listened (broker restart, Stalk down)
+            reconcile(store.unfinished(), stack.app.backend, store.ingest)
+
+        store.attach(EventReceiver(stack.app, store.ingest, log=log.info, on_connect=catch_up))
+    return store

@@ -1,0 +1,273 @@
+"""The event store without processes: folding, precedence, eviction, batching, history, queries."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from embedded.events import Changes, EventStore
+from embedded.events.fold import Fold
+from embedded.events.history import HistoryError, read_tasks
+from embedded.events.states import FINISHED, RETRY, precedence
+
+HOST = "w1@host"
+
+
+def ev(type_: str, uuid: str = "t1", ts: float = 100.0, **fields) -> dict:
+    return {"type": type_, "uuid": uuid, "hostname": HOST, "timestamp": ts, "local_received": ts, **fields}
+
+
+def life(uuid: str = "t1", start: float = 100.0, end: str = "task-succeeded", **end_fields) -> list[dict]:
+    return [
+        ev("task-sent", uuid, start, name="demo.add", args="(1, 2)", kwargs="{}", queue="default",
+           routing_key="default", retries=0),
+        ev("task-received", uuid, start + 1, name="demo.add", args="(1, 2)", kwargs="{}", retries=0),
+        ev("task-started", uuid, start + 2),
+        ev(end, uuid, start + 3, **end_fields),
+    ]
+
+
+def test_a_task_life_is_folded_into_one_record():
+    fold = Fold()
+    fold.apply_many(life(result="3", runtime=0.5))
+    rec = fold.tasks["t1"]
+    assert (rec.state, rec.name, rec.args, rec.result, rec.runtime) == ("SUCCESS", "demo.add", "(1, 2)", "3", 0.5)
+    assert (rec.sent, rec.received, rec.started, rec.finished) == (100.0, 101.0, 102.0, 103.0)
+    assert (rec.queue, rec.worker) == ("default", HOST)
+    assert fold.counts["SUCCESS"] == 1 and sum(fold.counts.values()) == 1
+
+
+def test_late_events_never_move_a_finished_task_back():
+    fold = Fold()
+    events = life(result="3")
+    fold.apply_many([events[3], events[0], events[2], events[1], ev("task-retried", ts=99.0)])
+    rec = fold.tasks["t1"]
+    assert rec.state == "SUCCESS"
+    assert rec.received == 101.0 and rec.started == 102.0  # late events still fill in their fields
+    fold.apply(ev("task-failed", ts=104.0, exception="X"))
+    assert rec.state == "SUCCESS"
+
+
+def test_success_outranks_failure_and_failure_is_counted_once():
+    fold = Fold()
+    fold.apply_many(life(end="task-failed", exception="ValueError('x')", traceback="Traceback..."))
+    assert fold.tasks["t1"].state == "FAILURE"
+    fold.apply(ev("task-succeeded", ts=110.0, result="1"))
+    assert fold.tasks["t1"].state == "SUCCESS"
+    assert fold.counts["SUCCESS"] == 1 and fold.counts["FAILURE"] == 0
+
+
+def test_retry_then_a_new_attempt_is_legit():
+    fold = Fold()
+    fold.apply_many(life()[:3])
+    fold.apply(ev("task-retried", ts=103.0, exception="RuntimeError('again')"))
+    assert fold.tasks["t1"].state == RETRY
+    fold.apply(ev("task-received", ts=104.0, retries=1))
+    fold.apply(ev("task-started", ts=105.0))
+    rec = fold.tasks["t1"]
+    assert (rec.state, rec.retries, rec.started) == ("STARTED", 1, 105.0)
+    fold.apply(ev("task-received", ts=101.5, retries=0))  # a late one from attempt 0
+    assert rec.state == "STARTED"
+    fold.apply(ev("task-succeeded", ts=106.0, result="1"))
+    assert rec.state == "SUCCESS" and rec.exception is None
+    steps = [e.type for e in EventStore.events_of(_store_of(fold), "t1")]
+    assert steps.count("task-retried") == 1 and steps[-1] == "task-succeeded"
+    fold.apply(ev("task-retried", ts=105.5, exception="late"))  # after the next attempt: kept, no move
+    assert rec.state == "SUCCESS" and len(rec.attempts) == 2
+
+
+def _store_of(fold: Fold) -> EventStore:
+    store = EventStore()
+    store._fold = fold
+    return store
+
+
+def test_progress_meta_and_lost_when_the_worker_goes_offline():
+    fold = Fold()
+    fold.apply_many(life()[:3])
+    fold.apply(ev("task-progress", ts=103.0, state="PROGRESS", meta={"current": 3, "total": 10}))
+    rec = fold.tasks["t1"]
+    assert rec.state == "PROGRESS" and rec.progress == {"current": 3, "total": 10}
+    fold.apply({"type": "worker-offline", "hostname": HOST, "timestamp": 104.0})
+    assert rec.state == "LOST" and "offline" in rec.exception
+    fold.apply(ev("task-started", ts=105.0))
+    assert rec.state == "LOST"
+
+
+def test_heartbeat_expiry_and_a_new_worker_pid_lose_running_tasks():
+    fold = Fold()
+    fold.apply({"type": "worker-online", "hostname": HOST, "timestamp": 100.0, "local_received": 100.0,
+                "freq": 2.0, "pid": 1})
+    fold.apply_many(life("a")[:3])
+    assert fold.expire_workers(now=104.0) == []
+    assert fold.expire_workers(now=106.0) == [HOST]
+    assert fold.tasks["a"].state == "LOST" and not fold.workers[HOST].online
+    fold.apply({"type": "worker-heartbeat", "hostname": HOST, "timestamp": 107.0, "freq": 2.0, "pid": 1})
+    fold.apply_many(life("b", start=108.0)[:3])
+    fold.apply({"type": "worker-online", "hostname": HOST, "timestamp": 112.0, "freq": 2.0, "pid": 2})
+    assert fold.tasks["b"].state == "LOST" and fold.workers[HOST].online
+
+
+def test_the_cap_evicts_oldest_finished_tasks_first():
+    fold = Fold(max_tasks=10)
+    fold.apply_many(life("running")[:3])
+    for i in range(30):
+        fold.apply_many(life(f"t{i}", start=200.0 + i))
+    assert len(fold.tasks) == 10
+    assert "running" in fold.tasks and "t29" in fold.tasks and "t0" not in fold.tasks
+    assert sum(fold.counts.values()) == 10
+
+
+def test_memory_is_flat_under_an_endless_stream():
+    fold = Fold(max_tasks=100, track_dirty=False)
+    for i in range(3000):
+        fold.apply_many(life(f"t{i}", start=1000.0 + i))
+        fold.changed_tasks.clear()
+    assert len(fold.tasks) == 100 and len(fold.finished_order) == 100
+    assert len(fold.throughput) <= 3700 and len(fold.failures) <= 200
+
+
+EVENT_TYPES = ["task-sent", "task-received", "task-started", "task-progress", "task-succeeded",
+               "task-failed", "task-retried", "task-revoked", "task-rejected", "worker-offline",
+               "worker-heartbeat"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(EVENT_TYPES), st.sampled_from(["a", "b", "c"]),
+                          st.floats(0, 1000), st.integers(0, 2)), max_size=40),
+       st.integers(1, 3))
+def test_any_event_order_keeps_the_store_consistent(steps, cap):
+    fold = Fold(max_tasks=cap)
+    for type_, uuid, ts, retries in steps:
+        before = {k: r.state for k, r in fold.tasks.items()}
+        fold.apply({"type": type_, "uuid": uuid, "hostname": HOST, "timestamp": ts, "local_received": ts,
+                    "retries": retries, "state": "PROGRESS", "meta": {"current": 1, "total": 2}})
+        for task_id, rec in fold.tasks.items():
+            old, new = before.get(task_id, "PENDING"), rec.state
+            if old == new:
+                continue
+            if old in FINISHED:
+                assert precedence(new) < precedence(old), (old, new)
+            else:
+                assert new == RETRY or old == RETRY or precedence(new) <= precedence(old), (old, new)
+        assert sum(fold.counts.values()) == len(fold.tasks) <= cap
+        assert all(v >= 0 for v in fold.counts.values())
+        assert {k: v for k, v in fold.counts.items() if v} == _recount(fold)
+
+
+def _recount(fold: Fold) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for rec in fold.tasks.values():
+        out[rec.state] = out.get(rec.state, 0) + 1
+    return out
+
+
+def test_subscribers_get_batches_not_one_call_per_event():
+    store = EventStore().start()
+    batches: list[Changes] = []
+    got = threading.Event()
+
+    def listener(changes: Changes) -> None:
+        batches.append(changes)
+        got.set()
+
+    unsubscribe = store.subscribe(listener)
+    try:
+        for i in range(2000):
+            store.ingest_many(life(f"t{i}", start=100.0 + i))
+        assert got.wait(2)
+        time.sleep(0.3)
+        assert sum(len(b.tasks) for b in batches) >= 2000
+        assert len(batches) < 20  # 8000 events, a handful of batches
+        assert all(isinstance(b.tasks, frozenset) for b in batches)
+        unsubscribe()
+        count = len(batches)
+        store.ingest_many(life("late"))
+        time.sleep(0.3)
+        assert len(batches) == count
+    finally:
+        store.stop()
+
+
+def test_queries_filter_sort_and_count():
+    store = EventStore()
+    store.ingest_many(life("ok1", 100.0, result="3", runtime=0.2))
+    store.ingest_many(life("bad", 110.0, end="task-failed", exception="ValueError('x')"))
+    store.ingest_many(life("ok2", 120.0, result="3", runtime=0.9))
+    store.ingest_many(life("run", 130.0)[:3])
+    assert [r.task_id for r in store.query()] == ["run", "ok2", "bad", "ok1"]
+    assert [r.task_id for r in store.query(state="success", sort_key="runtime")] == ["ok2", "ok1"]
+    assert [r.task_id for r in store.query(search="BAD")] == ["bad"]
+    assert [r.task_id for r in store.query(sort_key="received", reverse=False, limit=2)] == ["ok1", "bad"]
+    assert store.counts_by_state() == {"SUCCESS": 2, "FAILURE": 1, "STARTED": 1}
+    assert [r.task_id for r in store.recent_failures(5)] == ["bad"]
+    assert store.wait_for("ok1", {"SUCCESS"}, timeout=0.1).task_id == "ok1"
+    assert store.wait_for("run", None, timeout=0.1) is None
+    assert len(store.throughput(5)) == 5
+
+
+def test_history_is_written_in_batches_and_reloaded(tmp_path):
+    db = tmp_path / "history.sqlite3"
+    store = EventStore(history=db).start()
+    for i in range(500):
+        store.ingest_many(life(f"t{i}", start=100.0 + i, result=str(i)))
+    store.ingest_many(life("bad", 900.0, end="task-failed", exception="ValueError('x')",
+                           traceback="Traceback (most recent call last): ..."))
+    store.stop()
+    again = EventStore(history=db, max_tasks=100).start()
+    try:
+        assert len(again) == 100 and again.get("bad").traceback.startswith("Traceback")
+        assert again.get("t499").result == "499"
+        rows = read_tasks(db, state="failure")
+        assert [r["task_id"] for r in rows] == ["bad"]
+        assert len(read_tasks(db, limit=1000)) == 501
+    finally:
+        again.stop()
+
+
+def test_a_corrupt_history_db_is_one_clear_error_and_does_not_stop_the_store(tmp_path):
+    db = tmp_path / "history.sqlite3"
+    db.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(HistoryError, match="cannot read task history"):
+        read_tasks(db)
+    messages: list[str] = []
+    store = EventStore(history=db, log=messages.append).start()
+    store.ingest_many(life())
+    store.stop()
+    assert store.get("t1").state == "SUCCESS"
+    assert any("moved to history.sqlite3.corrupt-" in m for m in messages), messages
+    assert [p.name.split("-")[0] for p in tmp_path.glob("*.corrupt-*")] == ["history.sqlite3.corrupt"]
+    assert [r["task_id"] for r in read_tasks(db)] == ["t1"]  # a fresh history from there on
+
+
+class Ears:
+    """A stand-in feeding source: only its connection state matters here."""
+
+    def __init__(self) -> None:
+        self.connected_since: float | None = None
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def test_heartbeat_expiry_waits_until_the_receiver_has_heard_long_enough():
+    store = EventStore()
+    ears = Ears()
+    store.attach(ears)
+    old = time.time() - 60
+    store.ingest({"type": "worker-online", "hostname": HOST, "timestamp": old, "local_received": old,
+                  "freq": 2.0, "pid": 1})
+    store.ingest_many(life("run", start=old)[:3])
+    store._expire()  # disconnected: a silence that may be ours
+    assert store.get("run").state == "STARTED"
+    ears.connected_since = time.monotonic()
+    store._expire()  # just reconnected: give the workers a heartbeat window
+    assert store.get("run").state == "STARTED"
+    ears.connected_since = time.monotonic() - 10
+    store._expire()
+    assert store.get("run").state == "LOST" and not store.workers()[0].online
