@@ -1,0 +1,70 @@
+"""A Control for a shell command: against the local running stack (found through its data dir's
+status file, which carries the broker URL and password, mode 0600) or any broker URL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from celery import Celery
+
+from ..broker.base import redact
+from ..celery_app import client_app, configure_app, load_app
+from ..config import ConfigError, StackConfig, WorkerSpec
+from ..status_file import read_status
+from .control import Control
+from .problems import ControlError
+from .revokes import RevokeStore, revoke_store_path
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    """What a running Stalk published about itself."""
+
+    broker_url: str | None
+    backend_url: str | None
+    mode: str | None
+    worker_specs: tuple[WorkerSpec, ...]
+
+
+def local_stack(config: StackConfig) -> LocalStack:
+    """The stack running on `config`'s data dir; ControlError when none runs (or it is eager)."""
+    status = read_status(config.paths.state)
+    if status is None:
+        raise ControlError(f"no Stalk is running on data dir {config.data_dir}; start one (stalk up) or pass "
+                           "--broker-url URL (or set CELERY_BROKER_URL)")
+    broker = status.get("broker") or {}
+    if broker.get("mode") == "eager":
+        raise ControlError("the running stack is in eager mode: its tasks run inside its own process; "
+                           "use its panel")
+    if not broker.get("broker_url"):
+        raise ControlError("the running stack published no broker URL")
+    specs = tuple(WorkerSpec(name=p["name"], queues=tuple(p.get("queues") or ()))
+                  for p in status.get("processes", []) if p.get("role") == "worker")
+    return LocalStack(broker["broker_url"], broker.get("backend_url"), broker.get("mode"), specs)
+
+
+def user_app_for(config: StackConfig, demo: bool) -> tuple[Celery | None, str | None]:
+    """(the -A app or, with `demo`, the demo app when none is configured; a warning if it failed)."""
+    if not config.app and not demo:
+        return None, None
+    try:
+        return load_app(config.app), None
+    except ConfigError as exc:
+        return None, f"{exc}; task names are checked against the workers only"
+
+
+def connect(config: StackConfig, broker_url: str, backend_url: str | None, user_app: Celery | None,
+            worker_specs: tuple[WorkerSpec, ...] = ()) -> Control:
+    """A Control on a client app with the user's routes and Stalk's settings; ControlError if the
+    broker does not answer within a few seconds."""
+    app = client_app(user_app) if user_app is not None else Celery("stalk-cli", set_as_current=False)
+    configure_app(app, broker_url, backend_url, visibility_timeout=config.broker.visibility_timeout)
+    app.conf.broker_connection_timeout = 3
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=3)
+    except Exception as exc:
+        raise ControlError(f"broker {redact(broker_url)} unreachable: {exc}") from None
+    return Control(app, user_app=user_app, worker_specs=worker_specs,
+                   revokes=RevokeStore(revoke_store_path(config.data_dir)),
+                   beat_schedule=config.paths.beat_schedule)
