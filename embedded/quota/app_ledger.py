@@ -1,0 +1,99 @@
+"""Which ledger a Celery app's metered tasks charge, and defining the quotas the app declares."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError
+from .errors import QuotaError
+from .ledger import QuotaLedger
+from .spec import QuotaSpec
+
+_lock = threading.Lock()
+_ledgers: dict[str, QuotaLedger] = {}
+_defined: set[tuple[str, int]] = set()
+_in_process: dict[int, Path] = {}  # id(app) -> quota db of the eager stack running its tasks here
+
+
+class StackQuotaError(QuotaError, ConfigError):
+    """The stack cannot start on this quota db (a ConfigError, so `stalk up` prints one line)."""
+
+
+def ledger_path(app: Any) -> Path:
+    """app.conf.stalk_quota_db; else the quota db of the Stalk running this app (its worker child, or
+    the eager stack in this process); else the default data dir's (a plain `celery worker` then
+    charges the ledger that `stalk quota` shows)."""
+    from ..children import child_data_dir
+    from ..paths import StackPaths, default_data_dir
+
+    configured = _conf(app, "stalk_quota_db")
+    if configured:
+        return Path(str(configured)).expanduser()
+    if id(app) in _in_process:
+        return _in_process[id(app)]
+    data_dir = child_data_dir()
+    return StackPaths(Path(data_dir) if data_dir else default_data_dir()).quota_db
+
+
+def app_quotas(app: Any) -> list[QuotaSpec]:
+    """The quotas declared in `app.conf.stalk_quotas` ({name: QuotaSpec kwargs or QuotaSpec})."""
+    declared = _conf(app, "stalk_quotas") or {}
+    if not isinstance(declared, dict):
+        raise QuotaError(f"app.conf.stalk_quotas must be a dict of name -> settings, got {declared!r}")
+    return [QuotaSpec.of(name, settings) for name, settings in declared.items()]
+
+
+def define_app_quotas(app: Any, ledger: QuotaLedger) -> list[QuotaSpec]:
+    specs = app_quotas(app)
+    for spec in specs:
+        ledger.define(spec)
+    return specs
+
+
+def ledger_for_app(app: Any) -> QuotaLedger:
+    """The (cached) ledger for `app`, with the app's declared quotas defined once per process."""
+    path = ledger_path(app)
+    with _lock:
+        ledger = _ledgers.get(str(path))
+        if ledger is None:
+            ledger = _ledgers[str(path)] = QuotaLedger(path)
+        if (str(path), id(app)) not in _defined:
+            define_app_quotas(app, ledger)
+            _defined.add((str(path), id(app)))
+    return ledger
+
+
+def prepare_stack_quotas(app: Any, quota_db: Path, in_process: bool = False) -> None:
+    """At stack start: define the app's declared quotas in the stack's ledger, so the db exists for the
+    panel. `in_process` (eager mode): tasks run here, so they charge this ledger too.
+    No declared quotas and no db yet: nothing is created."""
+    if in_process:
+        _in_process[id(app)] = Path(quota_db)
+    try:
+        if not app_quotas(app) and not Path(quota_db).exists():
+            return
+        with QuotaLedger(quota_db) as ledger:
+            define_app_quotas(app, ledger)
+    except QuotaError as exc:
+        raise StackQuotaError(str(exc)) from None
+
+
+def forget_ledgers() -> None:
+    """Close cached ledgers (tests, or after moving a db aside)."""
+    with _lock:
+        for ledger in _ledgers.values():
+            ledger.close()
+        _ledgers.clear()
+        _defined.clear()
+
+
+def _conf(app: Any, key: str) -> Any:
+    conf = getattr(app, "conf", None)
+    if conf is None:
+        return None
+    try:
+        return conf.get(key)
+    except Exception:
+        return getattr(conf, key, None)

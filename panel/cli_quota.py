@@ -1,0 +1,68 @@
+"""`stalk quota`: each quota's used / reserve / remaining and reset time, from the stack's data dir."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from embedded.quota import QuotaError, QuotaLedger, QuotaStatus
+
+from .cli import build_config, cli, fail, merged, stack_options
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@stack_options
+@click.pass_context
+def quota(ctx: click.Context, as_json: bool, **params: Any) -> None:
+    """Print each quota's usage today and when it resets (works with or without a running stack)."""
+    config = build_config(merged(ctx, params))
+    path = config.paths.quota_db
+    if not path.exists():
+        if as_json:
+            click.echo("[]")
+        else:
+            click.echo(f"no quotas defined on this stack (no quota db at {path})")
+        return
+    try:
+        with QuotaLedger(path, create=False) as ledger:
+            statuses = ledger.statuses()
+    except QuotaError as exc:
+        fail(str(exc))
+        return
+    if as_json:
+        click.echo(json.dumps([status_dict(s) for s in statuses], indent=2))
+        return
+    if not statuses:
+        click.echo(f"no quotas defined in {path}")
+        return
+    click.echo(f"{'QUOTA':<16} {'USED':>9} {'RESERVE':>9} {'REMAINING':>10} {'LIMIT':>9} {'RATE/H':>8}  RESETS")
+    for s in statuses:
+        click.echo(f"{s.name:<16} {s.used:>9,} {s.reserved:>9,} {s.remaining:>10,} {s.limit:>9,} "
+                   f"{s.rate_per_hour:>8,.0f}  {reset_text(s)}{exhaust_text(s)}")
+
+
+def status_dict(s: QuotaStatus) -> dict[str, Any]:
+    return {
+        "name": s.name, "day": s.day.isoformat(), "limit": s.limit, "used": s.used, "reserved": s.reserved,
+        "remaining": s.remaining, "priority_reserve": s.priority_reserve, "timezone": s.timezone,
+        "resets_at": s.resets_at.isoformat(), "rate_per_hour": s.rate_per_hour,
+        "exhausted": s.exhausted, "exhausted_at": s.exhausted_at.isoformat() if s.exhausted_at else None,
+        "denied": s.denied, "pending": s.pending, "hourly": s.hourly,
+    }
+
+
+def reset_text(s: QuotaStatus) -> str:
+    left = int((s.resets_at - datetime.now(UTC)).total_seconds())
+    return f"{s.resets_at:%Y-%m-%d %H:%M} {s.timezone} (in {left // 3600}h{left % 3600 // 60:02d}m)"
+
+
+def exhaust_text(s: QuotaStatus) -> str:
+    if s.exhausted:
+        return "  EXHAUSTED (priority calls only)" if s.reserved else "  EXHAUSTED"
+    if s.exhausted_at is not None:
+        return f"  runs out ~{s.exhausted_at:%H:%M} at this rate"
+    return ""
