@@ -1,14 +1,16 @@
-"""Placeholder demo app: two tasks on two queues (the full seeds' pipelines come next)."""
+"""The built-in demo app: the seeds' pipelines (YouTube, web pages, cache search, routing, archive-first
+ingestion, plugin collection and processing, periodic upkeep), offline and deterministic.
+
+Tasks are named `demo.*`; settings, queues and the worker layout live in embedded/demo/base.py."""
 
 from __future__ import annotations
 
 import time
 
-from celery import Celery
+from . import collection, content, maintenance  # noqa: F401 - registers their tasks on `app`
+from .base import app
 
-app = Celery("stalk_demo")
-app.conf.task_routes = {"demo.slow_add": {"queue": "slow"}}
-app.conf.task_default_queue = "default"
+__all__ = ["app"]
 
 
 @app.task(name="demo.add")
