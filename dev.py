@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""The one way in, standard library only: `python3 dev.py run` / `python3 dev.py test`.
+"""The one way in, standard library only: `python3 dev.py run` / `test` / `lint` / `build`.
 
 Creates .venv beside this file on first use, installs Stalk (and, for `test`, what the tests
-need), then runs Stalk or the whole test suite. Extra arguments are passed through.
+need), then runs Stalk or the whole test suite, or builds the single-file binary dist/stalk
+(PyInstaller, see packaging/). Extra arguments are passed through.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ PY = BIN / "python"
 
 def ensure_venv(extras: str) -> None:
     """Create the venv and (re)install when pyproject.toml or the extras changed."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 (dev.py runs on any python3)
         sys.exit(f"Stalk needs Python 3.11 or newer (this is {sys.version.split()[0]})")
     if not PY.exists():
         print("dev.py: creating .venv", flush=True)
@@ -49,8 +50,11 @@ def main(argv: list[str]) -> int:
         return subprocess.call([str(PY), "-m", "pytest", *args], cwd=ROOT)
     if command == "lint":
         ensure_venv("test")
-        return subprocess.call([str(BIN / "ruff"), "check", "embedded", "panel", "tests", "bench"], cwd=ROOT)
-    sys.exit(f"usage: python3 dev.py [run|test|lint] [args...] (got {command!r})")
+        return subprocess.call([str(BIN / "ruff"), "check", "embedded", "panel", "tests", "bench", "packaging", "dev.py"], cwd=ROOT)
+    if command == "build":
+        ensure_venv("test")  # the test extra carries pyinstaller (the smoke test builds); one stamp, no reinstalls
+        return subprocess.call([str(PY), str(ROOT / "packaging" / "build.py"), *rest], cwd=ROOT)
+    sys.exit(f"usage: python3 dev.py [run|test|lint|build] [args...] (got {command!r})")
 
 
 if __name__ == "__main__":

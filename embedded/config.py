@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -85,7 +86,18 @@ class StackConfig:
 def find_redis_server(configured: str | None = None) -> str | None:
     if configured:
         return configured if Path(configured).is_file() else shutil.which(configured)
-    return shutil.which("redis-server")
+    return bundled_redis_server() or shutil.which("redis-server")
+
+
+def bundled_redis_server() -> str | None:
+    """A frozen binary's own redis-server (packaging/ bundles one): in sys._MEIPASS or beside the binary."""
+    if not getattr(sys, "frozen", False):
+        return None
+    for folder in (getattr(sys, "_MEIPASS", None), os.path.dirname(sys.executable)):
+        candidate = Path(folder or "") / "redis-server"
+        if folder and candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
 
 
 # -- parsing -----------------------------------------------------------------------------------
@@ -123,7 +135,7 @@ def _as_bool(source: str, key: str, value: Any) -> bool:
 def _as_int(source: str, key: str, value: Any, low: int = 0, high: int | None = None) -> int:
     try:
         number = int(value)
-        if isinstance(value, bool) or isinstance(value, float):
+        if isinstance(value, bool | float):
             raise ValueError
     except (TypeError, ValueError):
         raise _fail(source, key, value, "expected a whole number") from None
