@@ -89,8 +89,14 @@ def run_worker(app_spec: str | None, celery_args: list[str]) -> None:
     """Run a Celery worker in this process with Stalk's settings (events on, JSON, late acks)."""
     from celery.signals import after_setup_logger
 
+    from .events.progress import install_progress_events
+
     after_setup_logger.connect(quiet_per_task_logs, weak=False)
+    install_progress_events()  # update_state(state="PROGRESS") also sends a task-progress event
     app = _prepared_app(app_spec)
+    from .control.revokes import load_into_worker_state
+
+    load_into_worker_state(child_data_dir())  # revokes made while this worker was down (celery#8888)
     app.worker_main(["worker", *celery_args])
 
 

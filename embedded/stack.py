@@ -14,6 +14,7 @@ from .celery_app import app_source_files, client_app, configure_app, load_app, w
 from .children import beat_argv, child_env, node_name, worker_argv
 from .config import StackConfig, WorkerSpec
 from .journal import PublishJournal
+from .quota import prepare_stack_quotas
 from .status_file import clear_status, write_status
 from .supervisor import ChildSpec, ProcessInfo, ProcState, Supervisor
 from .supervisor.child import Child
@@ -41,6 +42,7 @@ class Stack:
         self._reload_stop = threading.Event()
         self._status_stop = threading.Event()
         self._started = False
+        self._saved_conf: dict | None = None
         self.events = None  # the live task/worker store (embedded.events), set by _start_events
         self.control = None  # submit/revoke/inspect (embedded.control), set by _start_control
         self.journal: PublishJournal | None = None  # own redis only: re-publishes what a broker crash lost
@@ -53,9 +55,12 @@ class Stack:
         self._lock.acquire()
         self._started = True
         try:
+            prepare_stack_quotas(self.user_app, self.paths.quota_db, in_process=self.mode == "eager")
             self.stale_killed = self.supervisor.registry.clean_stale()
             self.supervisor.start()
             self.broker, self._broker_handle = start_broker(self.config, self.supervisor)
+            if self.mode == "eager":  # eager configures the user's own app: undo it at stop
+                self._saved_conf = dict(self.app.conf.changes)
             configure_app(self.app, self.broker.broker_url, self.broker.backend_url,
                           eager=self.mode == "eager", visibility_timeout=self.config.broker.visibility_timeout)
             self._start_journal()
@@ -90,7 +95,16 @@ class Stack:
         stop = getattr(self._broker_handle, "stop", None)
         if stop is not None:
             stop()
+        self._restore_user_conf()
         self._lock.release()
+
+    def _restore_user_conf(self) -> None:
+        """Give an eager stack's user app its settings back, so a later stack in this process (scripts,
+        tests) does not inherit task_always_eager."""
+        if self._saved_conf is not None:
+            self.app.conf.changes.clear()
+            self.app.conf.changes.update(self._saved_conf)
+            self._saved_conf = None
 
     def __enter__(self) -> Stack:
         return self.start()
@@ -153,15 +167,29 @@ class Stack:
 
     def _start_events(self) -> None:
         """Start the event receiver and task store (owned by embedded/events)."""
+        from .events.wiring import start_store
+
+        self.events = start_store(self)
 
     def _stop_events(self) -> None:
         """Stop the receiver; flush history."""
+        if self.events is not None:
+            self.events.stop()
 
     def _start_control(self) -> None:
-        """Create the control facade (owned by embedded/control)."""
+        """Create the control facade (owned by embedded/control); it re-broadcasts Stalk's stored
+        revokes to every worker that turns ready."""
+        from .control import Control, RevokeStore, revoke_store_path
+
+        self.control = Control(self.app, user_app=self.user_app, worker_specs=self.worker_specs,
+                               revokes=RevokeStore(revoke_store_path(self.paths.data_dir)),
+                               beat_schedule=self.paths.beat_schedule, eager=self.mode == "eager")
+        self.control.watch_workers(self.subscribe)
 
     def _stop_control(self) -> None:
         """Release control resources."""
+        if self.control is not None:
+            self.control.close()
 
     def _env(self) -> dict[str, str]:
         assert self.broker is not None

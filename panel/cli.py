@@ -187,3 +187,9 @@ def beat(app: str | None, celery_args: tuple[str, ...]) -> None:
         fail(str(exc), EXIT_USAGE)
 
 
+
+
+from . import cli_quota  # noqa: E402,F401  (registers `stalk quota`)
+from .cli_control import submit  # noqa: E402,F401  (registers submit, revoke, workers, queues, ...)
+from .cli_demo import demo  # noqa: E402,F401  (registers `stalk demo`)
+from .cli_tasks import tasks  # noqa: E402,F401  (registers `stalk tasks`)
