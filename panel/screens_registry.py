@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from .screens.beat import BeatScreen
 from .screens.dashboard import DashboardScreen
 from .screens.logs import LogsScreen
-from .screens.placeholder import placeholder
+from .screens.quota import QuotaScreen
 from .screens.submit import SubmitScreen
 from .screens.tasks import TasksScreen
+from .screens.workers import WorkersScreen
 
 MODE_SCREENS = {
     "dashboard": DashboardScreen,
     "tasks": TasksScreen,
-    "workers": placeholder("workers"),
-    "beat": placeholder("beat"),
-    "quota": placeholder("quota"),
+    "workers": WorkersScreen,
+    "beat": BeatScreen,
+    "quota": QuotaScreen,
     "logs": LogsScreen,
     "submit": SubmitScreen,
 }

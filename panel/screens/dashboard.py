@@ -65,7 +65,11 @@ class DashboardScreen(StalkScreen):
     @work(thread=True, exclusive=True, group="dashboard-poll", exit_on_error=False)
     def poll(self) -> None:
         stack = self.stack
-        self.post_message(self.Fetched(fetch_dashboard(stack, open_ledger(stack))))
+        try:
+            ledger = open_ledger(stack)
+        except Exception:  # a corrupt/locked quota db (the Quota screen says why) must not stop polling
+            ledger = None
+        self.post_message(self.Fetched(fetch_dashboard(stack, ledger)))
 
     @on(Fetched)
     def _draw(self, message: Fetched) -> None:

@@ -20,14 +20,20 @@ class Activity(Static):
             return
         done = throughput or []
         failed = failures or []
+        width = self._spark_width()
         rate = sum(done[-10:]) / 10 if done else 0.0
         lines = [
             "[b]Activity[/b]  (last 60 s)",
-            f"done    [$success]{sparkline(done, WIDTH) or '·'}[/]  {rate:.1f}/s",
-            f"failed  [$error]{sparkline(failed, WIDTH) or '·'}[/]  {int(sum(failed))} in 60 s",
+            f"done    [$success]{sparkline(done, width) or '·'}[/]  {rate:.1f}/s",
+            f"failed  [$error]{sparkline(failed, width) or '·'}[/]  {int(sum(failed))} in 60 s",
         ]
         if counts:
             lines.append("  ".join(markup(state, f"{state.lower()} {n}") for state, n in sorted(counts.items())))
         else:
             lines.append("[$foreground-muted]no tasks seen yet[/]")
         self.update("\n".join(lines))
+
+    def _spark_width(self) -> int:
+        """Sparklines fill what the label and the rate leave of the line (never wrap)."""
+        available = self.content_size.width - len("failed  ") - len("  999 in 60 s")
+        return max(8, min(WIDTH, available)) if self.content_size.width else WIDTH

@@ -39,11 +39,12 @@ class QuotaMeter(Static):
             self.update("[b]Quota[/b]\n[$foreground-muted]no quotas defined[/]")
             return
         lines = ["[b]Quota[/b]  [$success]█ used[/] [$warning]▒ reserved[/] ░ remaining"]
+        width = max(8, min(WIDTH, self.content_size.width - 42)) if self.content_size.width else WIDTH
         for q in quotas:
             used, reserved, limit = (float(_get(q, "used")), float(_get(q, "reserved")),
                                      float(_get(q, "limit", "daily_limit")))
             remaining = max(0.0, limit - used - reserved)
             name = escape(str(_get(q, "name", default="?")))
-            lines.append(f"{name:<12} {quota_bar(used, reserved, limit)} {used:,.0f}+{reserved:,.0f}"
+            lines.append(f"{name:<12} {quota_bar(used, reserved, limit, width)} {used:,.0f}+{reserved:,.0f}"
                          f"/{limit:,.0f}  {remaining:,.0f} left")
         self.update("\n".join(lines))

@@ -85,7 +85,11 @@ def test_stalk_in_tmux_shows_stack_logs_and_quits_clean(tmux: Tmux, tmp_path: Pa
         assert len(stack_processes(data_dir)) >= 3  # stalk itself, redis-server, the workers
         tmux.keys("6")
         screen = tmux.wait_for(lambda s: "Ready to accept connections" in s)  # the broker's own log
-        tmux.keys("]")
+        for _ in range(4):  # step through the process list to the slow worker's log
+            tmux.keys("]")
+            time.sleep(0.5)
+            if "worker:slow" in tmux.screen().splitlines()[1]:
+                break
         tmux.wait_for(lambda s: "worker:slow" in s.splitlines()[1] and "Connected to redis" in s)
         tmux.keys("?")
         tmux.wait_for(lambda s: "Keys" in s and "Go to Dashboard" in s)

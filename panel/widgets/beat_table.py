@@ -1,0 +1,27 @@
+"""Beat schedule entries: task, schedule, args, last and next run (relative to the app clock), total runs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rich.text import Text
+
+from ..beat_rows import BeatRow, ago, when
+from ..colours import colour
+from .keyed_table import KeyedTable
+
+
+def beat_cells(row: BeatRow, now: float, variables: Mapping[str, str]) -> tuple[object, ...]:
+    late = row.next_run is not None and row.next_run < now - 5
+    next_style = colour("warning", variables) if late else ""
+    return (Text(row.name, style="bold"), row.task, row.schedule,
+            Text(row.args, style="dim"), Text(ago(row.last_run, now), style="" if row.last_run else "dim"),
+            Text(when(row.next_run, now), style=next_style), f"{row.total:,}")
+
+
+class BeatTable(KeyedTable):
+    COLUMNS = ("entry", "task", "schedule", "args", "last run", "next run", "runs")
+    WIDTHS = (20, 22, 16, 10, 11, 21, 6)
+
+    def show_entries(self, rows: list[BeatRow], now: float, variables: Mapping[str, str]) -> None:
+        self.show([(r.name, beat_cells(r, now, variables)) for r in rows])

@@ -1,0 +1,158 @@
+"""Beat screen over a real Control: entries from a real app's beat_schedule, last runs from a real beat
+shelve file, the app's clock frozen; run now (n or enter) really sends (eagerly) the entry's task."""
+
+from __future__ import annotations
+
+import shelve
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from celery.beat import ScheduleEntry
+from celery.schedules import crontab, schedule
+
+from embedded.control import Control
+from panel.app import make_app
+from panel.beat_rows import BeatRow, schedule_text, when
+from panel.messages import BrokerChanged, ProcessesChanged
+
+from .conftest import SIZE
+from .harness import BUSY, FROZEN, REDIS, frozen_clock, settle, sync
+from .stand_ins import StackView
+
+NOW = datetime.fromtimestamp(FROZEN, UTC)
+RAN: list[tuple[str, tuple]] = []
+
+SCHEDULE = {
+    "cleanup-nightly": {"task": "jobs.cleanup", "schedule": crontab(hour=3, minute=0), "kwargs": {"days": 30},
+                        "options": {"queue": "slow"}},
+    "heartbeat-30s": {"task": "jobs.add", "schedule": 30.0, "args": (2, 3)},
+    "report-hourly": {"task": "jobs.report", "schedule": schedule(3600), "args": ("daily",)},
+    "sync-feeds": {"task": "jobs.sync", "schedule": crontab(minute="*/5")},
+}
+LAST_RUNS = {"cleanup-nightly": (NOW - timedelta(hours=21, minutes=7), 41),
+             "heartbeat-30s": (NOW - timedelta(seconds=12), 2_913),
+             "report-hourly": (NOW - timedelta(minutes=55), 77),
+             "sync-feeds": (NOW - timedelta(minutes=5, seconds=40), 1_280)}
+
+
+def recorder(name: str):
+    def run(*args: object, **kwargs: object) -> None:
+        RAN.append((name, args))
+
+    run.__name__ = name.replace(".", "_")
+    return run
+
+
+def beat_app() -> Celery:
+    app = Celery("beat_screen", set_as_current=False)
+    app.conf.update(task_always_eager=True, timezone="UTC", enable_utc=True, beat_schedule=SCHEDULE)
+    for name in ("jobs.cleanup", "jobs.add", "jobs.report", "jobs.sync"):
+        app.task(name=name, shared=False)(recorder(name))
+    app.now = lambda: NOW  # schedules take "now" from their app: frozen
+    return app
+
+
+def schedule_file(path: Path, app: Celery) -> Path:
+    """What beat's PersistentScheduler keeps: a shelve with `entries` -> ScheduleEntry."""
+    entries = {name: ScheduleEntry(name, SCHEDULE[name]["task"], last, count, app=app,
+                                   schedule=SCHEDULE[name]["schedule"])
+               for name, (last, count) in LAST_RUNS.items()}
+    with shelve.open(str(path)) as store:
+        store["entries"] = entries
+    return path
+
+
+@pytest.fixture
+def control(tmp_path: Path) -> Control:
+    app = beat_app()
+    return Control(app, user_app=app, eager=True, beat_schedule=schedule_file(tmp_path / "beat-schedule", app))
+
+
+def app_with(stack, control=None):
+    view = StackView(stack, control=control)
+    return make_app(stack.config, stack=view, clock=frozen_clock, probe_broker=False)
+
+
+def on_beat(*press: str):
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+        pilot.app.post_message(BrokerChanged(REDIS))
+        pilot.app.post_message(ProcessesChanged(BUSY))
+        await pilot.pause()
+        await pilot.press("4")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        for key in press:
+            await pilot.press(key)
+        await pilot.pause()
+
+    return run_before
+
+
+def test_rows_are_short_and_relative(control: Control) -> None:
+    assert schedule_text(repr(schedule(30))) == "every 30s"
+    assert schedule_text(repr(crontab(minute="*/5"))) == "cron */5 * * * *"
+    assert when(FROZEN + 90, FROZEN).endswith("(in 1m30s)")
+    assert when(FROZEN - 86_400 * 2, FROZEN).endswith("ago)")
+    rows = {r.name: r for r in map(BeatRow.of, control.beat_entries())}
+    assert (rows["heartbeat-30s"].total, rows["heartbeat-30s"].next_run) == (2_913, FROZEN + 18)
+    assert rows["cleanup-nightly"].queue == "slow"
+    # beat stamps a new entry with its own start time: no runs yet reads "never"
+    assert BeatRow.of({"name": "new", "task": "jobs.add", "last_run": NOW, "total_run_count": 0}).last_run is None
+
+
+@sync
+async def test_enter_and_n_run_the_selected_entry(eager_stack, control) -> None:
+    RAN.clear()
+    app = app_with(eager_stack, control)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_beat()(pilot)
+        names = [r.name for r in app.screen.data.rows]  # sorted by next run
+        await on_beat("enter", "down", "n")(pilot)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        sent = [SCHEDULE[n]["task"] for n in names[:2]]
+        assert [name for name, _args in RAN] == sent
+        assert sum("now (task " in str(n.message) for n in app._notifications) == 2
+
+
+@sync
+async def test_run_now_failure_is_a_notice(eager_stack, control) -> None:
+    app = app_with(eager_stack, control)
+    control.user_app.conf.beat_schedule = {**SCHEDULE, "ghost": {"task": "jobs.ghost", "schedule": 60.0}}
+    async with app.run_test(size=SIZE) as pilot:
+        await on_beat()(pilot)
+        ghost = [r.name for r in app.screen.data.rows].index("ghost")
+        await on_beat(*["down"] * ghost, "n")(pilot)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert any("run ghost" in str(n.message) and n.severity == "error" for n in app._notifications)
+
+
+def test_beat_busy_snapshot(snap_compare, eager_stack, control):
+    assert snap_compare(app_with(eager_stack, control), terminal_size=SIZE, run_before=on_beat())
+
+
+def test_beat_empty_snapshot(snap_compare, eager_stack, control):
+    control.user_app.conf.beat_schedule = {}
+    assert snap_compare(app_with(eager_stack, control), terminal_size=SIZE, run_before=on_beat())
+
+
+def test_beat_error_keeps_last_rows_snapshot(snap_compare, eager_stack, control):
+    def locked() -> list:
+        raise OSError("schedule file is locked by another beat")
+
+    async def run_before(pilot) -> None:
+        await on_beat()(pilot)
+        control.beat_entries = locked  # the failure injected into the real Control
+        pilot.app.screen.poll()
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+    assert snap_compare(app_with(eager_stack, control), terminal_size=SIZE, run_before=run_before)
+
+
+def test_beat_without_control_snapshot(snap_compare, eager_stack):
+    assert snap_compare(app_with(eager_stack), terminal_size=SIZE, run_before=on_beat())

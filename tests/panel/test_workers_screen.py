@@ -1,0 +1,283 @@
+"""Workers screen: worker and queue tables, pool/rate-limit/restart/shutdown/purge driven by keys, snapshots."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+
+from embedded.events import EventStore
+from panel.app import make_app
+from panel.messages import BrokerChanged, ProcessesChanged
+from panel.screens.confirm import ConfirmScreen
+from panel.screens.form_modal import FormScreen
+from panel.worker_forms import check_autoscale, check_rate_limit
+from panel.workers_data import queue_rows, worker_rows
+
+from .conftest import SIZE
+from .harness import BUSY, FROZEN, REDIS, frozen_clock, settle, sync
+from .stand_ins import Control, StackView
+
+HOSTS = {"worker:default": "default@stalk-host", "worker:slow": "slow@stalk-host", "worker:io": "io@stalk-host"}
+PROCESSES = [dataclasses.replace(p, hostname=HOSTS.get(p.name)) for p in BUSY]
+
+
+def heartbeat(hostname: str, at: float, processed: int, active: int, load: tuple[float, ...],
+              kind: str = "worker-heartbeat") -> dict:
+    return {"type": kind, "hostname": hostname, "timestamp": at, "freq": 2.0, "processed": processed,
+            "active": active, "loadavg": list(load), "pid": 4100 + len(hostname), "sw_ver": "5.7.0"}
+
+
+def busy_events() -> EventStore:
+    """A real EventStore (not started: no threads, no expiry) fed a fixed worker event sequence."""
+    store = EventStore(workers=[("default@stalk-host", "prefork", 4), ("slow@stalk-host", "prefork", 2),
+                                ("io@stalk-host", "prefork", 8)])
+    store.ingest_many([
+        heartbeat("default@stalk-host", FROZEN - 600, 0, 0, (0.1, 0.1, 0.1), "worker-online"),
+        heartbeat("slow@stalk-host", FROZEN - 600, 0, 0, (0.1, 0.1, 0.1), "worker-online"),
+        heartbeat("io@stalk-host", FROZEN - 600, 5_000, 0, (0.3, 0.2, 0.2), "worker-online"),
+        heartbeat("io@stalk-host", FROZEN - 190, 5_520, 0, (0.0, 0.1, 0.2)),
+        {"type": "worker-offline", "hostname": "io@stalk-host", "timestamp": FROZEN - 188},
+        heartbeat("slow@stalk-host", FROZEN - 25, 87, 2, (1.95, 1.20, 0.88)),
+        heartbeat("default@stalk-host", FROZEN - 2, 1_204, 3, (0.52, 0.41, 0.30)),
+    ])
+    return store
+
+
+def busy_control(**kwargs) -> Control:
+    return Control(depths={"default": 12, "slow": 340, "media": 0, "io": 57},
+                   reserved={"default@stalk-host": [{}, {}], "slow@stalk-host": [{}] * 6}, **kwargs)
+
+
+def app_with(stack, events=None, control=None):
+    view = StackView(stack, events, control)
+    return make_app(stack.config, stack=view, clock=frozen_clock, probe_broker=False), view
+
+
+def on_workers(*press: str):
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+        pilot.app.post_message(BrokerChanged(REDIS))
+        pilot.app.post_message(ProcessesChanged(PROCESSES))
+        await pilot.pause()
+        await pilot.press("3")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        for key in press:
+            await pilot.press(key)
+        await pilot.pause()
+
+    return run_before
+
+
+# -- pure parts ---------------------------------------------------------------------------------
+
+
+def test_rows_merge_event_store_and_supervisor() -> None:
+    rows = worker_rows(busy_events().workers()[:1], PROCESSES, {"default@stalk-host": [1, 2]})
+    by_host = {r.hostname: r for r in rows}
+    assert by_host["default@stalk-host"].process == "worker:default"
+    assert by_host["default@stalk-host"].reserved == 2
+    assert by_host["slow@stalk-host"].heartbeat is None and not by_host["slow@stalk-host"].online
+    queues = {q.name: q for q in queue_rows({"default": 3, "orphan": 1}, PROCESSES)}
+    assert queues["orphan"].consumers == () and queues["media"].consumers == ("worker:slow",)
+    assert queues["media"].waiting is None and queues["default"].waiting == 3
+
+
+def test_form_checks_give_one_line() -> None:
+    assert check_rate_limit({"task": "demo.add", "rate": "10 / m"}).rate == "10/m"
+    with pytest.raises(ValueError, match="not a rate"):
+        check_rate_limit({"task": "demo.add", "rate": "fast"})
+    with pytest.raises(ValueError, match="no worker registered"):
+        check_rate_limit({"task": "demo.nope", "rate": "1/s"}, ("demo.add",))
+    assert check_autoscale({"max": "8", "min": "2"}).max == 8
+    with pytest.raises(ValueError, match="above max"):
+        check_autoscale({"max": "2", "min": "3"})
+
+
+# -- Pilot flows --------------------------------------------------------------------------------
+
+
+@sync
+async def test_grow_and_shrink_target_the_selected_worker(eager_stack) -> None:
+    control = busy_control()
+    control.pool = {"slow@stalk-host": 2}
+    app, _view = app_with(eager_stack, busy_events(), control)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_workers("down", "plus")(pilot)
+        await app.workers.wait_for_complete()
+        await until(pilot, lambda: app.screen.data.workers[1].concurrency == 3, "the live pool size")
+        await pilot.press("minus")
+        await app.workers.wait_for_complete()
+        assert control.calls == [("pool_grow", ("slow@stalk-host", 1)), ("pool_shrink", ("slow@stalk-host", 1))]
+
+
+@sync
+async def test_purge_asks_first_and_sends_only_on_yes(eager_stack) -> None:
+    control = busy_control()
+    app, _view = app_with(eager_stack, busy_events(), control)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_workers("tab", "down", "p")(pilot)  # queues sorted: default, io, media, slow
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await app.workers.wait_for_complete()
+        assert control.calls == []
+        await pilot.press("p", "y")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert control.calls == [("purge", ("io",))]
+        assert any("purged 57" in str(n.message) for n in app._notifications)
+
+
+@sync
+async def test_shutdown_is_confirmed(eager_stack) -> None:
+    control = busy_control()
+    app, _view = app_with(eager_stack, busy_events(), control)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_workers("x")(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await app.workers.wait_for_complete()
+        assert control.calls == [("shutdown", ("default@stalk-host",))]
+
+
+@sync
+async def test_rate_limit_modal_rejects_bad_rate_then_sends(eager_stack) -> None:
+    control = busy_control()
+    app, _view = app_with(eager_stack, busy_events(), control)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_workers("l", *"demo.add", "tab", *"fast", "enter")(pilot)
+        assert isinstance(app.screen, FormScreen)
+        assert "not a rate" in str(app.screen.query_one("#form-error").render())
+        assert control.calls == []
+        await pilot.press(*["backspace"] * 4, *"10/m", "enter")
+        await app.workers.wait_for_complete()
+        assert control.calls == [("rate_limit", ("demo.add", "10/m", None))]
+
+
+@sync
+async def test_autoscale_sends_bounds(eager_stack) -> None:
+    control = busy_control()
+    app, _view = app_with(eager_stack, busy_events(), control)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_workers("a", "tab", "backspace", "2", "enter")(pilot)
+        await app.workers.wait_for_complete()
+        assert control.calls == [("autoscale", ("default@stalk-host", 4, 2))]
+
+
+@sync
+async def test_restart_restarts_the_supervised_process(eager_stack) -> None:
+    app, view = app_with(eager_stack, busy_events(), busy_control())
+    restarted: list[str] = []
+    view.restart_process = restarted.append
+    async with app.run_test(size=SIZE) as pilot:
+        await on_workers("down", "down", "r")(pilot)
+        await app.workers.wait_for_complete()
+        assert restarted == ["worker:io"]
+
+
+@sync
+async def test_control_errors_become_notices(eager_stack) -> None:
+    control = busy_control(fail={"pool_grow": "no reply from default@stalk-host"})
+    app, _view = app_with(eager_stack, busy_events(), control)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_workers("plus")(pilot)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert any("no reply" in str(n.message) and n.severity == "error" for n in app._notifications)
+
+
+# -- snapshots ----------------------------------------------------------------------------------
+
+
+def test_workers_busy_snapshot(snap_compare, eager_stack):
+    app, _view = app_with(eager_stack, busy_events(), busy_control())
+    assert snap_compare(app, terminal_size=SIZE, run_before=on_workers())
+
+
+def test_workers_without_layers_snapshot(snap_compare, eager_stack):
+    app, _view = app_with(eager_stack)
+    assert snap_compare(app, terminal_size=SIZE, run_before=on_workers())
+
+
+def test_workers_errors_snapshot(snap_compare, eager_stack):
+    control = busy_control(fail={"queue_depths": "broker unreachable", "inspect": "no reply in 0.5 s"})
+    app, _view = app_with(eager_stack, busy_events(), control)
+    assert snap_compare(app, terminal_size=SIZE, run_before=on_workers())
+
+
+def test_workers_purge_confirm_snapshot(snap_compare, eager_stack):
+    app, _view = app_with(eager_stack, busy_events(), busy_control())
+    assert snap_compare(app, terminal_size=SIZE, run_before=on_workers("tab", "down", "down", "down", "p"))
+
+
+def test_workers_rate_limit_modal_snapshot(snap_compare, eager_stack):
+    app, _view = app_with(eager_stack, busy_events(), busy_control())
+    assert snap_compare(app, terminal_size=SIZE, run_before=on_workers("l", *"demo.add", "tab", *"fast", "enter"))
+
+
+# -- the real thing: a redis stack, its worker, a real Control ----------------------------------
+
+
+async def until(pilot, check, what: str, timeout: float = 20.0):
+    """Let the app run until `check()` is truthy (workers answer, pools change, queues fill)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        await pilot.pause(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def pool_size(stack, hostname: str) -> int:
+    stats = stack.control.inspect("stats", destination=hostname, timeout=2.0).get(hostname) or {}
+    return len(stats.get("pool", {}).get("processes", []))
+
+
+@pytest.mark.procs
+@pytest.mark.xdist_group("panel-workers")
+@sync
+async def test_real_worker_grows_runs_a_beat_entry_and_its_queue_is_purged(running_stack) -> None:
+    stack = running_stack(broker={"mode": "redis"}, app="tests.apps.panel_workers_app:app", beat=False)
+    app = make_app(stack.config, stack=stack, clock=time.time, probe_broker=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press("3")
+        screen = app.screen
+        row = await until(pilot, lambda: next((w for w in screen.data.workers if w.online), None), "an online worker")
+        assert row.process == "worker:pw" and screen.query_one("#worker-table").selected == row.hostname
+        before = pool_size(stack, row.hostname)
+        await pilot.press("plus")
+        await until(pilot, lambda: pool_size(stack, row.hostname) == before + 1, "the pool to grow")
+        await until(pilot, lambda: screen.data.workers[0].concurrency == before + 1, "the screen to show it")
+
+        await pilot.press("4")  # Beat: run the entry now, the worker runs it
+        await until(pilot, lambda: app.screen.data.rows, "the beat entries")
+        await pilot.press("n")
+        sent = await until(pilot, lambda: next((str(n.message) for n in app._notifications
+                                                if "sent pw-hourly now" in str(n.message)), None), "run now")
+        task_id = sent.rsplit("task ", 1)[1].rstrip(")")
+        record = stack.events.wait_for(task_id, ("SUCCESS",), timeout=15)
+        assert record is not None and record.result == "42"
+        await pilot.press("3")
+
+        stack.stop_process("worker:pw")  # a queue nobody drains
+        await until(pilot, lambda: stack.process("worker:pw").pid is None, "the worker to stop")
+        for i in range(5):
+            stack.app.send_task("pw.add", (i, 1), queue="pw")
+        await until(pilot, lambda: any(q.name == "pw" and q.waiting == 5 for q in screen.data.queues), "5 waiting")
+        queues = [q.name for q in screen.data.queues]
+        await pilot.press("tab", *["down"] * queues.index("pw"), "p")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await until(pilot, lambda: stack.control.queue_depths().get("pw") == 0, "the purge")
+        await until(pilot, lambda: any("purged 5" in str(n.message) for n in app._notifications), "the notice")
+
+
+def test_workers_eager_empty_snapshot(snap_compare, eager_stack):
+    """The eager stack as it is (its real EventStore and Control): no workers, nothing queued."""
+    from .harness import app_for
+
+    assert snap_compare(app_for(eager_stack), terminal_size=SIZE, press=["3", "wait:300"])
