@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -87,7 +85,7 @@ class QuotaScreen(PolledScreen):
             return
         now = self.app.clock()  # type: ignore[attr-defined]
         self.query_one(QuotaSummary).show(status, now)
-        start = status.resets_at - timedelta(days=1)
+        start = status.starts_at  # the quota day's real start (23 h and 25 h days across DST)
         hour = int((now - start.timestamp()) // 3600)
         self.query_one(HourlyChart).show(list(status.hourly), hour if 0 <= hour < 24 else None, start.hour,
                                          f"Today by hour ({status.timezone})")
