@@ -94,12 +94,8 @@ def run_ui(config: StackConfig) -> None:
     run_panel(config)
 
 
-@cli.command()
-@stack_options
-@click.pass_context
-def up(ctx: click.Context, **params: Any) -> None:
-    """Run the stack without the UI until Ctrl-C."""
-    config = build_config(merged(ctx, params))
+def start_headless(config: StackConfig) -> tuple[Stack, threading.Event]:
+    """Start a stack without the UI; the event is set by Ctrl-C, TERM or HUP."""
     stack = open_stack(config)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -108,6 +104,15 @@ def up(ctx: click.Context, **params: Any) -> None:
         stack.start(wait=True)
     except (BrokerError, StackLockedError, ConfigError) as exc:
         fail(str(exc))
+    return stack, done
+
+
+@cli.command()
+@stack_options
+@click.pass_context
+def up(ctx: click.Context, **params: Any) -> None:
+    """Run the stack without the UI until Ctrl-C."""
+    stack, done = start_headless(build_config(merged(ctx, params)))
     click.echo(f"stalk: {stack.broker.mode} broker at {stack.broker.display_url} ({stack.broker.durability})")
     for proc in stack.processes():
         click.echo(f"stalk: {proc.name:<22} {proc.state:<11} pid {proc.pid}")

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from typing import Any
 
 import click
 
-from embedded import BrokerError, ConfigError, StackLockedError
 from embedded.celery_app import DEMO_APP
 
-from .cli import build_config, cli, fail, merged, open_stack, stack_options
+from .cli import build_config, cli, fail, merged, stack_options, start_headless
 
 REPORT_EVERY = 5.0
 
@@ -35,15 +33,7 @@ def demo(ctx: click.Context, rate: str, duration: float | None, seed: int, **par
     params = merged(ctx, params)
     if params.get("app") not in (None, DEMO_APP):
         fail(f"stalk demo runs the built-in demo app; drop -A {params['app']} (or use `stalk up -A ...`)", 2)
-    config = build_config({**params, "app": DEMO_APP})
-    stack = open_stack(config)
-    done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_: done.set())
-    try:
-        stack.start(wait=True)
-    except (BrokerError, StackLockedError, ConfigError) as exc:
-        fail(str(exc))
+    stack, done = start_headless(build_config({**params, "app": DEMO_APP}))
     load = None
     try:
         click.echo(f"stalk: {stack.broker.mode} broker at {stack.broker.display_url}; "
