@@ -34,6 +34,6 @@ class RecentFailures(DataTable):
         self._shown = ids
         self.clear()
         for task_id, f in zip(ids, failures, strict=True):
-            when = clock_time(_get(f, "failed_at", "timestamp", "ts", "updated_at"))
+            when = clock_time(_get(f, "finished", "updated", "received"))
             self.add_row(when, _get(f, "name") or "?",
                          Text(preview(_get(f, "exception") or "", 60), style="red"), key=task_id)
