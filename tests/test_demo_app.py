@@ -86,6 +86,14 @@ def test_assets_come_from_the_bundle_when_frozen(tmp_path, monkeypatch):
     assert assets.assets_dir() == tmp_path / "assets" / "demo"
 
 
+def test_assets_come_from_the_data_dir_of_a_wheel_install(tmp_path, monkeypatch):
+    installed = tmp_path / "venv" / "share" / "stalk" / "assets" / "demo"
+    installed.mkdir(parents=True)
+    monkeypatch.setattr(assets, "__file__", str(tmp_path / "site-packages" / "embedded" / "demo" / "assets.py"))
+    monkeypatch.setattr(assets, "_install_prefixes", lambda: [str(tmp_path / "venv")])
+    assert assets.assets_dir() == installed
+
+
 def test_video_ids_and_made_up_content_are_deterministic():
     assert assets.video_id("https://youtu.be/dQw4w9WgXcQ?t=3") == "dQw4w9WgXcQ"
     assert assets.video_id("https://www.youtube.com/watch?v=kJQP7kiw5Fk&list=x") == "kJQP7kiw5Fk"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import site
 import sys
+import sysconfig
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -15,15 +17,23 @@ _YOUTUBE_ID = re.compile(r"^[A-Za-z0-9_-]{6,20}$")
 
 
 def assets_dir() -> Path:
-    """assets/demo/ beside the sources, or inside the bundle (PyInstaller unpacks data to sys._MEIPASS)."""
+    """assets/demo/ inside the bundle (PyInstaller unpacks data to sys._MEIPASS), beside the sources (an
+    editable install), or in a wheel install's data dir (<prefix>/share/stalk, see pyproject.toml)."""
     bundle = getattr(sys, "_MEIPASS", None)
     roots = [Path(bundle)] if bundle else []
     roots.append(Path(__file__).resolve().parents[2])
+    roots += [Path(prefix) / "share" / "stalk" for prefix in _install_prefixes()]
     for root in roots:
         candidate = root / "assets" / "demo"
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError(f"demo assets not found under {' or '.join(str(r) for r in roots)}")
+
+
+def _install_prefixes() -> list[str]:
+    """Where pip puts a wheel's data files: the environment's prefix, or the user base (--user)."""
+    prefixes = [sysconfig.get_path("data"), sys.prefix, site.getuserbase()]
+    return list(dict.fromkeys(p for p in prefixes if p))
 
 
 @cache
