@@ -151,7 +151,15 @@ class StaticView(ClusterView):
         return CTX.route(name)
 
 
-CONTROL = Control(demo_app, view=StaticView(demo_app), visibility_timeout=3600)
+class StaticControl(Control):
+    """Generated args are not checked against demo.add's signature here
+    (test_arguments_that_do_not_fit_the_signature... covers that)."""
+
+    def _argument_check(self, name):
+        return None
+
+
+CONTROL = StaticControl(demo_app, view=StaticView(demo_app), visibility_timeout=3600)
 
 
 def test_control_validates_against_its_view():
@@ -194,6 +202,7 @@ FIELDS = {
 }
 
 
+@pytest.mark.fault
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.fixed_dictionaries({}, optional=FIELDS))
 def test_generated_inputs_never_raise_and_every_invalid_field_is_named(tagged):
@@ -211,3 +220,14 @@ def test_generated_inputs_never_raise_and_every_invalid_field_is_named(tagged):
     assert {p.field for p in errors} >= bad, (request, found)
     if not bad:
         assert errors == [], (request, found)
+
+
+def test_arguments_that_do_not_fit_the_signature_are_refused_before_sending():
+    control = Control(demo_app, user_app=demo_app, eager=True)
+    missing = control.validate_submit({"name": "demo.add", "args": [2]})
+    assert [p.message for p in missing] == ["task 'demo.add': add() missing 1 required positional argument: 'y'"]
+    extra = control.validate_submit({"name": "demo.add", "args": [2, 3], "kwargs": {"z": 1}})
+    assert [p.field for p in extra] == ["args"] and "unexpected keyword argument 'z'" in extra[0].message
+    assert control.validate_submit({"name": "demo.slow_add", "args": [1, 1], "kwargs": {"seconds": 2}}) == []
+    with pytest.raises(SubmitError):
+        control.submit({"name": "demo.add", "args": [1, 2, 3]})

@@ -56,7 +56,13 @@ class Control:
     def context(self) -> SubmitContext:
         return SubmitContext(tasks=self.view.tasks(), queues=self.view.queues(),
                              visibility_timeout=self.visibility_timeout,
-                             revoked=frozenset(self.revoked()), route=self._route)
+                             revoked=frozenset(self.revoked()), route=self._route,
+                             arguments=self._argument_check)
+
+    def _argument_check(self, name: str) -> Callable[..., Any] | None:
+        """The app's own signature check for `name` (tasks this process can import), else None."""
+        task = self.user_app.tasks.get(name) if name in self.user_app.tasks else None
+        return getattr(task, "__header__", None)
 
     def _route(self, name: str) -> str | None:
         return None if self.eager else self.view.route(name)

@@ -31,6 +31,8 @@ class SubmitContext:
     visibility_timeout: int | None = None  # Redis brokers only: a longer delay is delivered twice
     revoked: frozenset[str] = frozenset()
     route: Callable[[str], str | None] | None = None  # task name -> the queue it is routed to
+    # task name -> a callable that raises TypeError when the arguments do not fit (Celery's __header__)
+    arguments: Callable[[str], Callable[..., Any] | None] | None = None
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
@@ -51,6 +53,8 @@ def _validate(req: SubmitRequest, ctx: SubmitContext) -> tuple[list[Problem], Ch
     name = _name(req.name, ctx, problems)
     args = _json_value("args", req.args, list, problems)
     kwargs = _json_value("kwargs", req.kwargs, dict, problems)
+    if name and isinstance(args, list) and isinstance(kwargs, dict):
+        _arguments(name, args, kwargs, ctx, problems)
     options: dict[str, Any] = {}
     queue = _queue(req.queue, name, ctx, problems)
     if queue:
@@ -83,6 +87,18 @@ def _name(value: Any, ctx: SubmitContext, problems: list[Problem]) -> str | None
         hint = f"; did you mean {close[0]}?" if close else ""
         problems.append(error("name", f"task {name!r}: not registered on any worker{hint}"))
     return name
+
+
+def _arguments(name: str, args: list, kwargs: dict, ctx: SubmitContext, problems: list[Problem]) -> None:
+    """Arguments that do not fit the task's signature fail here, not later on a worker."""
+    check = ctx.arguments(name) if ctx.arguments is not None else None
+    if check is None:
+        return
+    try:
+        check(*args, **kwargs)
+    except TypeError as exc:
+        message = str(exc).removeprefix("__header__() ").removeprefix(f"{name}() ")
+        problems.append(error("args", f"task {name!r}: {message}"))
 
 
 def _json_value(label: str, value: Any, kind: type, problems: list[Problem]) -> Any:
