@@ -7,7 +7,7 @@ import os
 import signal
 import uuid
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 import redis
@@ -64,6 +64,7 @@ def test_same_task_id_sent_twice_is_charged_once(quota_stack):
         assert keys == {task_id: 1, lookup.id: 1}
 
 
+@pytest.mark.fault
 def test_redelivered_message_is_charged_once(quota_stack):
     """SIGKILL the worker mid-task: acks_late redelivers the message, which runs again uncharged."""
     stack = quota_stack()
@@ -101,5 +102,7 @@ def test_priority_call_on_a_spent_quota_retries_at_the_reset(quota_stack):
         return None
 
     eta = wait_until(scheduled_eta, timeout=30)
-    assert datetime.fromisoformat(eta) == resets_at
+    # waits for the reset in steps of half the visibility timeout (6 s here), never past the reset:
+    # an ETA beyond the visibility timeout would be delivered twice by Redis (kombu#337)
+    assert datetime.fromisoformat(eta) <= min(resets_at, datetime.now(resets_at.tzinfo) + timedelta(seconds=3.5))
     assert runs(stack, "start")[urgent.id] == 0

@@ -10,7 +10,8 @@ from celery import chain
 
 from embedded.quota import QuotaExhausted, metered
 
-from . import assets, quota_wait, sim, store, text
+from ..quota import wait as quota_wait
+from . import assets, sim, store, text
 from .base import app, replace
 from .sim import TransientError
 

@@ -15,6 +15,7 @@ from celery import Task, current_task
 from .app_ledger import ledger_for_app
 from .errors import QuotaError, QuotaExhausted
 from .spec import Reservation
+from .wait import wait, waiting_until
 
 log = logging.getLogger("stalk.quota")
 
@@ -95,6 +96,9 @@ def metered(quota: str, units: Units = 1, priority_arg: str = "priority",
             arguments.apply_defaults()
             priority = bool(arguments.arguments.get(priority_arg, kwargs.get(priority_arg, False)))
             cost = units(*call_args, **kwargs) if callable(units) else units
+            until = waiting_until(task.request)
+            if until is not None:  # a step of a wait for the reset: charge nothing, wait on
+                raise wait(task, until, None)
             try:
                 with charging(task, quota, cost, priority):
                     return fn(*args, **kwargs)
@@ -111,9 +115,10 @@ def metered(quota: str, units: Units = 1, priority_arg: str = "priority",
 
 
 def retry_priority_at_reset(task: Task, exc: QuotaExhausted, *args: Any, **kwargs: Any) -> Any:
-    """An `on_exhausted` for priority work: retry when the quota resets; a normal call fails with exc."""
+    """An `on_exhausted` for priority work: run again when the quota resets (in steps shorter than the
+    broker's visibility timeout, so Redis never delivers it twice); a normal call fails with exc."""
     if exc.priority:
-        raise task.retry(eta=exc.resets_at, exc=exc)
+        raise wait(task, exc.resets_at, exc)
     raise exc
 
 
@@ -143,8 +148,8 @@ class MeteredTask(Task):
         raise exc
 
     def retry_at_reset(self, exc: QuotaExhausted) -> Any:
-        """`raise self.retry_at_reset(exc)`: run again when the quota resets."""
-        return self.retry(eta=exc.resets_at, exc=exc)
+        """`raise self.retry_at_reset(exc)`: run again when the quota resets (waiting in steps)."""
+        return wait(self, exc.resets_at, exc)
 
     def charge(self, quota: str, units: int | str = 1, priority: bool = False,
                key: str | None = None) -> Any:
