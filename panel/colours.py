@@ -28,6 +28,7 @@ TASK_STATE_ROLES: dict[str, str] = {
     "FAILURE": "error",
     "REVOKED": "warning",
     "REJECTED": "error",
+    "LOST": "error",  # its worker died or went silent mid-run
 }
 
 LOG_LEVEL_ROLES: dict[str, str] = {

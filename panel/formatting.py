@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import pprint
 from datetime import datetime
 from typing import Any
 
@@ -58,6 +60,13 @@ def preview(value: Any, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def printable(text: str) -> str:
+    """`text` with invisible characters (controls, odd spaces) shown as escapes, e.g. \\x0b."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def pretty_json(value: Any) -> str:
     if isinstance(value, str):
         try:
@@ -68,6 +77,34 @@ def pretty_json(value: Any) -> str:
         return json.dumps(value, indent=2, default=str, sort_keys=False)
     except (TypeError, ValueError):
         return repr(value)
+
+
+MAX_LITERAL = 20_000  # longer reprs are shown as they are (literal_eval cost grows with size)
+
+
+def literal(text: str | None) -> tuple[bool, Any]:
+    """(True, value) when a Celery display repr ("(2, 3)", "{'a': 1}") is a Python literal."""
+    if text is None or len(text) > MAX_LITERAL:
+        return False, None
+    try:
+        return True, ast.literal_eval(text.strip())
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False, None
+
+
+def pretty_repr(text: str | None, width: int = 100) -> str:
+    """A display repr laid out over lines: as JSON when it is JSON, else as Python, else as is."""
+    if text is None:
+        return "-"
+    ok, value = literal(text)
+    if not ok or not isinstance(value, list | tuple | dict | set):
+        return text
+    value = list(value) if isinstance(value, tuple) else value
+    try:
+        compact = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return pprint.pformat(value, width=width)
+    return compact if len(compact) <= width else json.dumps(value, indent=2, ensure_ascii=False)
 
 
 def sparkline(values: list[float], width: int) -> str:

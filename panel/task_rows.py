@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-TASK_STATES = ("PENDING", "RECEIVED", "STARTED", "PROGRESS", "RETRY", "SUCCESS", "FAILURE", "REVOKED")
+from embedded.events import ALL_STATES, FINISHED
+
+from .formatting import preview
+
+TASK_STATES: tuple[str, ...] = tuple(ALL_STATES)  # incl. REJECTED and LOST, as the store names them
+DONE_STATES = frozenset(FINISHED) | {"REJECTED"}  # no more progress will come
+EMPTY_REPRS = ("", "()", "[]", "{}")
 SORT_KEYS = ("received", "name", "state", "runtime", "worker", "queue")
 FILTER_KEYS = ("state", "name", "queue", "worker")
 
@@ -19,15 +25,28 @@ def field(record: Any, *names: str, default: Any = None) -> Any:
     return default
 
 
-def progress_of(record: Any) -> float | None:
-    """0..1 for PROGRESS tasks that report current/total, else None."""
+def progress_of(record: Any, finished_too: bool = False) -> float | None:
+    """0..1 while a task reports current/total (a finished task's last report only if asked)."""
+    if not finished_too and str(field(record, "state", default="")) in DONE_STATES:
+        return None
     value = field(record, "progress")
     if isinstance(value, int | float):
         return float(value) if value <= 1 else float(value) / 100
     meta = value if isinstance(value, dict) else field(record, "meta", "info", default={})
-    if isinstance(meta, dict) and meta.get("total"):
-        return max(0.0, min(1.0, float(meta.get("current", 0)) / float(meta["total"])))
-    return None
+    if not isinstance(meta, dict):
+        return None
+    try:
+        fraction = float(meta.get("current") or 0) / float(meta["total"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return None  # a task's own meta: anything may be in it
+    return max(0.0, min(1.0, fraction)) if fraction == fraction else None
+
+
+def args_preview(record: Any, width: int = 30) -> str:
+    """"(2, 3) {'x': 1}": the args and kwargs reprs, empty ones left out."""
+    parts = [str(text) for text in (field(record, "args"), field(record, "kwargs"))
+             if text is not None and str(text).strip() not in EMPTY_REPRS]
+    return preview(" ".join(parts), width * 2) if parts else ""
 
 
 @dataclass(frozen=True)
@@ -44,15 +63,15 @@ class TaskRow:
     progress: float | None
 
     @classmethod
-    def of(cls, record: Any, args_preview: str) -> TaskRow:
+    def of(cls, record: Any, args_text: str | None = None) -> TaskRow:
         return cls(
             task_id=str(field(record, "task_id", "uuid", "id", default="?")),
             state=str(field(record, "state", default="PENDING")),
             name=str(field(record, "name", default="?")),
-            args=args_preview,
+            args=args_preview(record) if args_text is None else args_text,
             worker=str(field(record, "worker", "hostname", default="-")),
             queue=str(field(record, "queue", "routing_key", default="-")),
-            received=field(record, "received", "received_at", "timestamp"),
+            received=field(record, "received", "sent", "updated"),
             runtime=field(record, "runtime"),
             retries=int(field(record, "retries", default=0) or 0),
             progress=progress_of(record),

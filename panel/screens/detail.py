@@ -1,68 +1,180 @@
-"""Task detail: args/kwargs, result, exception and traceback, timeline, retries, parent/children, progress."""
+"""Task detail: args/kwargs, result, exception and traceback, timeline, retries, parent/children/group,
+progress; revoke or terminate (confirmed), re-submit, copy id. Re-read whenever the store changes."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
-from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.markup import escape
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from ..actions import bindings
 from ..colours import markup
-from ..formatting import bar, clock_time, duration, pretty_json
+from ..formatting import bar, clock_time, duration, pretty_repr, preview
 from ..messages import Notice
-from ..task_rows import field, progress_of
+from ..submit_form import json_from_repr
+from ..task_rows import DONE_STATES, progress_of
 from .confirm import ConfirmScreen
 
-TERMINAL = {"SUCCESS", "FAILURE", "REVOKED", "REJECTED"}
+GROUP_EVERY = 1.0  # s between group progress queries (the result backend) while a detail is open
+EVENT_STATES = {"task-sent": "PENDING", "task-received": "RECEIVED", "task-started": "STARTED",
+                "task-progress": "PROGRESS", "task-retried": "RETRY", "task-succeeded": "SUCCESS",
+                "task-failed": "FAILURE", "task-revoked": "REVOKED", "task-rejected": "REJECTED",
+                "task-lost": "LOST"}
 
 
-def render_detail(task_id: str, record: Any, events: list[Any], children: list[Any]) -> str:
-    """Markup for the whole detail (pure: tests and snapshots rely on it)."""
+@dataclass
+class DetailData:
+    """Everything the detail shows, read in one worker pass (tests build it directly)."""
+
+    record: Any = None
+    events: list[Any] = field(default_factory=list)
+    children: list[Any] = field(default_factory=list)
+    parent: Any = None
+    groups: dict[str, tuple[int, int] | None] = field(default_factory=dict)  # group id -> (done, total)
+
+
+def read_detail(task_id: str, store: Any, control: Any, cache: dict[str, tuple] | None = None) -> DetailData:
+    """One consistent read of the store (and the control API for group progress, asked at most once per
+    GROUP_EVERY seconds per group when a `cache` is kept: the store may change ten times a second)."""
+    record = store.get(task_id)
     if record is None:
-        return f"[b]{escape(task_id)}[/b]\n\n[$foreground-muted]not in the event store (yet)[/]"
-    state = str(field(record, "state", default="PENDING"))
-    lines = [f"[b]{escape(str(field(record, 'name', default='?')))}[/b]  {markup(state)}  "
-             f"[$foreground-muted]{escape(task_id)}[/]",
-             f"worker {escape(str(field(record, 'worker', 'hostname', default='-')))}  "
-             f"queue {escape(str(field(record, 'queue', 'routing_key', default='-')))}  "
-             f"retries {field(record, 'retries', default=0)}  "
-             f"runtime {duration(field(record, 'runtime'))}"]
-    progress = progress_of(record)
-    if progress is not None:
-        lines.append(f"progress [$primary]{bar(progress, 30)}[/] {progress * 100:.0f}%")
-    parent = field(record, "parent_id", "parent")
-    if parent:
-        lines.append(f"parent {escape(str(parent))}")
-    sections = [
-        ("args", pretty_json(field(record, "args", default=[]))),
-        ("kwargs", pretty_json(field(record, "kwargs", default={}))),
-    ]
-    if field(record, "result") is not None:
-        sections.append(("result", pretty_json(field(record, "result"))))
-    if field(record, "exception"):
-        sections.append(("exception", str(field(record, "exception"))))
-    if field(record, "traceback"):
-        sections.append(("traceback", str(field(record, "traceback"))))
-    for title, body in sections:
-        lines += ["", f"[b]{title}[/b]", escape(body)]
-    lines += ["", "[b]timeline[/b]"]
+        return DetailData()
+    children = sorted(store.children_of(task_id), key=lambda r: (r.sent or r.received or 0.0, r.task_id))
+    parent = store.get(record.parent_id) if record.parent_id else None
+    groups: dict[str, tuple[int, int] | None] = {}
+    for group_id in dict.fromkeys([record.group_id, *(c.group_id for c in children)]):
+        if not group_id:
+            continue
+        members = [c for c in children if c.group_id == group_id]
+        seen = tuple(m.state for m in members)  # a member moving asks again at once
+        hit = cache.get(group_id) if cache is not None else None
+        if hit is not None and hit[1] == seen and time.monotonic() - hit[0] < GROUP_EVERY:
+            groups[group_id] = hit[2]
+            continue
+        groups[group_id] = group_progress(group_id, control, members)
+        if cache is not None:
+            cache[group_id] = (time.monotonic(), seen, groups[group_id])
+    return DetailData(record, list(store.events_of(task_id)), children, parent, groups)
+
+
+def group_progress(group_id: str, control: Any, members: list[Any]) -> tuple[int, int] | None:
+    """(done, total) from the result backend, else from the members this store has seen."""
+    try:
+        return tuple(control.group_progress(group_id))  # type: ignore[return-value]
+    except Exception:  # unsaved group, eager backend, broker down: count what the store knows
+        if not members:
+            return None
+        return sum(1 for m in members if m.state in DONE_STATES), len(members)
+
+
+def _line(label: str, value: Any) -> str:
+    return f"[$foreground-muted]{label}[/] {escape(str(value))}"
+
+
+def _ref(task_id: str, record: Any) -> str:
+    if record is None:
+        return f"{escape(task_id)} [$foreground-muted](not in the store)[/]"
+    return f"{escape(task_id)}  {escape(record.name or '?')}  {markup(record.state)}"
+
+
+def _header(task_id: str, rec: Any) -> list[str]:
+    lines = [f"[b]{escape(rec.name or '?')}[/b]  {markup(rec.state)}  [$foreground-muted]{escape(task_id)}[/]",
+             "  ".join([_line("worker", rec.worker or "-"), _line("queue", rec.queue or rec.routing_key or "-"),
+                        _line("priority", "-" if rec.priority is None else rec.priority),
+                        _line("retries", rec.retries), _line("runtime", duration(rec.runtime))]),
+             "  ".join([_line("sent", clock_time(rec.sent)), _line("received", clock_time(rec.received)),
+                        _line("started", clock_time(rec.started)), _line("finished", clock_time(rec.finished))])]
+    extra = [_line(k, v) for k, v in (("eta", rec.eta), ("expires", rec.expires)) if v]
+    if extra:
+        lines.append("  ".join(extra))
+    fraction = progress_of(rec, finished_too=True)
+    if fraction is not None:
+        status = (rec.progress or {}).get("status")
+        current, total = (rec.progress or {}).get("current"), (rec.progress or {}).get("total")
+        last = " [$foreground-muted](last report)[/]" if rec.state in DONE_STATES else ""
+        lines.append(f"progress [$primary]{bar(fraction, 30)}[/] {fraction * 100:.0f}%  "
+                     f"{escape(str(current))}/{escape(str(total))}"
+                     + (f"  {escape(preview(status, 60))}" if status else "") + last)
+    return lines
+
+
+def _relations(rec: Any, data: DetailData) -> list[str]:
+    lines = []
+    if rec.parent_id:
+        lines.append("parent   " + _ref(rec.parent_id, data.parent))
+    if rec.root_id and rec.root_id not in (rec.parent_id, rec.task_id):
+        lines.append("root     " + escape(rec.root_id))
+    if rec.group_id:
+        lines.append(f"group    {escape(rec.group_id)}  {_group_text(data.groups.get(rec.group_id))}")
+    if data.children:
+        lines += ["", f"[b]children[/b] ({len(data.children)})"] if lines else [f"[b]children[/b] ({len(data.children)})"]
+        for group_id in dict.fromkeys(c.group_id for c in data.children):
+            members = [c for c in data.children if c.group_id == group_id]
+            if group_id:
+                lines.append(f"group {escape(group_id)}  {_group_text(data.groups.get(group_id))}")
+            lines += [("  " if group_id else "") + _ref(c.task_id, c) for c in members]
+    return lines
+
+
+def _group_text(progress: tuple[int, int] | None) -> str:
+    if progress is None:
+        return "[$foreground-muted]progress unknown[/]"
+    done, total = progress
+    fraction = done / total if total else 0.0
+    return f"[$primary]{bar(fraction, 20)}[/] {done}/{total} done"
+
+
+def _timeline(events: list[Any]) -> list[str]:
+    lines = ["", "[b]timeline[/b]"]
     for event in events:
-        kind = str(field(event, "type", "state", default="?"))
-        lines.append(f"{clock_time(field(event, 'timestamp', 'ts'))}  {markup(kind.replace('task-', '').upper(), kind)}"
-                     f"  {escape(str(field(event, 'hostname', 'worker', default='')))}")
+        state = EVENT_STATES.get(event.type, event.type.replace("task-", "").upper())
+        note = {k: v for k, v in (event.fields or {}).items() if v not in (None, "", {})}
+        text = "  ".join(f"{k}={preview(v, 50)}" for k, v in note.items())
+        lines.append(f"{clock_time(event.timestamp)}  {markup(state, f'{state:<9}')}  "
+                     f"{escape(event.hostname or '')}  [$foreground-muted]{escape(text)}[/]")
     if not events:
         lines.append("[$foreground-muted]no events[/]")
-    if children:
-        lines += ["", "[b]children[/b]"]
-        for child in children:
-            lines.append(f"{escape(str(field(child, 'task_id', 'uuid', 'id')))}  "
-                         f"{escape(str(field(child, 'name', default='?')))}  {markup(str(field(child, 'state', default='?')))}")
+    return lines
+
+
+def _attempts(rec: Any) -> list[str]:
+    if not rec.attempts:
+        return []
+    lines = ["", f"[b]retries[/b] ({len(rec.attempts)})"]
+    for i, (when, worker, exception) in enumerate(rec.attempts, 1):
+        lines.append(f"#{i}  {clock_time(when)}  {escape(worker or '-')}  [$error]{escape(preview(exception, 80))}[/]")
+    return lines
+
+
+def render_detail(task_id: str, data: DetailData) -> str:
+    """Markup for the whole detail (pure: tests and snapshots rely on it)."""
+    rec = data.record
+    if rec is None:
+        return f"[b]{escape(task_id)}[/b]\n\n[$foreground-muted]not in the event store (yet)[/]"
+    lines = _header(task_id, rec)
+    sections = [("args", pretty_repr(rec.args or "()")), ("kwargs", pretty_repr(rec.kwargs or "{}"))]
+    if rec.result is not None:
+        sections.append(("result", pretty_repr(rec.result)))
+    if rec.exception:
+        title = "exception" if rec.state in ("FAILURE", "RETRY") else "reason"
+        sections.append((title, rec.exception))
+    for title, body in sections:
+        colour = "$error" if title == "exception" else "$foreground"
+        lines += ["", f"[b]{title}[/b]", f"[{colour}]{escape(body)}[/]"]
+    relations = _relations(rec, data)
+    if relations:
+        lines += ["", *relations]
+    lines += _attempts(rec) + _timeline(data.events)
+    if rec.traceback:
+        lines += ["", "[b]traceback[/b]", f"[$text-muted]{escape(rec.traceback.rstrip())}[/]"]
     return "\n".join(lines)
 
 
@@ -72,59 +184,66 @@ class DetailScreen(Screen):
     CSS_PATH = "../styles/detail.tcss"
 
     class Fetched(Message):
-        def __init__(self, record: Any, events: list[Any], children: list[Any]) -> None:
+        def __init__(self, data: DetailData) -> None:
             super().__init__()
-            self.record, self.events, self.children = record, events, children
+            self.data = data
 
     def __init__(self, task_id: str) -> None:
         super().__init__()
         self.task_id = task_id
-        self.record: Any = None
+        self.data = DetailData()
+        self._groups: dict[str, tuple] = {}  # group id -> (when asked, member states, progress)
+
+    @property
+    def record(self) -> Any:
+        return self.data.record
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
-            yield Static(id="detail-body")
+            yield Static(render_detail(self.task_id, self.data), id="detail-body")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#detail-body", Static).update(render_detail(self.task_id, None, [], []))
         self.watch(self.app, "tasks_version", lambda _v: self.fetch())
 
     @property
-    def store(self) -> Any:
-        return getattr(self.app.stack, "events", None)  # type: ignore[attr-defined]
+    def stack(self) -> Any:
+        return getattr(self.app, "stack", None)
 
     @work(thread=True, exclusive=True, group="detail-fetch", exit_on_error=False)
     def fetch(self) -> None:
-        store = self.store
-        if store is None:
-            return
-        self.post_message(self.Fetched(store.get(self.task_id), list(store.events_of(self.task_id)),
-                                       list(store.children_of(self.task_id))))
+        store = getattr(self.stack, "events", None)
+        if store is not None:
+            control = getattr(self.stack, "control", None)
+            self.post_message(self.Fetched(read_detail(self.task_id, store, control, self._groups)))
 
     @on(Fetched)
     def _fetched(self, message: Fetched) -> None:
-        self.record = message.record
-        body = render_detail(self.task_id, message.record, message.events, message.children)
-        self.query_one("#detail-body", Static).update(body)
+        self.data = message.data
+        self.query_one("#detail-body", Static).update(render_detail(self.task_id, message.data))
 
     def action_back(self) -> None:
         self.dismiss()
 
     def _revoke(self, terminate: bool) -> None:
-        control = getattr(self.app.stack, "control", None)  # type: ignore[attr-defined]
+        control = getattr(self.stack, "control", None)
         if control is None:
             self.notify("no control API on this stack", severity="error")
             return
+        state = getattr(self.record, "state", None)
+        if state in DONE_STATES:
+            self.notify(f"{self.task_id} is already {state}; nothing to revoke", severity="warning")
+            return
         verb = "Terminate" if terminate else "Revoke"
         detail = ("SIGTERM the running task; it will not be retried." if terminate
-                  else "Workers will discard it; the revoke survives worker restarts.")
+                  else "Workers will discard it if it has not started; the revoke survives worker restarts.")
 
         def answered(yes: bool | None) -> None:
             if yes:
+                past = "terminated" if terminate else "revoked"
                 self.app.run_stack_action(  # type: ignore[attr-defined]
                     f"{verb.lower()} {self.task_id}", lambda: control.revoke(self.task_id, terminate=terminate),
-                    f"{verb.lower()}d {self.task_id}")
+                    f"{past} {self.task_id}")
 
         self.app.push_screen(ConfirmScreen(f"{verb} task {self.task_id}?", detail, yes=verb), answered)
 
@@ -138,11 +257,15 @@ class DetailScreen(Screen):
         self.app.copy_to_clipboard(self.task_id)
         self.post_message(Notice(f"copied {self.task_id}"))
 
-    def action_resubmit(self) -> None:
+    async def action_resubmit(self) -> None:
         record = self.record
         if record is None:
             self.notify("nothing to re-submit yet", severity="warning")
             return
-        self.app.switch_mode("submit")
-        self.app.screen.prefill(str(field(record, "name", default="")), field(record, "args", default=[]),  # type: ignore[attr-defined]
-                                field(record, "kwargs", default={}), field(record, "queue", "routing_key"))
+        args, args_problem = json_from_repr("args", record.args, list)
+        kwargs, kwargs_problem = json_from_repr("kwargs", record.kwargs, dict)
+        await self.app.switch_mode("submit")
+        self.app.screen.prefill(record.name or "", args, kwargs, record.queue)  # type: ignore[attr-defined]
+        for problem in (args_problem, kwargs_problem):
+            if problem:
+                self.app.notify(problem, title="Re-submit", severity="warning", timeout=10)

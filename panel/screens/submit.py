@@ -1,22 +1,38 @@
-"""Submit: pick a registered task (fuzzy), see its signature and docstring, edit args/kwargs JSON with
-inline validation (nothing is sent while anything is invalid), queue, priority, countdown, expires."""
+"""Submit: pick a registered task (fuzzy), see its signature and docstring, edit args/kwargs JSON and the
+options with inline validation. Syntax is checked as you type; the control API's checks (unknown task,
+queue nobody consumes, countdown past the visibility timeout...) follow. Errors never send; warnings
+send only on a second ctrl+s. A sent task opens in Task detail, where it moves through its states."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.fuzzy import Matcher
+from textual.markup import escape
 from textual.message import Message
 from textual.widgets import Input, Label, OptionList, Select, Static, TextArea
 
+from embedded.control import Problem
+
 from ..actions import bindings
+from ..formatting import printable
 from ..messages import Notice, OpenTask
-from ..submit_form import describe_task, number, parse_json, registered_tasks
+from ..submit_form import NUMBER_FIELDS, describe_task, local_problems, registered_tasks, request_of
 from .base import StalkScreen
+
+
+def problems_markup(problems: list[Problem], armed: bool = False) -> str:
+    lines = [f"[$error]✗ {escape(printable(p.message))}[/]" for p in problems if p.severity == "error"]
+    lines += [f"[$warning]⚠ {escape(printable(p.message))}[/]" for p in problems if p.severity != "error"]
+    if any(p.severity == "error" for p in problems):
+        lines.append("[$foreground-muted]nothing is sent while there are errors[/]")
+    elif problems:
+        lines.append("[$warning]press ctrl+s again to send anyway[/]" if armed
+                     else "[$foreground-muted]ctrl+s asks once more before sending with warnings[/]")
+    return "\n".join(lines)
 
 
 class SubmitScreen(StalkScreen):
@@ -24,10 +40,23 @@ class SubmitScreen(StalkScreen):
     BINDINGS = bindings("submit")
     CSS_PATH = "../styles/submit.tcss"
 
-    class Submitted(Message):
-        def __init__(self, task_id: str | None, problem: str | None) -> None:
+    class Loaded(Message):
+        def __init__(self, tasks: list[str], queues: list[str]) -> None:
             super().__init__()
-            self.task_id, self.problem = task_id, problem
+            self.tasks, self.queues = tasks, queues
+
+    class Checked(Message):
+        """The control API's verdict on `request` (stale when the form changed since)."""
+
+        def __init__(self, request: dict[str, Any], problems: list[Problem]) -> None:
+            super().__init__()
+            self.request, self.problems = request, problems
+
+    class Submitted(Message):
+        def __init__(self, request: dict[str, Any], task_id: str | None, problems: list[Problem],
+                     armed: bool = False) -> None:
+            super().__init__()
+            self.request, self.task_id, self.problems, self.armed = request, task_id, problems, armed
 
     def compose_body(self) -> ComposeResult:
         with Horizontal():
@@ -41,38 +70,64 @@ class SubmitScreen(StalkScreen):
                 yield Label("kwargs (JSON object)")
                 yield TextArea("{}", id="kwargs", language=None, soft_wrap=True)
                 with Horizontal(id="submit-options"):
-                    yield Select([], prompt="queue (routed)", id="queue", allow_blank=True)
-                    yield Input(placeholder="priority 0-9", id="priority", type="integer")
-                    yield Input(placeholder="countdown s", id="countdown", type="number")
-                    yield Input(placeholder="expires s", id="expires", type="number")
+                    yield Select([], prompt="queue: as routed", id="queue", allow_blank=True)
+                    yield Input(placeholder="priority", id="priority", type="integer", tooltip="0-9")
+                    yield Input(placeholder="countdown", id="countdown", type="number",
+                                tooltip="seconds from now (or give an eta)")
+                    yield Input(placeholder="eta", id="eta", tooltip="ISO 8601 time, e.g. 2030-01-31T09:00:00Z")
+                    yield Input(placeholder="expires", id="expires", type="number",
+                                tooltip="seconds from now: not run after that")
                 yield Static(id="submit-problems")
 
     def on_mount(self) -> None:
         self.task_name: str | None = None
+        self.task_names: list[str] = []
         self.sending = False
-        self.sent: list[dict[str, Any]] = []  # requests handed to the control API (tests read it)
-        self._fill_options("")
-        self.watch(self.app, "phase", lambda _p: self._load_stack())
+        self.sent: list[dict[str, Any]] = []  # requests handed to control.submit (tests read it)
+        self.armed: dict[str, Any] | None = None  # the request whose warnings were shown once
+        self.wanted_queue: str | None = None  # from a re-submit, until the queue list is loaded
+        self.watch(self.app, "phase", lambda _p: self.load())
         self._validate()
 
-    def _load_stack(self) -> None:
-        stack = self.stack
+    @property
+    def control(self) -> Any:
+        return getattr(self.stack, "control", None)
+
+    # -- tasks and queues -----------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="submit-load", exit_on_error=False)
+    def load(self) -> None:
+        """Registered tasks (the workers' answer, else the app's registry) and the routing table's queues."""
+        stack, control = self.stack, self.control
         if stack is None:
             return
-        queues = sorted({q for spec in getattr(stack, "worker_specs", ()) for q in spec.queues})
-        self.query_one("#queue", Select).set_options([(q, q) for q in queues])
+        local = registered_tasks(getattr(stack, "user_app", None))
+        tasks, queues = local, sorted({q for spec in getattr(stack, "worker_specs", ()) for q in spec.queues})
+        if control is not None:
+            try:
+                tasks = sorted(n for n in control.registered_tasks() if not n.startswith("celery.")) or local
+                queues = list(control.known_queues()) or queues
+            except Exception as exc:  # no answer: the local registry stands in
+                self.post_message(Notice(f"submit: asking the workers failed: {exc}", "warning"))
+        self.post_message(self.Loaded(tasks, queues))
+
+    @on(Loaded)
+    def _loaded(self, message: Loaded) -> None:
+        self.task_names = message.tasks
+        select = self.query_one("#queue", Select)
+        current = None if select.is_blank() else select.value
+        select.set_options([(q, q) for q in message.queues])
+        if current in message.queues:
+            select.value = current
+        self._choose_queue()
         self._fill_options(self.query_one("#task-name", Input).value)
 
-    # -- task picker ----------------------------------------------------------------------------
-
-    def _tasks(self) -> list[str]:
-        return registered_tasks(getattr(self.stack, "user_app", None))
-
     def _fill_options(self, query: str) -> None:
-        names = self._tasks()
+        names = self.task_names
         if query:
             matcher = Matcher(query)
-            names = sorted((n for n in names if matcher.match(n) > 0), key=lambda n: -matcher.match(n))
+            scored = [(matcher.match(n), n) for n in names]
+            names = [n for score, n in sorted(scored, key=lambda s: -s[0]) if score > 0]
         options = self.query_one("#task-options", OptionList)
         options.clear_options()
         options.add_options(names)
@@ -80,7 +135,7 @@ class SubmitScreen(StalkScreen):
     @on(Input.Changed, "#task-name")
     def _name_typed(self, event: Input.Changed) -> None:
         self._fill_options(event.value)
-        if event.value in self._tasks():
+        if event.value in self.task_names:
             self.pick(event.value)
 
     @on(OptionList.OptionSelected, "#task-options")
@@ -98,86 +153,123 @@ class SubmitScreen(StalkScreen):
     def pick(self, name: str) -> None:
         self.task_name = name
         signature, doc = describe_task(getattr(self.stack, "user_app", None), name)
-        self.query_one("#task-doc", Static).update(f"[b]{escape(signature)}[/b]\n{escape(doc)}")
+        text = f"[b]{escape(signature or name)}[/b]"
+        if doc:
+            text += f"\n{escape(doc)}"
+        self.query_one("#task-doc", Static).update(text)
         self._validate()
 
     def action_pick_task(self) -> None:
-        self.query_one("#task-name", Input).focus()
+        """Focus the picker with its text selected: typing replaces it."""
+        box = self.query_one("#task-name", Input)
+        box.focus()
+        box.select_all()
 
-    def prefill(self, name: str, args: Any, kwargs: Any, queue: str | None) -> None:
-        """Re-submit from Task detail: the same task, arguments and queue."""
-        import json
-
+    def prefill(self, name: str, args: str, kwargs: str, queue: str | None) -> None:
+        """Re-submit from Task detail: the same task, arguments (JSON text) and queue."""
         self.query_one("#task-name", Input).value = name
         self.pick(name)
-        self.query_one("#args", TextArea).text = json.dumps(args)
-        self.query_one("#kwargs", TextArea).text = json.dumps(kwargs)
+        self.query_one("#args", TextArea).text = args
+        self.query_one("#kwargs", TextArea).text = kwargs
+        self.wanted_queue = queue
+        self._choose_queue()
+        self.query_one("#args", TextArea).focus()
+
+    def _choose_queue(self) -> None:
+        """The re-submitted task's queue, once the queue list has it."""
         select = self.query_one("#queue", Select)
-        if queue and any(value == queue for _label, value in select._options):
-            select.value = queue
+        if self.wanted_queue and any(value == self.wanted_queue for _label, value in select._options):
+            select.value = self.wanted_queue
+            self.wanted_queue = None
 
-    # -- validation and submit ------------------------------------------------------------------
+    # -- validation ---------------------------------------------------------------------------
 
-    def request(self) -> tuple[dict[str, Any] | None, list[str]]:
-        problems = []
-        args, error = parse_json("args", self.query_one("#args", TextArea).text, list)
-        problems += [error] if error else []
-        kwargs, error = parse_json("kwargs", self.query_one("#kwargs", TextArea).text, dict)
-        problems += [error] if error else []
-        values: dict[str, Any] = {}
-        for key, integer in (("priority", True), ("countdown", False), ("expires", False)):
-            values[key], error = number(self.query_one(f"#{key}", Input).value, key, integer)
-            problems += [error] if error else []
-        if not self.task_name:
-            problems.append("pick a task first")
-        if problems:
-            return None, problems
-        queue = self.query_one("#queue", Select).value
-        return {"name": self.task_name, "args": args, "kwargs": kwargs,
-                "queue": None if queue is Select.BLANK else queue, **values}, []
+    def request(self) -> dict[str, Any]:
+        """The form as the dict control.validate_submit / submit take (texts; control parses them)."""
+        select = self.query_one("#queue", Select)
+        values = {key: self.query_one(f"#{key}", Input).value for key in NUMBER_FIELDS}
+        return request_of(self.task_name, self.query_one("#args", TextArea).text,
+                          self.query_one("#kwargs", TextArea).text,
+                          None if select.is_blank() else str(select.value), values)
 
-    @on(TextArea.Changed)
-    @on(Input.Changed, "#priority, #countdown, #expires")
-    def _validate(self) -> None:
-        _request, problems = self.request()
-        text = "\n".join(f"[$error]✗ {escape(p)}[/]" for p in problems if p != "pick a task first")
-        if not text:
-            text = "[$foreground-muted]pick a task[/]" if not self.task_name else "[$success]✓ ready: ctrl+s submits[/]"
+    def _show(self, text: str) -> None:
         self.query_one("#submit-problems", Static).update(text)
 
+    @on(TextArea.Changed)
+    @on(Input.Changed, "#priority, #countdown, #eta, #expires")
+    @on(Select.Changed, "#queue")
+    def _validate(self) -> None:
+        """Syntax now (pure, same messages as the control API); the control's checks in a worker."""
+        self.armed = None
+        request = self.request()
+        problems = local_problems(request)
+        if problems:
+            self._show(problems_markup(problems))
+        elif not self.task_name:
+            self._show("[$foreground-muted]pick a task (ctrl+l)[/]")
+        elif self.control is None:
+            self._show("[$foreground-muted]waiting for the stack…[/]")
+        if self.task_name and self.control is not None:
+            self.check(self.control, request)  # the full list (a superset of the syntax errors) follows
+
+    @work(thread=True, exclusive=True, group="submit-check", exit_on_error=False)
+    def check(self, control: Any, request: dict[str, Any]) -> None:
+        self.post_message(self.Checked(request, control.validate_submit(request)))
+
+    @on(Checked)
+    def _checked(self, message: Checked) -> None:
+        if message.request != self.request():
+            return  # the form changed meanwhile; a newer check is on its way
+        self._show(problems_markup(message.problems) if message.problems
+                   else "[$success]✓ ready: ctrl+s submits[/]")
+
+    # -- submit -------------------------------------------------------------------------------
+
     def action_submit(self) -> None:
-        request, problems = self.request()
-        if request is None:
-            self._validate()
-            self.notify(problems[0], title="Not sent", severity="error")
-            return
-        control = getattr(self.stack, "control", None)
-        if control is None:
-            self.notify("no control API on this stack", title="Not sent", severity="error")
+        request = self.request()
+        problems = local_problems(request)
+        if not self.task_name:
+            problems = [Problem("error", "pick a task first (ctrl+l)", "name"), *problems]
+        control = self.control
+        if control is None and not problems:
+            problems = [Problem("error", "no control API on this stack yet", None)]
+        if problems:
+            self._show(problems_markup(problems))
+            self.notify(printable(problems[0].message), title="Not sent", severity="error")
+            if self.task_name and control is not None:
+                self.check(control, request)
             return
         if not self.sending:
             self.sending = True
-            self.send(control, request)
+            self.send(control, request, force=self.armed == request)
 
     @work(thread=True, group="submit", exit_on_error=False)
-    def send(self, control: Any, request: dict[str, Any]) -> None:
+    def send(self, control: Any, request: dict[str, Any], force: bool) -> None:
         try:
-            problems = control.validate_submit(request) if hasattr(control, "validate_submit") else []
-            if problems:
-                self.post_message(self.Submitted(None, "; ".join(map(str, problems))))
+            problems = control.validate_submit(request)
+            if any(p.severity == "error" for p in problems) or (problems and not force):
+                self.post_message(self.Submitted(request, None, problems, armed=not force))
                 return
             self.sent.append(request)
-            result = control.submit(request)
-        except Exception as exc:  # shown inline, never a crash
-            self.post_message(self.Submitted(None, str(exc)))
+            result = control.submit(request, force=force)
+        except Exception as exc:  # SubmitError carries problems; anything else is one line
+            found = getattr(exc, "problems", None) or [Problem("error", f"not sent: {exc}", None)]
+            self.post_message(self.Submitted(request, None, list(found)))
             return
-        self.post_message(self.Submitted(str(getattr(result, "id", result)), None))
+        self.post_message(self.Submitted(request, str(result.id), []))
 
     @on(Submitted)
     def _submitted(self, message: Submitted) -> None:
         self.sending = False
-        if message.problem:
-            self.query_one("#submit-problems", Static).update(f"[$error]✗ {escape(message.problem)}[/]")
-            self.post_message(Notice(f"not sent: {message.problem}", "error"))
+        if message.task_id is None:
+            errors = [p for p in message.problems if p.severity == "error"]
+            self.armed = message.request if message.armed and not errors else None
+            self._show(problems_markup(message.problems, armed=self.armed is not None))
+            if errors:
+                self.notify(printable(errors[0].message), title="Not sent", severity="error")
+            else:
+                self.notify("press ctrl+s again to send it anyway", title="Warnings", severity="warning")
             return
-        self.app.post_message(OpenTask(message.task_id or ""))
+        self.armed = None
+        self.notify(f"sent {self.task_name} as {message.task_id}", title="Submitted")
+        self.app.post_message(OpenTask(message.task_id))

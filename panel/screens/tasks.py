@@ -12,23 +12,17 @@ from textual.message import Message
 from textual.widgets import Input, Label
 
 from ..actions import bindings
-from ..formatting import preview
 from ..messages import OpenTask
-from ..task_rows import SORT_KEYS, TASK_STATES, TaskFilter, TaskRow, field, parse_filter
+from ..task_rows import SORT_KEYS, TASK_STATES, TaskFilter, TaskRow, parse_filter
 from ..widgets.task_table import TaskTable
 from .base import StalkScreen
 
 LIMIT = 500
-REQUERY_AFTER = 0.1
+REQUERY_AFTER = 0.25  # live refreshes at most 4 times a second (bench/panel_load.py)
 
 
 def rows_from(records: list) -> list[TaskRow]:
-    rows = []
-    for record in records:
-        args, kwargs = field(record, "args", default=[]), field(record, "kwargs", default={})
-        text = preview(args, 30) + (" " + preview(kwargs, 30) if kwargs else "")
-        rows.append(TaskRow.of(record, text))
-    return rows
+    return [TaskRow.of(record) for record in records]
 
 
 class TasksScreen(StalkScreen):
@@ -37,10 +31,11 @@ class TasksScreen(StalkScreen):
     CSS_PATH = "../styles/tasks.tcss"
 
     class Fetched(Message):
-        def __init__(self, rows: list[TaskRow], problem: str | None = None) -> None:
+        def __init__(self, rows: list[TaskRow], problem: str | None, generation: int) -> None:
             super().__init__()
             self.rows = rows
             self.problem = problem
+            self.generation = generation  # the filter it answers; older answers are dropped
 
     def compose_body(self) -> ComposeResult:
         yield Input(placeholder="search: words, state:failure name:demo.add queue:slow worker:…", id="task-search")
@@ -52,6 +47,8 @@ class TasksScreen(StalkScreen):
         self._inflight = False
         self._dirty = True
         self._shown = 0
+        self._generation = 0
+        self._status_text = ""
         self.watch(self.app, "tasks_version", lambda _v: self._mark_dirty())
         self.watch(self.app, "phase", lambda _p: self._mark_dirty())
         self.query_one(TaskTable).focus()
@@ -75,15 +72,18 @@ class TasksScreen(StalkScreen):
 
     @work(thread=True, group="tasks-fetch", exit_on_error=False)
     def fetch(self, flt: TaskFilter) -> None:
+        generation = self._generation
         try:
             records = list(self.events.query(**flt.query_kwargs(LIMIT)))
         except Exception as exc:  # a store error is shown, the screen keeps going
-            self.post_message(self.Fetched([], f"query failed: {exc}"))
+            self.post_message(self.Fetched([], f"query failed: {exc}", generation))
             return
-        self.post_message(self.Fetched(rows_from(records)))
+        self.post_message(self.Fetched(rows_from(records), None, generation))
 
     @on(Fetched)
     def _fetched(self, message: Fetched) -> None:
+        if message.generation != self._generation:
+            return  # rows for a filter the user already changed; that filter's query is running
         self.query_one(TaskTable).show(message.rows, self.app.get_css_variables())
         self._shown = len(message.rows)
         self._show_status(message.problem)
@@ -99,13 +99,21 @@ class TasksScreen(StalkScreen):
             described = self.filter.describe()
             where = f"  filter: [b]{described}[/b]" if described else ""
             text = f"[b]{self._shown}[/b] tasks{limit}{where}  sort: {self.filter.sort_key} {arrow}"
+            if not self._shown:
+                text += ("  [$foreground-muted]no task matches (esc clears the filter)[/]" if described
+                         else "  [$foreground-muted]no tasks yet: 7 opens Submit[/]")
         if problem:
             text += f"  [$error]{problem}[/]"
-        self.query_one("#task-status", Label).update(text)
+        if text != self._status_text:  # one fixed-height line: no layout pass per refresh
+            self._status_text = text
+            self.query_one("#task-status", Label).update(text, layout=False)
 
     def set_filter(self, flt: TaskFilter) -> None:
+        """A new filter queries at once; the answer of a query still running is dropped."""
         self.filter = flt
         self._show_status()
+        self._generation += 1
+        self._inflight = False
         self._mark_dirty()
 
     # -- actions --------------------------------------------------------------------------------

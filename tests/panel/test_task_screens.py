@@ -1,16 +1,41 @@
-"""Tasks, Submit and Detail: flows that need no event store, the table diff, and snapshots."""
+"""Tasks, Task detail and Submit: pure parts, the table diff, and Pilot flows on a real eager stack (its
+real EventStore and Control: tasks run in process, their events land in the store)."""
 
 from __future__ import annotations
 
-from textual.app import App, ComposeResult
-from textual.widgets import Static, TextArea
+import asyncio
+from collections.abc import Callable
+from typing import Any
 
+from textual.app import App, ComposeResult
+from textual.widgets import Input, Static, TextArea
+
+from embedded.control import Control
+from panel.app import make_app
+from panel.colours import role_of
+from panel.formatting import pretty_repr
+from panel.messages import OpenTask
+from panel.screens.confirm import ConfirmScreen
+from panel.screens.detail import DetailData, DetailScreen, read_detail, render_detail
 from panel.screens.submit import SubmitScreen
-from panel.task_rows import TaskFilter, TaskRow, parse_filter
+from panel.screens.tasks import TasksScreen
+from panel.submit_form import json_from_repr, local_problems, request_of
+from panel.task_rows import TASK_STATES, TaskFilter, TaskRow, parse_filter, progress_of
 from panel.widgets.task_table import TaskTable
 
 from .conftest import SIZE
-from .harness import app_for, settle, sync
+from .harness import sync
+from .test_task_snapshots import (
+    CHILDREN,
+    FAILED,
+    GROUP,
+    LOST,
+    PARENT,
+    PROGRESS,
+    app_with,
+    busy_store,
+    redis_like_control,
+)
 
 
 def row(i: int, state: str = "SUCCESS", progress: float | None = None) -> TaskRow:
@@ -18,11 +43,87 @@ def row(i: int, state: str = "SUCCESS", progress: float | None = None) -> TaskRo
                    1_780_000_000.0 - i, 0.01, 0, progress)
 
 
+# -- pure parts ---------------------------------------------------------------------------------
+
+
 def test_filter_text_becomes_query() -> None:
     flt = parse_filter("state:failure name:demo.add queue:slow worker:celery@io boom now", TaskFilter())
     assert (flt.state, flt.name, flt.queue, flt.worker, flt.search) == (
         "FAILURE", "demo.add", "slow", "celery@io", "boom now")
     assert flt.query_kwargs(10)["limit"] == 10
+
+
+def test_every_store_state_has_one_colour() -> None:
+    assert {"LOST", "REJECTED"} <= set(TASK_STATES)
+    assert role_of("LOST") == role_of("FAILURE") == "error"
+    assert all(role_of(s) != "foreground-muted" for s in TASK_STATES if s != "PENDING")
+
+
+def test_rows_from_real_records() -> None:
+    store = busy_store()
+    rows = {r.task_id: r for r in map(TaskRow.of, store.query(limit=None))}
+    assert rows[LOST].state == "LOST" and rows[LOST].progress is None
+    assert rows[LOST].args == "(1, 2) {'seconds': 30}"
+    assert rows[FAILED].args == ""  # "()" and "{}" say nothing
+    progressing = [r for r in rows.values() if r.state == "PROGRESS"]
+    assert sorted(r.progress for r in progressing) == [0.25, 0.75]
+
+
+def test_progress_of_survives_any_meta() -> None:
+    for meta in ({"current": 1, "total": 0}, {"total": "x"}, {"current": None, "total": 4}, "junk",
+                 {"current": float("nan"), "total": 1}, {"current": 10**400, "total": 1}):
+        value = progress_of({"state": "PROGRESS", "progress": meta})
+        assert value is None or 0.0 <= value <= 1.0
+    assert progress_of({"state": "SUCCESS", "progress": {"current": 1, "total": 2}}) is None
+    assert progress_of({"state": "SUCCESS", "progress": {"current": 1, "total": 2}}, finished_too=True) == 0.5
+
+
+def test_reprs_become_json_or_stay_as_they_are() -> None:
+    assert json_from_repr("args", "(2, 3)", list) == ("[2, 3]", None)
+    assert json_from_repr("kwargs", "{'a': None, 'b': True}", dict) == ('{"a": null, "b": true}', None)
+    assert json_from_repr("args", None, list) == ("[]", None)
+    for text, why in (("('aaaa...', 2)", "truncated"), ("([0, 1, , ...])", "not a Python literal"),
+                      ("({1, 2},)", "not JSON"), ("(<object at 0x1>,)", "not a Python literal")):
+        kept, problem = json_from_repr("args", text, list)
+        assert kept == text and why in (problem or ""), (text, problem)
+    assert pretty_repr("(2, 3)") == "[2, 3]" and pretty_repr("<GroupResult: x>") == "<GroupResult: x>"
+
+
+def test_local_problems_are_the_control_api_messages() -> None:
+    request = request_of("demo.add", "[2,\n 3 4]", "{}", None, {"priority": "12", "countdown": "x"})
+    messages = [p.message for p in local_problems(request)]
+    assert messages[0].startswith("args: invalid JSON at line 2, column 4")
+    assert any(m.startswith("priority: must be 0-9") for m in messages)
+    assert any(m.startswith("countdown: expected a number") for m in messages)
+    assert local_problems(request_of("demo.add", "[1, 2]", "", None, {"eta": "2030-01-01T00:00:00Z"})) == []
+
+
+def test_detail_renders_relations_and_traceback() -> None:
+    store = busy_store()
+    parent = render_detail(PARENT, DetailData(store.get(PARENT), store.events_of(PARENT),
+                                              store.children_of(PARENT), None, {}))
+    assert "children[/b] (3)" in parent and "progress unknown" in parent
+    failed = render_detail(FAILED, DetailData(store.get(FAILED), store.events_of(FAILED)))
+    assert "traceback" in failed and "KeyError" in failed
+    assert "not in the event store" in render_detail("nope", DetailData())
+
+
+def test_group_progress_is_asked_again_only_when_members_move() -> None:
+    store, calls = busy_store(), []
+
+    class Answers:  # what a result backend says about the group
+        def group_progress(self, group_id: str) -> tuple[int, int]:
+            calls.append(group_id)
+            return 1, 3
+
+    cache: dict = {}
+    assert read_detail(PARENT, store, Answers(), cache).groups == {GROUP: (1, 3)}
+    read_detail(PARENT, store, Answers(), cache)
+    assert calls == [GROUP]
+    store.ingest({"type": "task-succeeded", "uuid": CHILDREN[1], "timestamp": 2e9, "result": "{}"})
+    read_detail(PARENT, store, Answers(), cache)
+    assert calls == [GROUP, GROUP]
+    assert read_detail(PARENT, store, None).groups == {GROUP: (2, 3)}  # no backend: the store's count
 
 
 class TableApp(App):
@@ -48,45 +149,213 @@ async def test_task_table_updates_only_changed_rows() -> None:
         assert table.coordinate_to_cell_key((0, 0)).row_key.value == "task-0999"
 
 
+# -- Pilot flows on the real eager stack --------------------------------------------------------
+
+
+def live_app(stack: Any) -> Any:
+    """The app on the stack, live: store batches arrive as TasksChanged (nothing detached)."""
+    return make_app(stack.config, stack=stack, probe_broker=False)
+
+
+async def workers_done(pilot) -> None:
+    """Every running worker of the app and its screen finished (a cancelled exclusive one counts)."""
+    workers = [*pilot.app.workers, *pilot.app.screen.workers]
+    await asyncio.gather(*(w.wait() for w in workers if w.state.name != "PENDING"), return_exceptions=True)
+
+
+async def idle(pilot) -> None:
+    for _ in range(2):
+        await workers_done(pilot)
+        await pilot.pause()
+
+
+async def until(pilot, check: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        await idle(pilot)
+        value = check()
+        if value:
+            return value
+        await pilot.pause(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def fill_submit(pilot, task: str, args: str = "[]", kwargs: str = "{}") -> SubmitScreen:
+    await pilot.press("7")
+    await idle(pilot)
+    await pilot.press("ctrl+l", *task, "enter")
+    screen = pilot.app.screen
+    assert isinstance(screen, SubmitScreen) and screen.task_name == task
+    screen.query_one("#args", TextArea).text = args
+    screen.query_one("#kwargs", TextArea).text = kwargs
+    await idle(pilot)
+    return screen
+
+
+def problems_text(screen: SubmitScreen) -> str:
+    return str(screen.query_one("#submit-problems", Static).render())
+
+
+def table_ids(app) -> list[str]:
+    table = app.screen.query_one(TaskTable)
+    return [str(key.value) for key in table.rows]
+
+
+@sync
+async def test_submit_shows_success_in_detail_and_tasks(eager_stack) -> None:
+    app = live_app(eager_stack)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot)
+        screen = await fill_submit(pilot, "demo.add", "[2, 3]")
+        await until(pilot, lambda: "ready" in problems_text(screen), "the control API's verdict")
+        await pilot.press("ctrl+s")
+        detail = await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen, "Task detail")
+        assert screen.sent == [{"name": "demo.add", "args": "[2, 3]", "kwargs": "{}"}]
+        await until(pilot, lambda: detail.record is not None and detail.record.state == "SUCCESS", "SUCCESS")
+        body = str(detail.query_one("#detail-body", Static).render())
+        assert "SUCCESS" in body and "result" in body and "5" in body
+        await pilot.press("escape")
+        assert isinstance(app.screen, TasksScreen)
+        await until(pilot, lambda: detail.task_id in table_ids(app), "the task in the table")
+        assert app.screen.query_one(TaskTable)._rows[detail.task_id].state == "SUCCESS"
+
+
 @sync
 async def test_bad_json_shows_line_and_column_and_sends_nothing(eager_stack) -> None:
-    app = app_for(eager_stack)
+    app = live_app(eager_stack)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("7")
-        screen = app.screen
-        assert isinstance(screen, SubmitScreen)
-        screen.pick("demo.add")
-        screen.query_one("#args", TextArea).text = "[2,\n 3 4]"
-        await pilot.pause()
-        problems = str(screen.query_one("#submit-problems", Static).render())
-        assert "args: line 2, column 4" in problems
+        await idle(pilot)
+        before = len(eager_stack.events)
+        screen = await fill_submit(pilot, "demo.add", "[2,\n 3 4]")
+        assert "args: invalid JSON at line 2, column 4" in problems_text(screen)
         await pilot.press("ctrl+s")
-        await pilot.pause()
-        assert screen.sent == []
+        await idle(pilot)
+        assert screen.sent == [] and len(eager_stack.events) == before
+        assert isinstance(app.screen, SubmitScreen)
         assert any("Not sent" in (n.title or "") for n in app._notifications)
 
 
-def submit_with(text: str):
-    async def run_before(pilot) -> None:
-        await settle(pilot)
-        await pilot.press("7")
-        await pilot.press(*"add")
-        await pilot.pause()
-        await pilot.press("enter")
-        pilot.app.screen.query_one("#args", TextArea).text = text
-        await pilot.pause()
+class RecordingControl(Control):
+    """A real Control (validation, force rules) whose last step, the publish, is recorded instead."""
 
-    return run_before
+    published: list[Any]
+
+    def send(self, checked: Any) -> Any:
+        self.published.append(checked)
+        return type("Result", (), {"id": f"sent-{len(self.published)}"})()
 
 
-def test_submit_bad_json_snapshot(snap_compare, eager_stack):
-    assert snap_compare(app_for(eager_stack), terminal_size=SIZE, run_before=submit_with('[2, "x"'))
+@sync
+async def test_warnings_need_a_second_ctrl_s_and_errors_never_send(eager_stack) -> None:
+    control = redis_like_control(eager_stack)
+    control.__class__ = RecordingControl
+    control.published = []
+    app = app_with(eager_stack, busy_store(), control)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot)
+        screen = await fill_submit(pilot, "demo.analyze_youtube", '["https://youtu.be/x"]')
+        screen.query_one("#countdown", Input).value = "7200"
+        await until(pilot, lambda: "visibility timeout" in problems_text(screen), "the control error")
+        await pilot.press("ctrl+s")
+        await idle(pilot)
+        await pilot.press("ctrl+s")
+        await idle(pilot)
+        assert control.published == [] and screen.sent == []
+        screen.query_one("#countdown", Input).value = ""
+        await until(pilot, lambda: "no worker consumes" in problems_text(screen)
+                    and "visibility" not in problems_text(screen), "only the warning")
+        await pilot.press("ctrl+s")
+        await idle(pilot)
+        assert control.published == [] and "again to send anyway" in problems_text(screen)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen), "the sent task's detail")
+        assert [c.name for c in control.published] == ["demo.analyze_youtube"]
+        assert app.screen.task_id == "sent-1"
 
 
-def test_submit_valid_snapshot(snap_compare, eager_stack):
-    assert snap_compare(app_for(eager_stack), terminal_size=SIZE, run_before=submit_with("[2, 3]"))
+@sync
+async def test_resubmit_turns_reprs_back_into_json(eager_stack) -> None:
+    store = busy_store()
+    store.ingest({"type": "task-sent", "uuid": "cut-1", "name": "demo.add", "args": "('aaaa...', 2)",
+                  "kwargs": "{}", "queue": "default", "timestamp": 1.0})
+    app = app_with(eager_stack, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot)
+        app.post_message(OpenTask(LOST))
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.record, "detail")
+        await pilot.press("R")
+        screen = await until(pilot, lambda: isinstance(app.screen, SubmitScreen) and app.screen, "Submit")
+        assert screen.task_name == "demo.slow_add"
+        assert screen.query_one("#args", TextArea).text == "[1, 2]"
+        assert screen.query_one("#kwargs", TextArea).text == '{"seconds": 30}'
+        assert str(screen.query_one("#queue").value) == "slow"
+        await pilot.press("2")
+        app.post_message(OpenTask("cut-1"))
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.record, "detail")
+        await pilot.press("R")
+        await idle(pilot)
+        assert screen.query_one("#args", TextArea).text == "('aaaa...', 2)"
+        assert "invalid JSON" in problems_text(screen)
+        assert any("looks truncated" in str(n.message) for n in app._notifications)
 
 
-def test_tasks_without_store_snapshot(snap_compare, eager_stack):
-    assert snap_compare(app_for(eager_stack), terminal_size=SIZE, press=["2"])
+@sync
+async def test_filter_search_and_sort_narrow_the_table(eager_stack) -> None:
+    control = eager_stack.control
+    ok = [control.submit({"name": "demo.add", "args": [i, 1000]}).id for i in range(3)]
+    failed = control.submit({"name": "demo.fail", "args": ["filter-me"]}).id
+    app = live_app(eager_stack)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot)
+        await pilot.press("2")
+        await until(pilot, lambda: set(ok) | {failed} <= set(table_ids(app)), "the tasks in the table")
+        await pilot.press("slash", *"state:failure")
+        await until(pilot, lambda: failed in table_ids(app) and not set(ok) & set(table_ids(app)), "failures only")
+        assert all(app.screen.query_one(TaskTable)._rows[t].state == "FAILURE" for t in table_ids(app))
+        await pilot.press("escape")
+        await until(pilot, lambda: set(ok) <= set(table_ids(app)), "the filter cleared")
+        await pilot.press("slash", *ok[1][:13])
+        await until(pilot, lambda: table_ids(app) == [ok[1]], "one task by id")
+        await pilot.press("escape", "f", "f", "f", "f", "f", "f", "f")  # none -> ... -> FAILURE
+        await until(pilot, lambda: app.screen.filter.state == "FAILURE" and failed in table_ids(app)
+                    and not set(ok) & set(table_ids(app)), "the state filter key")
+        await pilot.press("escape", "o")
+        await until(pilot, lambda: app.screen.filter.sort_key == "name" and table_ids(app), "sort by name")
+        names = [app.screen.query_one(TaskTable)._rows[t].name for t in table_ids(app)]
+        assert names == sorted(names, reverse=True)
+        await pilot.press("O")
+        await until(pilot, lambda: not app.screen.filter.reverse, "ascending")
+        names = [app.screen.query_one(TaskTable)._rows[t].name for t in table_ids(app)]
+        assert names == sorted(names)
+        await pilot.click(TaskTable, offset=(2, 0))  # the "state" header
+        await until(pilot, lambda: app.screen.filter.sort_key == "state", "sort by the clicked column")
+        await pilot.click(TaskTable, offset=(2, 0))  # again: the other direction
+        await until(pilot, lambda: app.screen.filter.reverse, "the clicked column reversed")
+
+
+@sync
+async def test_revoke_asks_first_and_finished_tasks_are_left_alone(eager_stack) -> None:
+    control = redis_like_control(eager_stack)
+    calls: list[tuple] = []
+    control.revoke = lambda task_id, terminate=False, signal="SIGTERM": calls.append((task_id, terminate))
+    app = app_with(eager_stack, busy_store(), control)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot)
+        app.post_message(OpenTask(PROGRESS))
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.record, "detail")
+        await pilot.press("v")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await idle(pilot)
+        assert calls == []
+        await pilot.press("t", "y")
+        await idle(pilot)
+        assert calls == [(PROGRESS, True)]
+        await pilot.press("escape")
+        app.post_message(OpenTask(FAILED))
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.task_id == FAILED
+                    and app.screen.record, "detail")
+        await pilot.press("v")
+        await idle(pilot)
+        assert not isinstance(app.screen, ConfirmScreen) and calls == [(PROGRESS, True)]

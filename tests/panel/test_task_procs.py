@@ -1,0 +1,58 @@
+"""Submit, Task detail and Tasks against a real stack: its own redis-server and `stalk worker` children."""
+
+from __future__ import annotations
+
+import pytest
+
+from panel.app import make_app
+from panel.screens.confirm import ConfirmScreen
+from panel.screens.detail import DetailScreen
+from panel.screens.tasks import TasksScreen
+from panel.widgets.task_table import TaskTable
+
+from .conftest import SIZE
+from .harness import sync
+from .test_task_screens import fill_submit, idle, problems_text, table_ids, until
+
+pytestmark = [pytest.mark.procs, pytest.mark.xdist_group("panel-tasks")]
+
+
+def detail_state(app) -> str | None:
+    screen = app.screen
+    if isinstance(screen, DetailScreen) and screen.record is not None:
+        return screen.record.state
+    return None
+
+
+@sync
+async def _submit_then_revoke(stack) -> None:
+    app = make_app(stack.config, stack=stack, probe_broker=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot)
+        screen = await fill_submit(pilot, "demo.add", "[2, 3]")
+        await until(pilot, lambda: "ready" in problems_text(screen), "the control API's verdict", 30)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: detail_state(app) == "SUCCESS", "demo.add to succeed", 30)
+        added = app.screen.task_id
+        assert "default@" in (app.screen.record.worker or "")
+        await pilot.press("escape")
+        assert isinstance(app.screen, TasksScreen)
+        await until(pilot, lambda: added in table_ids(app), "the task in the table")
+        assert app.screen.query_one(TaskTable)._rows[added].state == "SUCCESS"
+
+        screen = await fill_submit(pilot, "demo.long_running", "[30]")
+        await until(pilot, lambda: "ready" in problems_text(screen), "the control API's verdict", 30)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: detail_state(app) in ("STARTED", "PROGRESS"), "the long task to run", 30)
+        long_id = app.screen.task_id
+        await pilot.press("t")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await until(pilot, lambda: detail_state(app) == "REVOKED", "REVOKED", 30)
+        assert stack.events.get(long_id).exception == "terminated"
+        assert long_id in stack.control.revoked()
+
+
+def test_submit_and_revoke_on_a_redis_stack(running_stack) -> None:
+    stack = running_stack(broker={"mode": "redis"}, beat=False)
+    _submit_then_revoke(stack)
