@@ -13,6 +13,7 @@ from textual.worker import Worker, WorkerState
 
 from embedded import BrokerInfo, ProcessInfo, Stack, StackConfig
 
+from . import gc_tuning
 from .actions import bindings
 from .messages import (
     BrokerChanged,
@@ -58,6 +59,7 @@ class StalkApp(App):
         self._start = start
         self._probe = probe_broker
         self._stopping = False
+        self.tune_gc = False  # run_panel: freeze long-lived objects once the stack is ready (gc_tuning)
 
     def on_mount(self) -> None:
         self.switch_mode("dashboard")
@@ -81,6 +83,9 @@ class StalkApp(App):
             self.notify(message.phase.text, title="Stack", severity="error", timeout=30)
         if message.phase.kind == "ready" and self._probe:
             self.set_timer(HEALTH_EVERY, self.probe_broker)
+        if message.phase.kind == "ready" and self.tune_gc:
+            self.tune_gc = False
+            gc_tuning.freeze_long_lived()
 
     @on(ProcessesChanged)
     def _processes(self, message: ProcessesChanged) -> None:
@@ -169,4 +174,7 @@ def make_app(config: StackConfig, stack: Stack | None = None, clock: Clock = tim
 
 
 def run_panel(config: StackConfig) -> None:
-    make_app(config).run()
+    gc_tuning.tune()
+    app = make_app(config)
+    app.tune_gc = True
+    app.run()

@@ -39,6 +39,11 @@ def matches(state: str | None, name: str | None, queue: str | None, worker: str 
     return lambda r: all(t(r) for t in tests)
 
 
+def search_text(rec: TaskRecord) -> str:
+    """What free-text search looks in, lowercased (fields apart: a match never spans two)."""
+    return "\0".join((rec.task_id, rec.name or "", rec.args or "", rec.kwargs or "")).lower()
+
+
 def sort_records(records: list[TaskRecord], sort_key: str, reverse: bool) -> list[TaskRecord]:
     key = SORT_KEYS.get(sort_key, SORT_KEYS["received"])
     return sorted(records, key=key, reverse=reverse)  # type: ignore[arg-type]

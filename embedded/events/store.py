@@ -11,13 +11,14 @@ from pathlib import Path
 
 from .fold import Fold
 from .history import HistoryWriter, load_recent
-from .queries import matches, sort_records, timeline
+from .queries import matches, search_text, sort_records, timeline
 from .records import Changes, TaskEvent, TaskRecord, WorkerRecord
 from .states import FAILURE, FINISHED
 
 NOTIFY_EVERY = 0.1  # s between batches to subscribers
 EXPIRE_EVERY = 0.5  # s between heartbeat-expiry checks
 DEFAULT_MAX_TASKS = 20_000
+SEARCH_TEXTS_KEPT = 60.0  # s the search texts are kept after the last search
 
 
 class EventStore:
@@ -39,6 +40,8 @@ class EventStore:
         self._sources: list = []  # receiver / signal hooks: stopped with the store
         self._no_expiry: set[str] = set()
         self._resumed = 0.0  # monotonic time this process resumed from a pause
+        self._search_texts: dict[str, str] | None = None  # task id -> lowercased searchable text
+        self._searched = 0.0  # monotonic time of the last search
         for hostname, pool, concurrency in workers:
             self.declare_worker(hostname, pool, concurrency)
 
@@ -103,11 +106,13 @@ class EventStore:
             self._fold.note_published(task_id, priority, group_id)
 
     def unfinished(self, limit: int = 2000) -> list[str]:
-        """Ids of the most recent tasks not finished yet (what a reconnect should look up)."""
+        """Ids of the most recent tasks not finished yet (what a reconnect should look up), then those this
+        process published that no event mentioned yet (all their events may have gone out unheard)."""
         with self._lock:
             records = list(self._fold.tasks.values())
+            unheard = list(self._fold.published)
         out = [r.task_id for r in reversed(records) if r.state not in FINISHED]
-        return out[:limit]
+        return (out + unheard[::-1])[:limit]
 
     def declare_worker(self, hostname: str, pool: str | None, concurrency: int | None) -> None:
         """What events do not say (pool, concurrency), from the stack's worker specs."""
@@ -156,6 +161,12 @@ class EventStore:
             changes = Changes(frozenset(fold.changed_tasks), frozenset(fold.changed_workers))
             fold.changed_tasks.clear()
             fold.changed_workers.clear()
+            texts = self._search_texts
+            if texts is not None:  # kept current while searches happen; none for a while: freed
+                if time.monotonic() - self._searched > SEARCH_TEXTS_KEPT:
+                    self._search_texts = None
+                else:
+                    self._refresh_texts(texts, changes.tasks)
         for cb in list(self._subscribers):
             try:
                 cb(changes)
@@ -183,12 +194,22 @@ class EventStore:
     def query(self, state: str | None = None, name: str | None = None, queue: str | None = None,
               worker: str | None = None, search: str | None = None, sort_key: str = "received",
               reverse: bool = True, limit: int | None = 500) -> list[TaskRecord]:
-        test = matches(state, name, queue, worker, search)
+        test = matches(state, name, queue, worker, None)
         with self._lock:
-            records = list(self._fold.tasks.values())
-        if sort_key == "received" and reverse:  # the common case: newest first, no sort needed
+            tasks = self._fold.tasks
+            found = None if not search else self._search_ids(search.lower())
+            if found is not None and len(found) * 20 < len(tasks):  # few matches: only those
+                records = [rec for rec in map(tasks.get, sorted(found)) if rec is not None]
+                chosen = records if test is None else [r for r in records if test(r)]
+                return sort_records(chosen, sort_key, reverse)[:limit]
+            records = list(tasks.values())
+        if found is not None:
+            other = test
+            test = (lambda r: r.task_id in found) if other is None else (
+                lambda r: r.task_id in found and other(r))
+        if sort_key == "received":  # the common case: arrival order, no sort of the whole store
             out = []
-            for rec in reversed(records):
+            for rec in (reversed(records) if reverse else records):
                 if test is None or test(rec):
                     out.append(rec)
                     if limit is not None and len(out) >= limit:
@@ -196,6 +217,30 @@ class EventStore:
             return sort_records(out, sort_key, reverse)
         chosen = records if test is None else [r for r in records if test(r)]
         return sort_records(chosen, sort_key, reverse)[:limit]
+
+    def _search_ids(self, needle: str) -> set[str]:
+        """Ids whose id/name/args/kwargs contain `needle` (lowercase). The lowercased texts are built
+        at the first search, then kept current by the notifier (changed tasks) until searches stop
+        for a while. May name evicted tasks (pruned in bulk). Caller holds the lock."""
+        self._searched = time.monotonic()
+        tasks = self._fold.tasks
+        texts = self._search_texts
+        if texts is None:
+            texts = self._search_texts = {task_id: search_text(rec) for task_id, rec in tasks.items()}
+        else:
+            self._refresh_texts(texts, self._fold.changed_tasks)  # not notified yet
+        return {task_id for task_id, text in texts.items() if needle in text}
+
+    def _refresh_texts(self, texts: dict[str, str], changed: Iterable[str]) -> None:
+        tasks = self._fold.tasks
+        for task_id in changed:
+            rec = tasks.get(task_id)
+            if rec is None:
+                texts.pop(task_id, None)
+            else:
+                texts[task_id] = search_text(rec)
+        if len(texts) > len(tasks) + len(tasks) // 4 + 100:  # evicted tasks left behind
+            self._search_texts = {k: v for k, v in texts.items() if k in tasks}
 
     def events_of(self, task_id: str) -> list[TaskEvent]:
         rec = self._fold.tasks.get(task_id)

@@ -1,0 +1,491 @@
+"""Panel under load: key press to repaint on the Tasks screen, and RSS over time.
+
+The real app (panel.app.make_app) runs headless on a real eager Stack whose EventStore holds --tasks
+tasks (default 100,000) and is fed --rate realistic events/s (default 1,000) through `store.ingest`
+by a feeder thread, as the receiver thread feeds it live (the notifier's batches, the history writer
+and the screens' re-queries all run). Keys are sent as the terminal driver sends them: cursor moves,
+`/` and search text, state filter `f`, sort `o`, clear, screen switches `1`/`2`. Latency is from the
+key reaching the app to the end of the first screen update that shows its effect (the compositor
+update rendered to terminal bytes, which the headless driver would otherwise skip). The reference is
+the same key script, in the same process, on an idle store of a few tasks.
+
+"Effect" per key: cursor keys: the table's cursor action ran; `/` and enter: the focus moved; `1`/`2`:
+the mode's screen is current; search text, `f`, `o`, escape: rows of a query with the new filter,
+started after the key, are in the table. Also printed: store.query and TaskTable.show times, screen
+update times, event-loop lag and full garbage collections (they stop every thread), and for the
+re-query keys where the time goes (waiting for the query, the query, the table, the paint).
+
+The run applies the panel's own garbage-collector settings (panel/gc_tuning.py: thresholds, and a
+freeze once the store is loaded, as `stalk` does when the stack is ready); --no-gc-tuning measures
+without them, --gc-threshold tries other thresholds; --profile writes a cProfile of the UI thread.
+
+Run: .venv/bin/python bench/panel_load.py [--duration 60] [--tasks 100000] [--rate 1000] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import cProfile
+import gc
+import os
+import random
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TZ", "UTC")
+
+import psutil  # noqa: E402
+from _common import machine  # noqa: E402
+from event_ingest import generate  # noqa: E402
+from textual import events  # noqa: E402
+from textual.screen import Screen  # noqa: E402
+from textual.widgets import Input  # noqa: E402
+
+from embedded import Stack  # noqa: E402
+from embedded.config import load_config  # noqa: E402
+from embedded.events import EventStore  # noqa: E402
+from panel import gc_tuning  # noqa: E402
+from panel.app import make_app  # noqa: E402
+from panel.screens_registry import MODE_SCREENS  # noqa: E402
+from panel.widgets.task_table import TaskTable  # noqa: E402
+
+SIZE = (120, 36)
+KEY_TIMEOUT = 5.0  # s: a key whose effect is not on screen by then counts as this long
+IDLE_TASKS = 60
+PAUSE = 0.15  # s between a key's repaint and the next key (a fast typist)
+
+
+# -- the store and its feed ---------------------------------------------------------------------
+
+
+def prefilled(n_tasks: int, history: Path | None, seed: int = 1) -> EventStore:
+    """A store holding `n_tasks` finished-or-running tasks (fed by events, as a live store is)."""
+    store = EventStore(max_tasks=n_tasks, history=history)
+    made = 0
+    while len(store) < n_tasks or made < n_tasks * 5:  # ~5.3 events per task
+        batch = generate(min(50_000, n_tasks * 6), seed=seed * 1000 + made)
+        shift = time.time() - 3600 - batch[0]["timestamp"] + made * 0.0005
+        for event in batch:  # an hour of history, oldest first
+            event["timestamp"] += shift
+        store.ingest_many(batch)
+        made += len(batch)
+    return store
+
+
+class Feeder(threading.Thread):
+    """Ingests `rate` events/s, one `store.ingest` each, as the receiver thread does."""
+
+    def __init__(self, store: EventStore, rate: int) -> None:
+        super().__init__(name="bench-feeder", daemon=True)
+        self.store, self.rate = store, rate
+        self.sent = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        queue: collections.deque[dict] = collections.deque()
+        start, seed = time.monotonic(), 10_000
+        while not self._halt.wait(0.01):
+            due = int((time.monotonic() - start) * self.rate) - self.sent
+            while due > 0:
+                if not queue:
+                    seed += 1
+                    queue.extend(generate(self.rate, seed=seed))  # one second of events
+                event = queue.popleft()
+                event["timestamp"] = event["local_received"] = time.time()
+                self.store.ingest(event)
+                self.sent += 1
+                due -= 1
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=5)
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, every: float) -> None:
+        super().__init__(name="bench-rss", daemon=True)
+        self.every = every
+        self.samples: list[tuple[float, float]] = []  # (seconds since start, MB)
+        self._halt = threading.Event()
+        self._proc = psutil.Process()
+
+    def run(self) -> None:
+        start = time.monotonic()
+        while True:
+            self.samples.append((time.monotonic() - start, self._proc.memory_info().rss / 1e6))
+            if self._halt.wait(self.every):
+                break
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=5)
+        self.samples.append((self.samples[-1][0] if self.samples else 0.0, self._proc.memory_info().rss / 1e6))
+
+
+# -- probes: what the app did, and when ---------------------------------------------------------
+
+
+@dataclass
+class Probe:
+    """Timestamps (perf_counter) the wrapped app parts record; `done` checks a key's effect."""
+
+    queries: list[tuple[float, float, tuple]] = field(default_factory=list)  # start, end, kwargs
+    shows: list[tuple[float, float]] = field(default_factory=list)  # start, end of TaskTable.show
+    cursor_moves: list[float] = field(default_factory=list)
+    paints: int = 0
+    frames: list[float] = field(default_factory=list)  # ms per screen update (layout + render)
+    lags: list[float] = field(default_factory=list)  # ms the event loop was late for a 5 ms sleep
+    gc_pauses: list[float] = field(default_factory=list)  # ms per full (generation 2) collection
+    stage: tuple[float, float, float, float] | None = None
+    stages: list[tuple[str, list[float]]] = field(default_factory=list)  # per re-query key: ms per step
+    pending: tuple[float, str, Callable[[], bool]] | None = None
+    results: list[tuple[str, float]] = field(default_factory=list)  # kind, ms
+    waiter: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def expect(self, kind: str, effect: Callable[[], bool]) -> float:
+        t0 = time.perf_counter()
+        self.waiter.clear()
+        self.pending = (t0, kind, effect)
+        return t0
+
+    def painted(self) -> None:
+        """Called at the end of every screen update: is the pending key's effect on screen now?"""
+        self.paints += 1
+        if self.pending is not None and self.pending[2]():
+            t0, kind, _ = self.pending
+            now = time.perf_counter()
+            self.results.append((kind, (now - t0) * 1000))
+            if self.stage is not None:  # key -> query start -> end -> table.show start -> end -> painted
+                marks = (t0, *self.stage, now)
+                self.stages.append((kind, [(b - a) * 1000 for a, b in zip(marks, marks[1:], strict=False)]))
+                self.stage = None
+            self.pending = None
+            self.waiter.set()
+
+    def timed_out(self) -> None:
+        if self.pending is not None:
+            self.results.append((self.pending[1], KEY_TIMEOUT * 1000))
+            self.pending = None
+
+
+def instrument_app(app: Any, probe: Probe) -> None:
+    """Every screen update also renders to terminal bytes (headless skips it), then tells the probe."""
+    display = app._display
+
+    def timed_display(screen: Any, renderable: Any) -> None:
+        display(screen, renderable)
+        if renderable is not None:
+            render = getattr(renderable, "render_segments", None)
+            if render is not None:
+                render(app.console)
+            probe.painted()
+
+    app._display = timed_display
+
+
+def instrument_frames(probe: Probe) -> Callable[[], None]:
+    """Time every screen update (Screen._on_timer_update: layout, render) and every garbage
+    collection of the oldest generation (it stops all threads); returns an undo."""
+    original = Screen._on_timer_update
+    started = [0.0]
+
+    def timed(screen: Screen) -> None:
+        start = time.perf_counter()
+        original(screen)
+        probe.frames.append((time.perf_counter() - start) * 1000)
+
+    def on_gc(phase: str, info: dict) -> None:
+        if info.get("generation") == 2:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                probe.gc_pauses.append((time.perf_counter() - started[0]) * 1000)
+
+    Screen._on_timer_update = timed  # type: ignore[method-assign]
+    gc.callbacks.append(on_gc)
+
+    def undo() -> None:
+        Screen._on_timer_update = original  # type: ignore[method-assign]
+        gc.callbacks.remove(on_gc)
+
+    return undo
+
+
+async def watch_lag(probe: Probe) -> None:
+    """How late the event loop wakes from 5 ms sleeps: time it spent blocked on something."""
+    while True:
+        start = time.perf_counter()
+        await asyncio.sleep(0.005)
+        probe.lags.append(max(0.0, (time.perf_counter() - start) * 1000 - 5))
+
+
+def instrument_store(store: EventStore, probe: Probe) -> None:
+    query = store.query
+
+    def timed_query(*args: Any, **kwargs: Any) -> list:
+        start = time.perf_counter()
+        out = query(*args, **kwargs)
+        probe.queries.append((start, time.perf_counter(), tuple(sorted(kwargs.items()))))
+        return out
+
+    store.query = timed_query  # type: ignore[method-assign]
+
+
+def instrument_table(table: TaskTable, probe: Probe) -> None:
+    show = table.show
+
+    def timed_show(*args: Any, **kwargs: Any) -> None:
+        start = time.perf_counter()
+        show(*args, **kwargs)
+        probe.shows.append((start, time.perf_counter()))
+
+    table.show = timed_show  # type: ignore[method-assign]
+    for name in ("action_cursor_down", "action_cursor_up"):
+        action = getattr(table, name)
+
+        def moved(action: Callable = action) -> None:
+            action()
+            probe.cursor_moves.append(time.perf_counter())
+
+        setattr(table, name, moved)
+
+
+# -- the key script -----------------------------------------------------------------------------
+
+
+def effect_of(kind: str, app: Any, probe: Probe, t0_ref: list[float], arg: Any = None) -> Callable[[], bool]:
+    """What must be on screen for a key of `kind` to count as answered."""
+    if kind == "cursor":
+        return lambda: bool(probe.cursor_moves) and probe.cursor_moves[-1] >= t0_ref[0]
+    if kind == "focus":
+        return lambda: isinstance(app.focused, arg)
+    if kind == "mode":
+        return lambda: isinstance(app.screen, MODE_SCREENS[arg]) and app.screen.is_current
+    before = probe.queries[-1][2] if probe.queries else None
+
+    def requeried() -> bool:  # rows of a query with the new filter/sort, started after the key, shown
+        for start, end, kwargs in reversed(probe.queries):
+            if start < t0_ref[0]:
+                return False
+            if kwargs != before:  # the newest such query may not be on screen yet: an older one may
+                shown = [(s, e) for s, e in probe.shows[-8:] if s >= end]
+                if shown:
+                    probe.stage = (start, end, *shown[0])
+                    return True
+        return False
+
+    return requeried
+
+
+def script(needles: list[str]) -> list[tuple[str, str, Any]]:
+    """One round of keys: (key, kind, arg). Each round moves the sort one step further."""
+    needle = random.choice(needles)
+    keys: list[tuple[str, str, Any]] = [("down", "cursor", None)] * 3
+    keys += [("slash", "focus", Input)] + [(c, "search", None) for c in needle]
+    keys += [("enter", "focus", TaskTable), ("escape", "filter", None)]
+    keys += [("f", "filter", None), ("f", "filter", None), ("escape", "filter", None), ("o", "sort", None)]
+    keys += [("1", "mode", "dashboard"), ("2", "mode", "tasks")]
+    return keys
+
+
+async def send_key(app: Any, key: str) -> None:
+    char = key if len(key) == 1 else {"slash": "/"}.get(key)
+    event = events.Key(key, char)
+    event.set_sender(app)
+    app._driver.send_message(event)
+
+
+async def drive(app: Any, pilot: Any, probe: Probe, seconds: float, needles: list[str]) -> None:
+    """Press keys for `seconds`, each after the previous one's repaint (plus a short pause)."""
+    deadline = time.perf_counter() + seconds
+    t0_ref = [0.0]
+    while time.perf_counter() < deadline:
+        for key, kind, arg in script(needles):
+            if time.perf_counter() >= deadline:
+                return
+            table = app.screen.query_one(TaskTable) if isinstance(app.screen, MODE_SCREENS["tasks"]) else None
+            if key == "down" and table is not None and table.cursor_row >= table.row_count - 1:
+                key = "up"
+            measure = kind if kind in ("cursor", "focus", "mode") else "requery"
+            effect = effect_of(measure, app, probe, t0_ref, arg)
+            t0_ref[0] = probe.expect(kind, effect)
+            await send_key(app, key)
+            try:
+                await asyncio.wait_for(probe.waiter.wait(), KEY_TIMEOUT)
+            except TimeoutError:
+                probe.timed_out()
+                t0 = t0_ref[0]
+                recent = [f"{(a - t0) * 1000:+.0f}..{(b - t0) * 1000:+.0f} ms {dict(k).get('search')!r}/"
+                          f"{dict(k).get('state')!r}/{dict(k).get('sort_key')!r}" for a, b, k in [q for q in probe.queries if q[1] >= t0][:5]]
+                shows = [f"{(a - t0) * 1000:+.0f}" for a, _b in probe.shows[-3:]]
+                print(f"  no repaint with the effect of {key!r} ({kind}) within {KEY_TIMEOUT:.0f} s; focused: "
+                      f"{type(app.focused).__name__}; queries (start..end vs key, search/state/sort): "
+                      f"{'; '.join(recent)}; shows at {', '.join(shows)} ms")
+            await asyncio.sleep(PAUSE)
+
+
+async def run_phase(stack: Any, store: EventStore, seconds: float, needles: list[str], feed_rate: int = 0,
+                    rss_every: float = 5.0, profile: str | None = None) -> tuple[Probe, RssSampler | None, int]:
+    stack.events = store
+    instrument_store(store, probe := Probe())
+    undo_frames = instrument_frames(probe)  # before the app: screens bind their timers at mount
+    app = make_app(stack.config, stack=stack, probe_broker=False)
+    instrument_app(app, probe)
+    feeder = Feeder(store, feed_rate) if feed_rate else None
+    sampler = RssSampler(rss_every) if feed_rate else None
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press("2")
+        await pilot.pause()
+        instrument_table(app.screen.query_one(TaskTable), probe)
+        if feeder is not None:
+            feeder.start()
+        await asyncio.sleep(1.0)  # first rows and a few event batches on screen
+        probe.results.clear()
+        probe.frames.clear()
+        probe.gc_pauses.clear()
+        lag = asyncio.create_task(watch_lag(probe))
+        gc.collect()
+        if sampler is not None:
+            sampler.start()
+        sent_before = feeder.sent if feeder else 0
+        profiler = cProfile.Profile() if profile else None
+        if profiler is not None:
+            profiler.enable()  # the UI thread (the event loop) only
+        try:
+            await drive(app, pilot, probe, seconds, needles)
+        finally:
+            lag.cancel()
+            undo_frames()
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(profile)  # type: ignore[arg-type]
+            if sampler is not None:
+                sampler.stop()
+            if feeder is not None:
+                feeder.stop()
+        for note in list(app._notifications):
+            if note.severity == "error":
+                print(f"  app error notice: {note.title or ''} {note.message}"[:300])
+        screen = (app._screen_stacks.get("tasks") or [None])[0]
+        if screen is not None and probe.results and max(ms for _k, ms in probe.results) >= KEY_TIMEOUT * 1000:
+            print(f"  tasks screen state: inflight={getattr(screen, '_inflight', '?')} "
+                  f"dirty={getattr(screen, '_dirty', '?')} filter={getattr(screen, 'filter', '?')}")
+        app.runtime.detach()
+    return probe, sampler, (feeder.sent - sent_before) if feeder else 0
+
+
+# -- report -------------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def line(label: str, values: list[float]) -> str:
+    if not values:
+        return f"  {label:<22} (none)"
+    return (f"  {label:<22} n {len(values):4d}  p50 {percentile(values, 50):7.1f}  p99 {percentile(values, 99):7.1f}"
+            f"  max {max(values):7.1f} ms")
+
+
+def report(name: str, probe: Probe) -> dict[str, float]:
+    print(f" {name}")
+    all_ms = [ms for _k, ms in probe.results]
+    print(line("key -> repaint, all", all_ms))
+    for kind in ("cursor", "focus", "search", "filter", "sort", "mode"):
+        print(line(kind, [ms for k, ms in probe.results if k == kind]))
+    queries = [(e - s) * 1000 for s, e, _k in probe.queries]
+    shows = [(e - s) * 1000 for s, e in probe.shows]
+    print(line("store.query (thread)", queries))
+    print(line("TaskTable.show (UI)", shows))
+    print(line("screen update (UI)", probe.frames))
+    print(line("event loop lag", probe.lags))
+    print(line("full gc pause", probe.gc_pauses))
+    steps = ("wait for query", "query", "wait for show", "show", "wait for paint")
+    for kind in ("search", "filter", "sort"):
+        stages = [s for k, s in probe.stages if k == kind]
+        if stages:
+            print(f"  {kind} keys, median ms per step: " + ", ".join(
+                f"{name} {statistics.median(s[i] for s in stages):.1f}" for i, name in enumerate(steps)))
+    timeouts = sum(1 for _k, ms in probe.results if ms >= KEY_TIMEOUT * 1000)
+    if timeouts:
+        print(f"  {timeouts} key(s) not answered within {KEY_TIMEOUT:.0f} s (counted as {KEY_TIMEOUT:.0f} s)")
+    if not all_ms:
+        return {"p50": 0.0, "p99": 0.0, "max": 0.0}
+    return {"p50": percentile(all_ms, 50), "p99": percentile(all_ms, 99), "max": max(all_ms)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of keys under load")
+    parser.add_argument("--tasks", type=int, default=100_000, help="tasks in the store")
+    parser.add_argument("--rate", type=int, default=1000, help="events/s fed during the run")
+    parser.add_argument("--reference", type=float, default=None, help="seconds on the idle store")
+    parser.add_argument("--rss-every", type=float, default=5.0, help="seconds between RSS samples")
+    parser.add_argument("--profile", metavar="PATH", help="cProfile the UI thread under load into PATH")
+    parser.add_argument("--no-gc-tuning", action="store_true", help="without panel/gc_tuning.py's settings")
+    parser.add_argument("--gc-threshold", type=int, nargs=3, metavar="N", help="gc.set_threshold(...) instead")
+    parser.add_argument("--quick", action="store_true", help="smoke run: a few seconds, 5,000 tasks")
+    opts = parser.parse_args()
+    if opts.quick:
+        opts.duration, opts.tasks, opts.rss_every = min(opts.duration, 3.0), min(opts.tasks, 5000), 1.0
+    reference_s = opts.reference if opts.reference is not None else max(2.0, min(15.0, opts.duration / 4))
+    random.seed(3)
+    with tempfile.TemporaryDirectory(prefix="stalk-bench-panel-") as tmp:
+        config = load_config({"data_dir": str(Path(tmp) / "data"), "broker": {"mode": "eager"}, "beat": False},
+                             environ={"STALK_CONFIG": ""})
+        stack = Stack(config).start(wait=True, timeout=60)
+        own_store = stack.events
+        try:
+            print(f"panel under load: {opts.tasks} tasks, {opts.rate} events/s, {opts.duration:.0f} s; {machine()}")
+            idle = prefilled(IDLE_TASKS, None).start()
+            needles = sorted({r.name.split(".")[-1][:4] for r in idle.query(limit=None)})
+            ref, _, _ = asyncio.run(run_phase(stack, idle, reference_s, needles))
+            idle.stop()
+            t = time.perf_counter()
+            store = prefilled(opts.tasks, Path(tmp) / "history.sqlite3")
+            ids = [r.task_id for r in store.query(limit=None)]
+            needles += [ids[len(ids) * k // 5][:5] for k in range(1, 5)]  # id fragments: rare matches
+            store.start()
+            if not opts.no_gc_tuning:
+                gc_tuning.tune()
+                gc_tuning.freeze_long_lived()
+            if opts.gc_threshold:
+                gc.set_threshold(*opts.gc_threshold)
+            print(f"  store filled in {time.perf_counter() - t:.1f} s: {len(store)} tasks")
+            loaded, sampler, sent = asyncio.run(
+                run_phase(stack, store, opts.duration, needles, feed_rate=opts.rate, rss_every=opts.rss_every,
+                          profile=opts.profile))
+            store.stop()
+        finally:
+            stack.events = own_store
+            stack.stop()
+    r = report(f"reference: idle store ({IDLE_TASKS} tasks, no events), {reference_s:.0f} s", ref)
+    big = report(f"under load: {opts.tasks} tasks, {sent / max(opts.duration, 1e-9):.0f} events/s fed", loaded)
+    assert sampler is not None
+    rss = [mb for _t, mb in sampler.samples]
+    print(f"  RSS MB every {opts.rss_every:.0f} s: " + " ".join(f"{mb:.0f}" for mb in rss))
+    print(f"  RSS start {rss[0]:.1f} MB  end {rss[-1]:.1f} MB  growth {rss[-1] - rss[0]:+.1f} MB"
+          f"  (max {max(rss):.1f})")
+    warm = [mb for t, mb in sampler.samples if t >= 10.0]  # the first search builds its texts index
+    if len(warm) >= 2:
+        print(f"  RSS after the first 10 s: {warm[0]:.1f} -> {warm[-1]:.1f} MB ({warm[-1] - warm[0]:+.1f})")
+    print(f"  ratio under load / idle: p50 {big['p50'] / max(r['p50'], 1e-9):.2f}x  "
+          f"p99 {big['p99'] / max(r['p99'], 1e-9):.2f}x")
+    print(f"RESULT p50_ms={big['p50']:.1f} p99_ms={big['p99']:.1f} max_ms={big['max']:.1f} "
+          f"rss_start_mb={rss[0]:.1f} rss_end_mb={rss[-1]:.1f} target_p99_ms=50 "
+          f"{'OK' if big['p99'] <= 50 else 'OVER'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""bench/panel_load.py in its quick mode: it runs the app under load to the end and reports numbers.
+No timing is asserted (speed is read from the bench's own output, as ratios)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import clean_env
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULT = re.compile(r"RESULT p50_ms=([\d.]+) p99_ms=([\d.]+) max_ms=([\d.]+) "
+                    r"rss_start_mb=([\d.]+) rss_end_mb=([\d.]+)")
+
+
+@pytest.mark.procs
+@pytest.mark.slow
+def test_panel_load_quick_mode_reports_latency_and_rss():
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "panel_load.py"), "--quick"], cwd=ROOT,
+                         env=clean_env(), capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr[-3000:]
+    found = RESULT.search(run.stdout)
+    assert found, run.stdout[-3000:]
+    assert all(float(value) > 0 for value in found.groups())
+    assert "reference: idle store" in run.stdout and "key -> repaint, all" in run.stdout

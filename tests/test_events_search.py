@@ -1,0 +1,76 @@
+"""Free-text search over a large store: kept texts follow new args, evictions and case, and the fast
+paths (few matches, oldest-first) give the same rows as a plain filter-then-sort would."""
+
+from __future__ import annotations
+
+from embedded.events import EventStore
+from embedded.events.queries import search_text
+
+HOST = "w1@host"
+
+
+def sent(uuid: str, ts: float, name: str = "demo.add", args: str = "(1, 2)", kwargs: str = "{}") -> dict:
+    return {"type": "task-sent", "uuid": uuid, "hostname": HOST, "timestamp": ts, "name": name, "args": args,
+            "kwargs": kwargs, "queue": "default", "retries": 0}
+
+
+def done(uuid: str, ts: float) -> dict:
+    return {"type": "task-succeeded", "uuid": uuid, "hostname": HOST, "timestamp": ts, "result": "3",
+            "runtime": 0.1}
+
+
+def plain(store: EventStore, needle: str, reverse: bool = True) -> list[str]:
+    """What a search must return: every record tested, sorted by arrival."""
+    records = store.query(limit=None, reverse=reverse)
+    return [r.task_id for r in records if needle.lower() in search_text(r)]
+
+
+def test_search_is_case_insensitive_and_never_spans_fields():
+    store = EventStore()
+    store.ingest_many([sent("a1", 1.0, name="Shop.Charge", args="('EUR',)"), done("a1", 2.0),
+                       sent("b2", 3.0, name="demo.add", args="(1, 2)")])
+    store._notify()
+    assert [r.task_id for r in store.query(search="charge")] == ["a1"]
+    assert [r.task_id for r in store.query(search="eur")] == ["a1"]
+    assert store.query(search="add(1") == []  # name and args are apart
+    assert [r.task_id for r in store.query(search="B2")] == ["b2"]
+
+
+def test_search_sees_args_that_arrive_after_a_search():
+    store = EventStore()
+    store.ingest({"type": "task-started", "uuid": "late", "hostname": HOST, "timestamp": 5.0})
+    store._notify()
+    assert store.query(search="needle") == []
+    store.ingest(sent("late", 4.0, args="('needle',)"))  # not notified yet
+    assert [r.task_id for r in store.query(search="needle")] == ["late"]
+    store._notify()
+    assert [r.task_id for r in store.query(search="needle")] == ["late"]
+
+
+def test_search_forgets_evicted_tasks():
+    store = EventStore(max_tasks=50)
+    for i in range(50):
+        store.ingest_many([sent(f"old{i}", i, args="('gone',)"), done(f"old{i}", i + 0.5)])
+    store._notify()
+    assert len(store.query(search="gone", limit=None)) == 50
+    for i in range(500):
+        store.ingest_many([sent(f"new{i}", 100 + i, args="('kept',)"), done(f"new{i}", 100.5 + i)])
+        if i % 20 == 0:
+            store._notify()
+    store._notify()
+    assert store.query(search="gone") == []
+    assert len(store.query(search="kept", limit=None)) == 50
+    assert len(store._search_texts or {}) <= 50 + 50 // 4 + 100  # evicted ones pruned in bulk
+
+
+def test_fast_paths_match_a_plain_scan():
+    store = EventStore()
+    for i in range(400):
+        store.ingest_many([sent(f"t{i:03d}", float(i), args=f"({i % 37},)"), done(f"t{i:03d}", i + 0.5)])
+    store._notify()
+    for needle in ("(5,)", "t1", "(36", "zzz"):
+        for reverse in (True, False):
+            got = [r.task_id for r in store.query(search=needle, reverse=reverse, limit=None)]
+            assert got == plain(store, needle, reverse), (needle, reverse)
+    oldest = [r.task_id for r in store.query(reverse=False, limit=3)]
+    assert oldest == ["t000", "t001", "t002"]
