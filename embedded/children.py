@@ -97,6 +97,10 @@ def run_worker(app_spec: str | None, celery_args: list[str]) -> None:
     from .control.revokes import load_into_worker_state
 
     load_into_worker_state(child_data_dir())  # revokes made while this worker was down (celery#8888)
+    from .worker_statedb import set_aside_if_unreadable, statedb_arg
+
+    if statedb := statedb_arg(celery_args):
+        set_aside_if_unreadable(statedb)  # a damaged --statedb would crash the worker at every restart
     app.worker_main(["worker", *celery_args])
 
 

@@ -47,6 +47,7 @@ def _run(path: Path, units: int = 1, priority_every: int = 0, durable: bool = Fa
     return [key for _, keys in results for key in keys]
 
 
+@pytest.mark.fault
 @pytest.mark.slow
 def test_16_processes_never_exceed_the_limit(tmp_path):
     path = tmp_path / "quota.sqlite3"
@@ -66,6 +67,7 @@ def test_16_processes_never_exceed_the_limit(tmp_path):
     assert sum(r.units for r in rows if r.state != "denied") == status.used
 
 
+@pytest.mark.fault
 @pytest.mark.slow
 def test_concurrent_normal_calls_leave_the_priority_reserve(tmp_path):
     """Normal calls stop at limit - reserve; priority calls (every 10th) may take the reserve."""

@@ -108,6 +108,7 @@ def test_a_short_lock_is_waited_for(tmp_path):
         holder.close()
 
 
+@pytest.mark.fault
 def test_stack_start_on_a_corrupt_quota_db_is_a_config_error(config_factory):
     from embedded import ConfigError, Stack
 

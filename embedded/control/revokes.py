@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -19,6 +20,7 @@ from ..secrets import write_private
 
 MAX_ENTRIES = 10_000
 MAX_AGE = 7 * 24 * 3600.0  # a week: older revokes are dropped from the store
+log = logging.getLogger("stalk.control")
 
 
 def revoke_store_path(data_dir: str | Path) -> Path:
@@ -34,7 +36,8 @@ class RevokeEntry:
 
 
 class RevokeStore:
-    """Revoked task ids, persisted. Reads never fail: a corrupt file reads as empty (and is replaced)."""
+    """Revoked task ids, persisted. Reads never fail: a corrupt file reads as empty; it is moved aside
+    (revoked.json.corrupt-<time>, with a warning), never overwritten."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -42,7 +45,7 @@ class RevokeStore:
     def add(self, task_ids: Iterable[str], terminate: bool = False, signal: str = "SIGTERM") -> None:
         now = time.time()
         with self._locked():
-            entries = {e.task_id: e for e in self._read()}
+            entries = {e.task_id: e for e in self._read_locked()}
             for task_id in task_ids:
                 entries[task_id] = RevokeEntry(task_id, now, terminate, signal)
             self._write(entries.values())
@@ -50,7 +53,7 @@ class RevokeStore:
     def discard(self, task_ids: Iterable[str]) -> None:
         drop = set(task_ids)
         with self._locked():
-            self._write(e for e in self._read() if e.task_id not in drop)
+            self._write(e for e in self._read_locked() if e.task_id not in drop)
 
     def entries(self) -> list[RevokeEntry]:
         cutoff = time.time() - MAX_AGE
@@ -63,12 +66,40 @@ class RevokeStore:
         return task_id in set(self.ids())
 
     def _read(self) -> list[RevokeEntry]:
+        entries = self._parse()
+        if entries is None:  # corrupt: look again under the lock before moving it aside
+            with self._locked():
+                return self._read_locked()
+        return entries
+
+    def _read_locked(self) -> list[RevokeEntry]:
+        entries = self._parse()
+        if entries is None:
+            self._set_aside()
+            return []
+        return entries
+
+    def _parse(self) -> list[RevokeEntry] | None:
+        """The entries; [] when there is no (readable) file; None when its content is corrupt."""
         try:
-            raw = json.loads(self.path.read_text())
+            text = self.path.read_text()
+        except OSError:
+            return []
+        try:
+            raw = json.loads(text)
             return [RevokeEntry(str(r["task_id"]), float(r["revoked_at"]), bool(r.get("terminate")),
                                 str(r.get("signal") or "SIGTERM")) for r in raw.get("revoked", [])]
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
-            return []
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+
+    def _set_aside(self) -> None:
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+        try:
+            os.replace(self.path, aside)
+        except OSError as exc:
+            log.warning("[stalk] revoke store %s is corrupt and cannot be moved aside: %s", self.path, exc)
+            return
+        log.warning("[stalk] revoke store %s is corrupt; moved to %s, starting a new one", self.path, aside.name)
 
     def _write(self, entries: Iterable[RevokeEntry]) -> None:
         cutoff = time.time() - MAX_AGE

@@ -1,21 +1,30 @@
-"""A test app whose tasks record every execution in Redis, so fault tests can count runs."""
+"""A test app whose tasks record every execution, so fault tests can count runs.
+
+Each run is recorded twice: in the stack's own broker (db 2, survives a worker's death) and in a file
+in the stack's data dir (survives the broker losing writes, as `appendfsync everysec` may)."""
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import redis
 from celery import Celery
 
 app = Celery("fault_app")
 app.conf.task_default_queue = "faults"
+RUNS_FILE = "fault-runs.log"
 
 
 def _ledger() -> redis.Redis:
     """The stack's own broker, db 2: executions survive a worker's death."""
     url = os.environ.get("STALK_CHILD_BROKER_URL") or app.conf.broker_url
     return redis.Redis.from_url(url.rsplit("/", 1)[0] + "/2")
+
+
+def runs_file(data_dir: str | Path) -> Path:
+    return Path(data_dir) / RUNS_FILE
 
 
 @app.task(name="faults.sleepy", bind=True)
@@ -28,7 +37,14 @@ def sleepy(self, seconds: float) -> str:
 
 
 def record(entry: str, within: float = 60.0) -> None:
-    """Append to the run ledger, retrying while the broker restarts (the write must not be lost)."""
+    """Append to the run file, then to the run ledger, retrying while the broker restarts."""
+    data_dir = os.environ.get("STALK_CHILD_DATA_DIR")
+    if data_dir:  # one short O_APPEND write per line: lines of concurrent pool processes never mix
+        fd = os.open(runs_file(data_dir), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, f"{entry}\n".encode())
+        finally:
+            os.close(fd)
     deadline = time.monotonic() + within
     while True:
         try:
