@@ -72,6 +72,8 @@ def stalk_settings(broker_url: str | None, backend_url: str | None, visibility_t
         # A result that cannot be stored while the broker restarts is retried, not dropped.
         "result_backend_always_retry": True,
         "result_backend_max_retries": 20,
+        # Results name their task, args and worker: history lost in a crash is rebuilt from them.
+        "result_extended": True,
         "worker_hijack_root_logger": False,
         # kombu's defaults for sep and priority_steps on purpose: any plain worker or client on the same
         # broker must read the same binding table and priority sub-queues (name, name\x06\x163, ...).

@@ -9,7 +9,7 @@ from ..children import node_name
 from .eager import EagerFeed
 from .publish import PublishNotes
 from .receiver import EventReceiver
-from .reconcile import reconcile
+from .reconcile import reconcile, unknown_results
 from .store import EventStore
 
 log = logging.getLogger("stalk.events")
@@ -25,8 +25,14 @@ def start_store(stack: Any) -> EventStore:
     else:
         store.attach(PublishNotes(store.note_published))
 
+        first = [True]
+
         def catch_up() -> None:  # what finished while no one listened (broker restart, Stalk down)
-            reconcile(store.unfinished(), stack.app.backend, store.ingest)
+            ids = store.unfinished()
+            if first[0]:  # at start: results the history had not written yet when Stalk last died
+                first[0] = False
+                ids += unknown_results(stack.app.backend, lambda task_id: store.get(task_id) is not None)
+            reconcile(ids, stack.app.backend, store.ingest)
 
         store.attach(EventReceiver(stack.app, store.ingest, log=log.info, on_connect=catch_up))
     return store
