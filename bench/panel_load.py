@@ -15,9 +15,9 @@ started after the key, are in the table. Also printed: store.query and TaskTable
 update times, event-loop lag and full garbage collections (they stop every thread), and for the
 re-query keys where the time goes (waiting for the query, the query, the table, the paint).
 
-The run applies the panel's own garbage-collector settings (panel/gc_tuning.py: thresholds, and a
-freeze once the store is loaded, as `stalk` does when the stack is ready); --no-gc-tuning measures
-without them, --gc-threshold tries other thresholds; --profile writes a cProfile of the UI thread.
+The run applies the panel's own garbage-collector thresholds (panel/gc_tuning.py, as `stalk` does);
+--no-gc-tuning measures without them, --gc-threshold tries others, --gc-freeze adds gc.freeze() once
+the store is filled; --profile writes a cProfile of the UI thread.
 
 Run: .venv/bin/python bench/panel_load.py [--duration 60] [--tasks 100000] [--rate 1000] [--quick]
 """
@@ -434,6 +434,7 @@ def main() -> None:
     parser.add_argument("--rss-every", type=float, default=5.0, help="seconds between RSS samples")
     parser.add_argument("--profile", metavar="PATH", help="cProfile the UI thread under load into PATH")
     parser.add_argument("--no-gc-tuning", action="store_true", help="without panel/gc_tuning.py's settings")
+    parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() once the store is filled")
     parser.add_argument("--gc-threshold", type=int, nargs=3, metavar="N", help="gc.set_threshold(...) instead")
     parser.add_argument("--quick", action="store_true", help="smoke run: a few seconds, 5,000 tasks")
     opts = parser.parse_args()
@@ -459,9 +460,11 @@ def main() -> None:
             store.start()
             if not opts.no_gc_tuning:
                 gc_tuning.tune()
-                gc_tuning.freeze_long_lived()
             if opts.gc_threshold:
                 gc.set_threshold(*opts.gc_threshold)
+            if opts.gc_freeze:
+                gc.collect()
+                gc.freeze()
             print(f"  store filled in {time.perf_counter() - t:.1f} s: {len(store)} tasks")
             loaded, sampler, sent = asyncio.run(
                 run_phase(stack, store, opts.duration, needles, feed_rate=opts.rate, rss_every=opts.rss_every,

@@ -59,7 +59,6 @@ class StalkApp(App):
         self._start = start
         self._probe = probe_broker
         self._stopping = False
-        self.tune_gc = False  # run_panel: freeze long-lived objects once the stack is ready (gc_tuning)
 
     def on_mount(self) -> None:
         self.switch_mode("dashboard")
@@ -83,9 +82,7 @@ class StalkApp(App):
             self.notify(message.phase.text, title="Stack", severity="error", timeout=30)
         if message.phase.kind == "ready" and self._probe:
             self.set_timer(HEALTH_EVERY, self.probe_broker)
-        if message.phase.kind == "ready" and self.tune_gc:
-            self.tune_gc = False
-            gc_tuning.freeze_long_lived()
+
 
     @on(ProcessesChanged)
     def _processes(self, message: ProcessesChanged) -> None:
@@ -175,6 +172,4 @@ def make_app(config: StackConfig, stack: Stack | None = None, clock: Clock = tim
 
 def run_panel(config: StackConfig) -> None:
     gc_tuning.tune()
-    app = make_app(config)
-    app.tune_gc = True
-    app.run()
+    make_app(config).run()
