@@ -50,7 +50,7 @@ def test_validation_asks_the_workers(stack):
     assert {"demo.add", "demo.slow_add"} <= control.registered_tasks(refresh=True)
     (unknown,) = control.validate_submit({"name": "demo.addd"})
     assert "not registered on any worker; did you mean demo.add?" in unknown.message
-    (queue,) = control.validate_submit({"name": "demo.add", "queue": "nobody"})
+    (queue,) = control.validate_submit({"name": "demo.add", "args": [1, 1], "queue": "nobody"})
     assert queue.message.startswith("queue 'nobody': no worker consumes it (consumed: ")
     assert "default, priority, processing, slow" in queue.message
     with pytest.raises(SubmitError, match="visibility timeout"):

@@ -96,7 +96,13 @@ def test_broker_stopped_and_started_loses_nothing(running_stack):
     after = control.submit({"name": "faults.noop", "args": [2]})
     assert after.get(timeout=60) == 2
     ids = {r.id for r in before}
-    wait_until(lambda: ids <= set(runs(stack)), timeout=60, every=0.5)
+    try:
+        wait_until(lambda: ids <= set(runs(stack)), timeout=120, every=0.5)
+    except AssertionError:
+        missing = ids - set(runs(stack))
+        raise AssertionError(f"{len(missing)} of {len(ids)} tasks queued before the broker stop never ran; "
+                             f"broker {stack.process('broker').state}, workers "
+                             f"{[(p.name, p.state) for p in stack.processes()]}") from None
     twice = {task_id for task_id, n in runs(stack).items() if n > 1}
     assert twice <= redelivered_ids(stack), "a task ran twice without being reported as redelivered"
     assert stack.events.wait_for(after.id, "SUCCESS", timeout=30) is not None, "the event receiver did not reconnect"

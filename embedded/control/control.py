@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal as signals
 import threading
 from collections.abc import Callable, Iterable
@@ -59,6 +60,10 @@ class Control:
                              revoked=frozenset(self.revoked()), route=self._route,
                              arguments=self._argument_check)
 
+    def _argument_check_after_result(self, name: str) -> Callable[..., Any] | None:
+        check = self._argument_check(name)
+        return None if check is None else (lambda *args, **kwargs: check(None, *args, **kwargs))
+
     def _argument_check(self, name: str) -> Callable[..., Any] | None:
         """The app's own signature check for `name` (tasks this process can import), else None."""
         task = self.user_app.tasks.get(name) if name in self.user_app.tasks else None
@@ -101,12 +106,14 @@ class Control:
         except Exception as exc:  # broker unreachable after kombu's retries
             raise SubmitError([error(None, f"not sent: broker unreachable: {exc}")]) from None
 
-    def _signatures(self, requests: Iterable[Any], force: bool) -> list[Any]:
+    def _signatures(self, requests: Iterable[Any], force: bool, chained: bool = False) -> list[Any]:
         ctx = self.context()
+        # In a chain every step after the first gets the previous result as its first argument.
+        later = dataclasses.replace(ctx, arguments=self._argument_check_after_result) if chained else ctx
         sigs, problems = [], []
         for i, request in enumerate(requests, 1):
             try:
-                c = self.check(request, force, ctx)
+                c = self.check(request, force, later if i > 1 else ctx)
             except SubmitError as exc:
                 problems += [Problem(p.severity, f"step {i}: {p.message}", p.field) for p in exc.problems]
                 continue
@@ -117,7 +124,7 @@ class Control:
 
     def chain(self, requests: Iterable[Any], force: bool = False) -> AsyncResult:
         """Run the tasks one after another, each result passed as the next one's first argument."""
-        sigs = self._signatures(requests, force)
+        sigs = self._signatures(requests, force, chained=True)
         return self._send(lambda: celery_chain(*sigs).apply_async())
 
     def group(self, requests: Iterable[Any], force: bool = False) -> GroupResult:
