@@ -80,7 +80,14 @@ class DashboardScreen(StalkScreen):
         self.query_one(QueueDepths).show(data.depths, getattr(stack, "control", None) is not None)
         self.query_one(QuotaMeter).show(data.quotas, data.quotas is not None)
         self.query_one(RecentFailures).show(data.recent)
-        self.set_timer(POLL_EVERY, self.poll)
+        self.set_timer(POLL_EVERY, self._tick)
+
+    def _tick(self) -> None:
+        """Polls only while shown: a hidden Dashboard keeps its last numbers and costs nothing."""
+        if self.is_current:
+            self.poll()
+        else:
+            self.set_timer(POLL_EVERY, self._tick)
 
     # -- process actions ------------------------------------------------------------------------
 
