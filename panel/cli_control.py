@@ -139,7 +139,7 @@ def submit(ctx: click.Context, task: str, args_: str | None, kwargs_: str | None
     for p in problems:
         click.echo(f"stalk: warning: {p.message}", err=True)
     result = run(lambda: target.control.send(checked))
-    queue = checked.options.get("queue") or _route(target.control, task)
+    queue = checked.options.get("queue") or _route(target.control, task, checked.args, checked.kwargs)
     out: dict[str, Any] = {"task_id": result.id, "name": task, "queue": queue}
     if wait:
         out.update(_wait(result, timeout))
@@ -148,9 +148,9 @@ def submit(ctx: click.Context, task: str, args_: str | None, kwargs_: str | None
         raise SystemExit(1)
 
 
-def _route(control: Control, task: str) -> str | None:
+def _route(control: Control, task: str, args: list, kwargs: dict) -> str | None:
     try:
-        return control.view.route(task)
+        return control.view.route(task, args, kwargs)
     except Exception:
         return None
 

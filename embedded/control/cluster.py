@@ -91,9 +91,10 @@ class ClusterView:
         names.discard(None)
         return frozenset(names) if names or replies else None
 
-    def route(self, name: str) -> str | None:
-        """The queue `name` is routed to by the app's task_routes / default queue."""
+    def route(self, name: str, args: tuple | list = (), kwargs: dict | None = None) -> str | None:
+        """The queue `name` is routed to by the app's task_routes / default queue (routers may look at
+        the arguments, e.g. a priority flag)."""
         app = self.user_app or self.app
-        route = app.amqp.router.route({}, name, (), {})
+        route = app.amqp.router.route({}, name, tuple(args), kwargs or {})
         queue = route.get("queue")
         return getattr(queue, "name", queue)
