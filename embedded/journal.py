@@ -43,6 +43,7 @@ class PublishJournal:
         self.app = app
         self.cap = cap
         self.republished = 0
+        self.republished_ids: list[str] = []  # reported in the broker's log as re-published
         self._broker = redis.Redis.from_url(broker_url, socket_timeout=5)
         self._backend = redis.Redis.from_url(backend_url, socket_timeout=5) if backend_url else None
         self._entries: OrderedDict[str, Entry] = OrderedDict()
@@ -115,6 +116,7 @@ class PublishJournal:
             with self.app.producer_or_acquire() as producer:
                 self._send(producer, entry.name, entry.message, **entry.options)
         self.republished += len(lost)
+        self.republished_ids += lost
         if lost:
             self._log(f"[stalk] re-published {len(lost)} task(s) the broker lost: {', '.join(lost[:5])}")
         return len(lost)

@@ -104,7 +104,10 @@ def test_broker_stopped_and_started_loses_nothing(running_stack):
                              f"broker {stack.process('broker').state}, workers "
                              f"{[(p.name, p.state) for p in stack.processes()]}") from None
     twice = {task_id for task_id, n in runs(stack).items() if n > 1}
-    assert twice <= redelivered_ids(stack), "a task ran twice without being reported as redelivered"
+    # A second run is reported: kombu's redelivered flag, or the publish journal's re-publish of a task
+    # whose result the stopped broker had not stored yet (both in the logs).
+    reported = redelivered_ids(stack) | set(stack.journal.republished_ids)
+    assert twice <= reported, "a task ran twice without being reported as redelivered or re-published"
     assert stack.events.wait_for(after.id, "SUCCESS", timeout=30) is not None, "the event receiver did not reconnect"
     unfinished = {i: (stack.events.get(i).state if stack.events.get(i) else None) for i in ids
                   if stack.events.wait_for(i, "SUCCESS", timeout=20) is None}

@@ -68,11 +68,10 @@ class TasksScreen(StalkScreen):
         if self._inflight or not self._dirty or self.events is None:
             return
         self._inflight, self._dirty = True, False
-        self.fetch(self.filter)
+        self.fetch(self.filter, self._generation)  # read here: the thread may start after the next key
 
     @work(thread=True, group="tasks-fetch", exit_on_error=False)
-    def fetch(self, flt: TaskFilter) -> None:
-        generation = self._generation
+    def fetch(self, flt: TaskFilter, generation: int) -> None:
         try:
             records = list(self.events.query(**flt.query_kwargs(LIMIT)))
         except Exception as exc:  # a store error is shown, the screen keeps going

@@ -148,7 +148,7 @@ def on_tasks(*press: str):
         for key in press:
             await pilot.press(key)
             await until_idle(pilot)
-        await pilot.pause(0.2)  # the screen re-queries 0.1 s after a change
+        await pilot.pause(0.3)  # live re-queries come at most every 0.25 s
         await until_idle(pilot)
 
     return run_before
