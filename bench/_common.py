@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -25,3 +26,12 @@ def ratio(a: list[float], b: list[float]) -> float:
 def machine() -> str:
     cpus = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     return f"{time.strftime('%Y-%m-%d')} {platform.machine()} {cpus} cores, Python {platform.python_version()}"
+
+
+def interrupt(proc: subprocess.Popen) -> None:
+    """Ctrl-C a `stalk` process (it stops its stack), killing it if it has not exited within 60 s."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from _common import ROOT, machine, summary
+from _common import ROOT, interrupt, machine, summary
 
 from embedded.paths import StackPaths
 from embedded.status_file import read_status
@@ -90,11 +89,7 @@ def up_ready(argv: list[str], env: dict[str, str], data_dir: Path, mode: str) ->
             raise SystemExit(f"{argv[0]} up --broker {mode} exited with {proc.returncode}")
         return time.perf_counter() - start
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        interrupt(proc)
 
 
 def main() -> None:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
-from _common import ROOT, machine, summary
+from _common import ROOT, interrupt, machine, summary
 
 MARKERS = {"stalk": "stack is up", "plain": "ready."}
 
@@ -30,11 +29,7 @@ def timed(argv: list[str], marker: str, env: dict[str, str]) -> float:
                 return time.perf_counter() - start
         raise SystemExit(f"{argv[:4]} exited before printing {marker!r}")
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        interrupt(proc)
 
 
 def main() -> None:

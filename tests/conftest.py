@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +78,33 @@ def clean_env(**extra: str) -> dict[str, str]:
     env["STALK_CONFIG"] = ""
     env.update(extra)
     return env
+
+
+def wait_until(predicate, timeout: float = 30.0, every: float = 0.1):
+    """The first truthy value of `predicate()`; AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+@contextmanager
+def module_stack(data_dir: Path, env: dict[str, str] | None = None, **flags: Any) -> Iterator[Stack]:
+    """A started Stack for a module-scoped fixture, with `env` set for its children (restored after);
+    fails if any process it started outlives it."""
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    before = {p.pid for p in descendants()}
+    try:
+        with Stack(make_config(data_dir, **flags)) as running:
+            yield running
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    assert not [p for p in descendants() if p.pid not in before]

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 
 import pytest
 
 from embedded.control import RevokeStore, revoke_store_path
 
-from .conftest import ROOT, clean_env, stalk_cmd
+from .conftest import ROOT, clean_env, stalk_cmd, wait_until
 
 pytestmark = [pytest.mark.procs, pytest.mark.xdist_group("control")]
 
@@ -23,14 +22,6 @@ def stalk(*args: str, check: bool = True) -> subprocess.CompletedProcess:
         assert proc.returncode == 0, proc.stderr
     return proc
 
-
-def wait_until(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 @pytest.fixture

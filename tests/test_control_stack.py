@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
 import redis
@@ -12,20 +11,11 @@ from embedded import ProcState, Stack
 from embedded.control import Control, ControlError, SubmitError
 from embedded.control.queues import priority_names
 
-from .conftest import make_config
+from .conftest import make_config, wait_until
 
 pytestmark = [pytest.mark.procs, pytest.mark.xdist_group("control")]
 HOST = socket.gethostname()
 
-
-def wait_until(predicate, timeout: float = 30.0, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 @pytest.fixture(scope="module")

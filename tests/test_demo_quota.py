@@ -4,8 +4,6 @@ timeout, uncharged."""
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +13,7 @@ from embedded import Stack
 from embedded.demo.base import QUEUES
 from embedded.quota import QuotaLedger
 
-from .conftest import descendants, make_config
+from .conftest import module_stack, wait_until
 
 pytestmark = [pytest.mark.procs, pytest.mark.xdist_group("demo")]
 FAST = {"STALK_DEMO_SPEED": "40", "STALK_DEMO_FAILURE_RATE": "0"}
@@ -26,31 +24,12 @@ VISIBILITY = 6  # seconds: a priority call waits for the reset in steps of 3 s
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
     """One worker consuming every demo queue: enough for these tests, lighter than the default layout."""
-    saved = {k: os.environ.get(k) for k in FAST}
-    os.environ.update(FAST)
-    before = {p.pid for p in descendants()}
     workers = [{"name": "all", "queues": list(QUEUES), "concurrency": 2}]
-    try:
-        with Stack(make_config(tmp_path_factory.mktemp("demo-quota") / "data", broker={"mode": "redis", "visibility_timeout": VISIBILITY},
-                               beat=False, workers=workers)) as running:
-            yield running
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    assert not [p for p in descendants() if p.pid not in before]
+    with module_stack(tmp_path_factory.mktemp("demo-quota") / "data", FAST,
+                      broker={"mode": "redis", "visibility_timeout": VISIBILITY}, beat=False,
+                      workers=workers) as running:
+        yield running
 
-
-def wait_until(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def used(stack: Stack) -> int:

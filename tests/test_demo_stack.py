@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from celery.result import AsyncResult
 from embedded import Stack
 from embedded.demo.load import Job, LoadGenerator
 
-from .conftest import clean_env, descendants, make_config, stalk_cmd
+from .conftest import clean_env, module_stack, stalk_cmd
 
 pytestmark = [pytest.mark.procs, pytest.mark.xdist_group("demo")]
 FAST = {"STALK_DEMO_SPEED": "40", "STALK_DEMO_FAILURE_RATE": "0"}
@@ -23,20 +22,9 @@ FAST = {"STALK_DEMO_SPEED": "40", "STALK_DEMO_FAILURE_RATE": "0"}
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
     """One demo stack (the app's own two-worker layout) for the module; work 40x faster, no random failures."""
-    saved = {k: os.environ.get(k) for k in FAST}
-    os.environ.update(FAST)
-    before = {p.pid for p in descendants()}
-    try:
-        with Stack(make_config(tmp_path_factory.mktemp("demo") / "data", broker={"mode": "redis"},
-                               beat=False)) as running:
-            yield running
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    assert not [p for p in descendants() if p.pid not in before]
+    with module_stack(tmp_path_factory.mktemp("demo") / "data", FAST, broker={"mode": "redis"},
+                      beat=False) as running:
+        yield running
 
 
 def run(stack: Stack, name: str, *args, timeout: float = 30, **kwargs) -> AsyncResult:

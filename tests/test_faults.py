@@ -19,7 +19,7 @@ from kombu import Connection
 
 from embedded import ProcState
 
-from .test_stack import wait_until
+from .conftest import wait_until
 
 pytestmark = [pytest.mark.procs, pytest.mark.fault, pytest.mark.xdist_group("faults")]
 

@@ -16,6 +16,7 @@ from embedded.events import EventStore
 from embedded.events.reconcile import reconcile
 
 from .apps.fault_app import runs_file
+from .conftest import wait_until
 from .test_faults import (
     VISIBILITY,
     burst_across_broker_kill,
@@ -24,7 +25,6 @@ from .test_faults import (
     redelivered_ids,
     runs,
 )
-from .test_stack import wait_until
 
 pytestmark = [pytest.mark.procs, pytest.mark.fault, pytest.mark.xdist_group("faults")]
 

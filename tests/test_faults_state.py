@@ -16,14 +16,14 @@ from embedded import ConfigError, ProcState, Stack
 from embedded.control import client
 from embedded.events import read_tasks
 
-from .conftest import ROOT, clean_env, stalk_cmd
+from .conftest import ROOT, clean_env, stalk_cmd, wait_until
 from .test_faults import (
     APP,
     collect_while_up,  # noqa: F401 (autouse)
     fault_stack,
     runs,
 )
-from .test_stack import _read_until, wait_until
+from .test_stack import _read_until
 
 pytestmark = [pytest.mark.procs, pytest.mark.fault, pytest.mark.xdist_group("faults")]
 

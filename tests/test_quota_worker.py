@@ -14,7 +14,7 @@ import redis
 
 from embedded.quota import QuotaLedger
 
-from .test_stack import wait_until
+from .conftest import wait_until
 
 pytestmark = [pytest.mark.procs, pytest.mark.xdist_group("quota")]
 

@@ -8,7 +8,7 @@ import pytest
 
 from embedded import ProcState
 
-from .test_stack import wait_until
+from .conftest import wait_until
 
 pytestmark = pytest.mark.procs
 

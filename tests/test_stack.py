@@ -17,19 +17,10 @@ import redis
 from embedded import BrokerError, ProcState, Stack, StackLockedError
 from embedded.net import free_port
 
-from .conftest import ROOT, clean_env, make_config, stalk_cmd
+from .conftest import ROOT, clean_env, make_config, stalk_cmd, wait_until
 
 pytestmark = pytest.mark.procs
 
-
-def wait_until(predicate, timeout: float = 30.0, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 @pytest.mark.parametrize("mode", ["redis", "embedded"])

@@ -66,8 +66,7 @@ class Control:
 
     def _argument_check(self, name: str) -> Callable[..., Any] | None:
         """The app's own signature check for `name` (tasks this process can import), else None."""
-        task = self.user_app.tasks.get(name) if name in self.user_app.tasks else None
-        return getattr(task, "__header__", None)
+        return getattr(self.user_app.tasks.get(name), "__header__", None)
 
     def _route(self, name: str) -> str | None:
         return None if self.eager else self.view.route(name)

@@ -25,12 +25,13 @@ def start_store(stack: Any) -> EventStore:
     else:
         store.attach(PublishNotes(store.note_published))
 
-        first = [True]
+        started = False
 
         def catch_up() -> None:  # what finished while no one listened (broker restart, Stalk down)
+            nonlocal started
             ids = store.unfinished()
-            if first[0]:  # at start: results the history had not written yet when Stalk last died
-                first[0] = False
+            if not started:  # at start: results the history had not written yet when Stalk last died
+                started = True
                 ids += unknown_results(stack.app.backend, lambda task_id: store.get(task_id) is not None)
             reconcile(ids, stack.app.backend, store.ingest)
 

@@ -7,16 +7,14 @@ from collections.abc import Sequence
 from textual.widgets import DataTable
 
 
-class KeyedTable(DataTable):
-    """Subclasses set COLUMNS and WIDTHS; `show([(key, cells), ...])` adds, removes and updates rows."""
+class RowTable(DataTable):
+    """A row-cursor table whose rows are keyed; subclasses set COLUMNS and WIDTHS (keys = titles)."""
 
     COLUMNS: tuple[str, ...] = ()
     WIDTHS: tuple[int | None, ...] = ()
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
-        self._plain: dict[str, tuple[str, ...]] = {}
-        self._order: list[str] = []
 
     def on_mount(self) -> None:
         for column, width in zip(self.COLUMNS, self.WIDTHS, strict=True):
@@ -24,9 +22,19 @@ class KeyedTable(DataTable):
 
     @property
     def selected(self) -> str | None:
+        """The key of the row under the cursor."""
         if not self.row_count:
             return None
         return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+
+
+class KeyedTable(RowTable):
+    """`show([(key, cells), ...])` adds, removes and updates rows."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self._plain: dict[str, tuple[str, ...]] = {}
+        self._order: list[str] = []
 
     def show(self, rows: Sequence[tuple[str, Sequence[object]]]) -> None:
         keys = [key for key, _cells in rows]

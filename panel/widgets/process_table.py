@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from embedded import ProcessInfo
 
 from ..colours import state_text
 from ..formatting import size, uptime_text
+from .keyed_table import RowTable
 
 COLUMNS = ("process", "role", "state", "pid", "restarts", "uptime", "cpu%", "rss", "queues", "last error")
 WIDTHS = (16, 6, 11, 7, 8, 7, 5, 7, 14, 19)
@@ -25,22 +25,14 @@ def row_cells(p: ProcessInfo, now: float, variables: Mapping[str, str]) -> tuple
     )
 
 
-class ProcessTable(DataTable):
+class ProcessTable(RowTable):
     """Row key = process name; `show(snapshot)` touches only cells whose text changed."""
 
+    COLUMNS, WIDTHS = COLUMNS, WIDTHS
+
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
+        super().__init__(**kwargs)
         self._cells: dict[str, tuple[str, ...]] = {}
-
-    def on_mount(self) -> None:
-        for column, width in zip(COLUMNS, WIDTHS, strict=True):
-            self.add_column(column, key=column, width=width)
-
-    @property
-    def selected(self) -> str | None:
-        if not self.row_count:
-            return None
-        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
 
     def show(self, snapshot: tuple[ProcessInfo, ...], now: float, variables: Mapping[str, str]) -> None:
         names = [p.name for p in snapshot]

@@ -8,14 +8,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from ..formatting import clock_time, preview
-
-
-def _get(obj: Any, *names: str) -> Any:
-    for name in names:
-        value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
-        if value is not None:
-            return value
-    return None
+from ..task_rows import field
 
 
 class RecentFailures(DataTable):
@@ -28,12 +21,12 @@ class RecentFailures(DataTable):
 
     def show(self, failures: list[Any] | None) -> None:
         failures = failures or []
-        ids = [str(_get(f, "task_id", "id", "uuid")) for f in failures]
+        ids = [str(field(f, "task_id", "id", "uuid")) for f in failures]
         if ids == self._shown:
             return
         self._shown = ids
         self.clear()
         for task_id, f in zip(ids, failures, strict=True):
-            when = clock_time(_get(f, "finished", "updated", "received"))
-            self.add_row(when, _get(f, "name") or "?",
-                         Text(preview(_get(f, "exception") or "", 60), style="red"), key=task_id)
+            when = clock_time(field(f, "finished", "updated", "received"))
+            self.add_row(when, field(f, "name") or "?",
+                         Text(preview(field(f, "exception") or "", 60), style="red"), key=task_id)

@@ -6,12 +6,12 @@ from collections.abc import Mapping, Sequence
 
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
-from textual.widgets import DataTable
 from textual.widgets._data_table import Row, RowKey
 
 from ..colours import colour, state_text
 from ..formatting import clock_time, duration
 from ..task_rows import TaskRow
+from .keyed_table import RowTable
 
 COLUMNS = ("state", "name", "id", "args", "worker", "queue", "received", "runtime", "retries", "progress")
 WIDTHS = (9, 16, 8, 15, 10, 8, 8, 7, 3, 14)
@@ -32,24 +32,16 @@ def cells(row: TaskRow, variables: Mapping[str, str]) -> tuple[object, ...]:
             str(row.retries or ""), progress_text(row, variables))
 
 
-class TaskTable(DataTable):
+class TaskTable(RowTable):
     """Shows at most the rows the store returned (a limited, virtualised view of a large store)."""
 
+    COLUMNS, WIDTHS = COLUMNS, WIDTHS
+
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
+        super().__init__(**kwargs)
         self._rows: dict[str, TaskRow] = {}
         self._order: list[str] = []
         self.updates = 0  # cells touched by the last show (tests and bench read it)
-
-    def on_mount(self) -> None:
-        for column, width in zip(COLUMNS, WIDTHS, strict=True):
-            self.add_column(column, key=column, width=width)
-
-    @property
-    def selected(self) -> str | None:
-        if not self.row_count:
-            return None
-        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
 
     def show(self, rows: Sequence[TaskRow], variables: Mapping[str, str]) -> None:
         """Diff `rows` against the rows on screen and apply it in one pass (see `_apply`)."""
