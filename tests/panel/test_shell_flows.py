@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from textual.widgets.data_table import CellDoesNotExist
 
 from embedded import ProcState, Stack
 from panel.app import make_app
@@ -82,8 +83,13 @@ async def wait_until(pilot, predicate, timeout: float = 60.0) -> None:
         await pilot.pause(0.2)
 
 
-def table_cell(app, row: str, column: str) -> str:
-    return str(app.screen.query_one(ProcessTable).get_cell(row, column))
+def table_cell(app, row: str, column: str) -> str | None:
+    """The cell's text, or None until the Dashboard's first poll has drawn the row."""
+    table = app.screen.query_one(ProcessTable)
+    try:
+        return str(table.get_cell(row, column))
+    except CellDoesNotExist:
+        return None
 
 
 @pytest.mark.procs
@@ -94,7 +100,7 @@ async def test_killed_worker_shows_restart_then_ready(tmp_path):
     app = make_app(config)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.phase.kind == "ready")
-        assert table_cell(app, "worker:default", "state") == ProcState.READY
+        await wait_until(pilot, lambda: table_cell(app, "worker:default", "state") == ProcState.READY)
         assert isinstance(app.stack, Stack)
         app.stack.kill_process("worker:default")
         await wait_until(pilot, lambda: table_cell(app, "worker:default", "restarts") == "1"
