@@ -21,6 +21,8 @@ from ..formatting import bar, clock_time, duration, pretty_repr, preview
 from ..messages import Notice
 from ..submit_form import json_from_repr
 from ..task_rows import DONE_STATES, progress_of
+from ..widgets.mode_bar import ModeBar
+from ..widgets.stack_banner import StackBanner
 from .confirm import ConfirmScreen
 
 GROUP_EVERY = 1.0  # s between group progress queries (the result backend) while a detail is open
@@ -199,6 +201,8 @@ class DetailScreen(Screen):
         return self.data.record
 
     def compose(self) -> ComposeResult:
+        yield ModeBar(self.app.current_mode)  # the mode it was opened from; number keys still switch
+        yield StackBanner()
         with VerticalScroll():
             yield Static(render_detail(self.task_id, self.data), id="detail-body")
         yield Footer()

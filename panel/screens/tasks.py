@@ -51,7 +51,9 @@ class TasksScreen(StalkScreen):
         self._status_text = ""
         self.watch(self.app, "tasks_version", lambda _v: self._mark_dirty())
         self.watch(self.app, "phase", lambda _p: self._mark_dirty())
-        self.query_one(TaskTable).focus()
+        table = self.query_one(TaskTable)
+        table.set_sort(self.filter.sort_key, self.filter.reverse)
+        table.focus()
         self._show_status()
 
     # -- query loop -----------------------------------------------------------------------------
@@ -110,6 +112,7 @@ class TasksScreen(StalkScreen):
     def set_filter(self, flt: TaskFilter) -> None:
         """A new filter queries at once; the answer of a query still running is dropped."""
         self.filter = flt
+        self.query_one(TaskTable).set_sort(flt.sort_key, flt.reverse)
         self._show_status()
         self._generation += 1
         self._inflight = False
@@ -151,8 +154,7 @@ class TasksScreen(StalkScreen):
 
     @on(TaskTable.HeaderSelected)
     def _header(self, event: TaskTable.HeaderSelected) -> None:
-        key = {"name": "name", "state": "state", "worker": "worker", "queue": "queue",
-               "received": "received", "runtime": "runtime"}.get(str(event.column_key.value))
+        key = event.column if event.column in SORT_KEYS else None
         if key:
             reverse = not self.filter.reverse if key == self.filter.sort_key else self.filter.reverse
             self.set_filter(TaskFilter(**{**self.filter.__dict__, "sort_key": key, "reverse": reverse}))
@@ -164,4 +166,4 @@ class TasksScreen(StalkScreen):
 
     @on(TaskTable.RowSelected)
     def _row_selected(self, event: TaskTable.RowSelected) -> None:
-        self.app.post_message(OpenTask(str(event.row_key.value)))
+        self.app.post_message(OpenTask(event.task_id))

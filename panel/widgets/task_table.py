@@ -1,21 +1,38 @@
-"""The live task table: rows diffed against those on screen (new, gone, changed, moved), applied at once."""
+"""The live task table: a Line-API widget that draws only the rows on screen, each from a strip cache.
+
+DataTable re-renders every visible cell after any change and keeps many objects per cell; at 1,000
+events/s that cost ~35 ms a frame (bench/panel_load.py). Here `show()` only swaps the row list; a
+line is rendered when it is on screen and its row (a frozen TaskRow) or its look changed, so a live
+refresh costs a dict lookup per visible line.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
-from textual._two_way_dict import TwoWayDict
-from textual.widgets._data_table import Row, RowKey
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from ..colours import colour, state_text
 from ..formatting import clock_time, duration
 from ..task_rows import TaskRow
-from .keyed_table import RowTable
 
 COLUMNS = ("state", "name", "id", "args", "worker", "queue", "received", "runtime", "retries", "progress")
 WIDTHS = (9, 16, 8, 15, 10, 8, 8, 7, 3, 14)
+CROPPED = {"id"}  # cut without an ellipsis: an id prefix is what people read and type
+GROWS = {"args": 3, "name": 1}  # who takes spare width, by share; they give it back first when narrow
+MIN_WIDTH = 6
+PAD = 1  # blank cells each side of a cell, as DataTable draws them
 BAR = 10
+ODD, EVEN, CURSOR = 0, 1, 2
+CACHE_LIMIT = 4000  # strips kept; cleared at once past it (visible rows re-render on the next frame)
 
 
 def progress_text(row: TaskRow, variables: Mapping[str, str]) -> Text:
@@ -26,79 +43,264 @@ def progress_text(row: TaskRow, variables: Mapping[str, str]) -> Text:
         "░" * (BAR - full) + f"{row.progress * 100:3.0f}%", style="dim")
 
 
-def cells(row: TaskRow, variables: Mapping[str, str]) -> tuple[object, ...]:
+def cells(row: TaskRow, variables: Mapping[str, str]) -> tuple[Text | str, ...]:
     return (state_text(row.state, variables), row.name, row.task_id, Text(row.args, style="dim"),
             row.worker, row.queue, clock_time(row.received), duration(row.runtime),
             str(row.retries or ""), progress_text(row, variables))
 
 
-class TaskTable(RowTable):
-    """Shows at most the rows the store returned (a limited, virtualised view of a large store)."""
+def column_widths(width: int) -> tuple[int, ...]:
+    """WIDTHS fitted to `width`: spare cells go to args and name, and come from them first."""
+    widths = dict(zip(COLUMNS, WIDTHS, strict=True))
+    spare = width - sum(WIDTHS) - 2 * PAD * len(COLUMNS)
+    if spare > 0:
+        total = sum(GROWS.values())
+        for column, share in GROWS.items():
+            widths[column] += spare * share // total
+    else:
+        for column in GROWS:
+            give = min(-spare, widths[column] - MIN_WIDTH)
+            widths[column] -= give
+            spare += give
+    return tuple(widths[c] for c in COLUMNS)
 
-    COLUMNS, WIDTHS = COLUMNS, WIDTHS
+
+def changed_fields(old: TaskRow, new: TaskRow) -> int:
+    return sum(1 for a, b in zip(old.__dict__.values(), new.__dict__.values(), strict=True) if a != b)
+
+
+class TaskTable(ScrollView, can_focus=True):
+    """Rows of TaskRow with a row cursor that stays on its task while rows come and go."""
+
+    COMPONENT_CLASSES = {"task-table--header", "task-table--cursor", "task-table--even-row"}
+    DEFAULT_CSS = """
+    TaskTable {
+        background: $surface;
+        color: $foreground;
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .task-table--cursor {
+                background: $block-cursor-background;
+                color: $block-cursor-foreground;
+                text-style: $block-cursor-text-style;
+            }
+        }
+        & > .task-table--header { text-style: bold; background: $panel; color: $foreground; }
+        & > .task-table--even-row { background: $surface-lighten-1 50%; }
+        &:dark > .task-table--even-row { background: $surface-darken-1 40%; }
+        & > .task-table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+    }
+    """
+    BINDINGS = [
+        Binding("up", "cursor_up", "Up", show=False),
+        Binding("down", "cursor_down", "Down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home,ctrl+home", "first", "First", show=False),
+        Binding("end,ctrl+end", "last", "Last", show=False),
+        Binding("enter", "select", "Open", show=False),
+    ]
+
+    class RowSelected(Message):
+        """Enter, or a click on the row under the cursor."""
+
+        def __init__(self, task_id: str) -> None:
+            super().__init__()
+            self.task_id = task_id
+
+    class HeaderSelected(Message):
+        """A click on a column title."""
+
+        def __init__(self, column: str) -> None:
+            super().__init__()
+            self.column = column
 
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**kwargs)  # type: ignore[arg-type]
         self._rows: dict[str, TaskRow] = {}
         self._order: list[str] = []
-        self.updates = 0  # cells touched by the last show (tests and bench read it)
+        self._variables: Mapping[str, str] = {}
+        self._strips: dict[tuple[TaskRow, int], Strip] = {}
+        self._header: Strip | None = None
+        self._widths: tuple[int, ...] = WIDTHS
+        self._sort: tuple[str, bool] | None = None
+        self.cursor_row = 0
+        self.updates = 0  # fields changed by the last show (tests and bench read it)
+
+    # -- rows -----------------------------------------------------------------------------------
+
+    @property
+    def row_count(self) -> int:
+        return len(self._order)
+
+    @property
+    def task_ids(self) -> list[str]:
+        return list(self._order)
+
+    def row(self, task_id: str) -> TaskRow | None:
+        return self._rows.get(task_id)
+
+    @property
+    def selected(self) -> str | None:
+        """The task under the cursor."""
+        return self._order[self.cursor_row] if self._order else None
 
     def show(self, rows: Sequence[TaskRow], variables: Mapping[str, str]) -> None:
-        """Diff `rows` against the rows on screen and apply it in one pass (see `_apply`)."""
-        data = self._data
-        column_keys = [column.key for column in self.ordered_columns]
-        order: list[str] = []
-        changed: dict[str, dict] = {}
-        touched = 0
-        for row in rows:
-            order.append(row.task_id)
-            old = self._rows.get(row.task_id)
-            if old is None:
-                changed[row.task_id] = dict(zip(column_keys, cells(row, variables), strict=True))
-                touched += 1
-            elif old != row:
-                new = cells(row, variables)
-                before = data[row.task_id].values()  # type: ignore[index]
-                touched += sum(1 for column, a, b in zip(COLUMNS, new, before, strict=True)
-                               if column == "state" or str(a) != str(b))
-                changed[row.task_id] = dict(zip(column_keys, new, strict=True))
-        wanted = set(order)
-        touched += sum(1 for key in self._rows if key not in wanted)
-        self._rows = {row.task_id: row for row in rows}
-        if changed or order != self._order:
-            self._apply(order, changed)
-        self._order = order
-        self.updates = touched
-
-    def _apply(self, order: list[str], changed: dict[str, dict]) -> None:
-        """Replace the table's rows in one O(n) pass, keeping the cursor on its task.
-
-        DataTable's remove_row and add_row re-index all rows per call, so a batch of k new tasks
-        cost O(k·n) at 1,000 events/s. This writes DataTable's row maps directly (Textual is pinned
-        exactly; tests/panel/test_task_screens.py covers the result)."""
+        """Make `rows` the table's rows; the cursor stays on its task if it is still there."""
+        if variables != self._variables:
+            self._variables = dict(variables)
+            self._forget_strips()
         selected = self.selected
-        data, rows = self._data, self.rows
-        new_data: dict[RowKey, dict] = {}
-        new_rows: dict[RowKey, Row] = {}
-        for task_id in order:
-            row = rows.get(task_id)  # type: ignore[call-overload]
-            key = row.key if row is not None else RowKey(task_id)
-            new_rows[key] = row if row is not None else Row(key, 1)
-            cells_of = changed.get(task_id)
-            new_data[key] = cells_of if cells_of is not None else data[key]
-        data.clear()
-        data.update(new_data)
-        rows.clear()
-        rows.update(new_rows)
-        self._row_locations = TwoWayDict({key: index for index, key in enumerate(new_data)})
-        self._updated_cells.clear()
-        self._clear_caches()
-        self._update_count += 1
-        self._require_update_dimensions = True  # virtual size (columns are fixed width: nothing to measure)
-        self.check_idle()
+        old = self._rows
+        new = {row.task_id: row for row in rows}
+        order = list(new)
+        touched = sum(1 for key in old if key not in new)
+        for row in rows:
+            before = old.get(row.task_id)
+            touched += 1 if before is None else (changed_fields(before, row) if before != row else 0)
+        self.updates = touched
+        if order == self._order and not touched:
+            return
+        self._rows, self._order = new, order
+        self.virtual_size = Size(self.size.width, 1 + len(order))
+        self._set_cursor(order.index(selected) if selected in new else self.cursor_row)
         self.refresh()
-        index = order.index(selected) if selected in new_rows else None
-        if index is not None and index != self.cursor_row:
-            self.move_cursor(row=index, animate=False)
+
+    def set_sort(self, column: str, reverse: bool) -> None:
+        """Mark the sorted column in the header."""
+        if self._sort != (column, reverse):
+            self._sort = (column, reverse)
+            self._header = None
+            self.refresh()
+
+    # -- cursor ---------------------------------------------------------------------------------
+
+    def move_cursor(self, row: int, animate: bool = False) -> None:
+        """Put the cursor on `row` (clamped) and scroll it into view."""
+        self._set_cursor(row)
+        self.refresh()
+
+    def _set_cursor(self, row: int) -> None:
+        self.cursor_row = max(0, min(row, len(self._order) - 1))
+        body = max(1, self.size.height - 1)
+        top = round(self.scroll_offset.y)
+        if self.cursor_row < top:
+            self.scroll_to(y=self.cursor_row, animate=False, immediate=True)
+        elif self.cursor_row >= top + body:
+            self.scroll_to(y=self.cursor_row - body + 1, animate=False, immediate=True)
+
+    def action_cursor_up(self) -> None:
+        self.move_cursor(self.cursor_row - 1)
+
+    def action_cursor_down(self) -> None:
+        self.move_cursor(self.cursor_row + 1)
+
+    def action_page_up(self) -> None:
+        self.move_cursor(self.cursor_row - max(1, self.size.height - 2))
+
+    def action_page_down(self) -> None:
+        self.move_cursor(self.cursor_row + max(1, self.size.height - 2))
+
+    def action_first(self) -> None:
+        self.move_cursor(0)
+
+    def action_last(self) -> None:
+        self.move_cursor(len(self._order) - 1)
+
+    def action_select(self) -> None:
+        if self.selected is not None:
+            self.post_message(self.RowSelected(self.selected))
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        if offset.y == 0:
+            column = self._column_at(offset.x + round(self.scroll_offset.x))
+            if column is not None:
+                self.post_message(self.HeaderSelected(column))
+            return
+        index = round(self.scroll_offset.y) + offset.y - 1
+        if index >= len(self._order):
+            return
+        if index == self.cursor_row:
+            self.action_select()
         else:
-            self.cursor_coordinate = self.cursor_coordinate  # clamped to the new row count
+            self.move_cursor(index)
+
+    def _column_at(self, x: int) -> str | None:
+        for column, width in zip(COLUMNS, self._widths, strict=True):
+            x -= width + 2 * PAD
+            if x < 0:
+                return column
+        return None
+
+    # -- rendering ------------------------------------------------------------------------------
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._forget_strips()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._widths = column_widths(event.size.width)
+        self.virtual_size = Size(event.size.width, 1 + len(self._order))
+        self._forget_strips()
+        self._set_cursor(self.cursor_row)
+
+    def _forget_strips(self) -> None:
+        self._strips.clear()
+        self._header = None
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if y == 0:
+            if self._header is None:
+                self._header = self._header_strip(width)
+            return self._header
+        index = round(self.scroll_offset.y) + y - 1
+        if index >= len(self._order):
+            return Strip.blank(width, self.rich_style)
+        row = self._rows[self._order[index]]
+        kind = CURSOR if index == self.cursor_row else (EVEN if index % 2 else ODD)
+        strip = self._strips.get((row, kind))
+        if strip is None:
+            if len(self._strips) > CACHE_LIMIT:
+                self._strips.clear()
+            strip = self._strips[row, kind] = self._row_strip(row, kind, width)
+        return strip
+
+    def _row_strip(self, row: TaskRow, kind: int, width: int) -> Strip:
+        base = self.rich_style
+        if kind == EVEN:
+            base += self.get_component_rich_style("task-table--even-row")
+        post = self.get_component_rich_style("task-table--cursor") if kind == CURSOR else None
+        return self._strip(cells(row, self._variables), base, post, width)
+
+    def _header_strip(self, width: int) -> Strip:
+        """Column titles, cropped; the sort arrow sits in the sorted column's right padding."""
+        line = Text(no_wrap=True, end="")
+        for column, cell_width in zip(COLUMNS, self._widths, strict=True):
+            arrow = " " * PAD
+            if self._sort is not None and self._sort[0] == column:
+                arrow = ("↓" if self._sort[1] else "↑") + arrow[1:]
+            line.append(" " * PAD + column[:cell_width].ljust(cell_width) + arrow)
+        style = self.rich_style + self.get_component_rich_style("task-table--header")
+        return self._render(line, style, None, width)
+
+    def _strip(self, values: Sequence[Text | str], base: Style, post: Style | None, width: int) -> Strip:
+        line = Text(no_wrap=True, end="")
+        for column, value, cell_width in zip(COLUMNS, values, self._widths, strict=True):
+            text = value.copy() if isinstance(value, Text) else Text(value)
+            text.truncate(cell_width, overflow="crop" if column in CROPPED else "ellipsis", pad=True)
+            line.append(" " * PAD)
+            line.append_text(text)
+            line.append(" " * PAD)
+        return self._render(line, base, post, width)
+
+    def _render(self, line: Text, base: Style, post: Style | None, width: int) -> Strip:
+        segments = Segment.apply_style(line.render(self.app.console), style=base, post_style=post)
+        return Strip(segments).crop_extend(0, width, base)

@@ -38,7 +38,7 @@ async def _submit_then_revoke(stack) -> None:
         await pilot.press("escape")
         assert isinstance(app.screen, TasksScreen)
         await until(pilot, lambda: added in table_ids(app), "the task in the table")
-        assert app.screen.query_one(TaskTable)._rows[added].state == "SUCCESS"
+        assert app.screen.query_one(TaskTable).row(added).state == "SUCCESS"
 
         screen = await fill_submit(pilot, "demo.long_running", "[30]")
         await until(pilot, lambda: "ready" in problems_text(screen), "the control API's verdict", 30)

@@ -21,6 +21,7 @@ from panel.screens.submit import SubmitScreen
 from panel.screens.tasks import TasksScreen
 from panel.submit_form import json_from_repr, local_problems, request_of
 from panel.task_rows import TASK_STATES, TaskFilter, TaskRow, parse_filter, progress_of
+from panel.widgets.mode_bar import ModeBar
 from panel.widgets.task_table import TaskTable
 
 from .conftest import SIZE
@@ -146,7 +147,7 @@ async def test_task_table_updates_only_changed_rows() -> None:
         assert table.updates == 2  # state and progress cells of one row
         table.show([row(999, "STARTED"), *changed[:-1]], variables)  # one new on top, one gone
         assert table.updates == 2
-        assert table.coordinate_to_cell_key((0, 0)).row_key.value == "task-0999"
+        assert table.task_ids[0] == "task-0999"
 
 
 # -- Pilot flows on the real eager stack --------------------------------------------------------
@@ -199,7 +200,7 @@ def problems_text(screen: SubmitScreen) -> str:
 
 def table_ids(app) -> list[str]:
     table = app.screen.query_one(TaskTable)
-    return [str(key.value) for key in table.rows]
+    return table.task_ids
 
 
 @sync
@@ -218,7 +219,24 @@ async def test_submit_shows_success_in_detail_and_tasks(eager_stack) -> None:
         await pilot.press("escape")
         assert isinstance(app.screen, TasksScreen)
         await until(pilot, lambda: detail.task_id in table_ids(app), "the task in the table")
-        assert app.screen.query_one(TaskTable)._rows[detail.task_id].state == "SUCCESS"
+        assert app.screen.query_one(TaskTable).row(detail.task_id).state == "SUCCESS"
+
+
+@sync
+async def test_detail_has_the_mode_bar_and_number_keys_leave_it(eager_stack) -> None:
+    app = app_with(eager_stack, busy_store())
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot)
+        await pilot.press("2")
+        app.post_message(OpenTask(LOST))
+        detail = await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen, "detail")
+        assert detail.query_one(ModeBar).current == "tasks"
+        await pilot.press("3")
+        assert app.current_mode == "workers"
+        await pilot.press("2")  # back to Tasks: the detail is still where the user left it
+        assert app.screen is detail
+        await pilot.press("escape")
+        assert isinstance(app.screen, TasksScreen)
 
 
 @sync
@@ -312,7 +330,7 @@ async def test_filter_search_and_sort_narrow_the_table(eager_stack) -> None:
         await until(pilot, lambda: set(ok) | {failed} <= set(table_ids(app)), "the tasks in the table")
         await pilot.press("slash", *"state:failure")
         await until(pilot, lambda: failed in table_ids(app) and not set(ok) & set(table_ids(app)), "failures only")
-        assert all(app.screen.query_one(TaskTable)._rows[t].state == "FAILURE" for t in table_ids(app))
+        assert all(app.screen.query_one(TaskTable).row(t).state == "FAILURE" for t in table_ids(app))
         await pilot.press("escape")
         await until(pilot, lambda: set(ok) <= set(table_ids(app)), "the filter cleared")
         await pilot.press("slash", *ok[1][:13])
@@ -322,11 +340,11 @@ async def test_filter_search_and_sort_narrow_the_table(eager_stack) -> None:
                     and not set(ok) & set(table_ids(app)), "the state filter key")
         await pilot.press("escape", "o")
         await until(pilot, lambda: app.screen.filter.sort_key == "name" and table_ids(app), "sort by name")
-        names = [app.screen.query_one(TaskTable)._rows[t].name for t in table_ids(app)]
+        names = [app.screen.query_one(TaskTable).row(t).name for t in table_ids(app)]
         assert names == sorted(names, reverse=True)
         await pilot.press("O")
         await until(pilot, lambda: not app.screen.filter.reverse, "ascending")
-        names = [app.screen.query_one(TaskTable)._rows[t].name for t in table_ids(app)]
+        names = [app.screen.query_one(TaskTable).row(t).name for t in table_ids(app)]
         assert names == sorted(names)
         await pilot.click(TaskTable, offset=(2, 0))  # the "state" header
         await until(pilot, lambda: app.screen.filter.sort_key == "state", "sort by the clicked column")
