@@ -16,8 +16,8 @@ update times, event-loop lag and full garbage collections (they stop every threa
 re-query keys where the time goes (waiting for the query, the query, the table, the paint).
 
 The run applies the panel's own garbage-collector thresholds (panel/gc_tuning.py, as `stalk` does);
---no-gc-tuning measures without them, --gc-threshold tries others, --gc-freeze adds gc.freeze() once
-the store is filled; --profile writes a cProfile of the UI thread.
+--no-gc-tuning measures without them (and without the start-up freeze), --gc-threshold tries other
+thresholds, --switch-interval another sys.setswitchinterval; --profile writes a cProfile of the UI thread.
 
 Run: .venv/bin/python bench/panel_load.py [--duration 60] [--tasks 100000] [--rate 1000] [--quick]
 """
@@ -32,6 +32,7 @@ import gc
 import os
 import random
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -434,8 +435,8 @@ def main() -> None:
     parser.add_argument("--rss-every", type=float, default=5.0, help="seconds between RSS samples")
     parser.add_argument("--profile", metavar="PATH", help="cProfile the UI thread under load into PATH")
     parser.add_argument("--no-gc-tuning", action="store_true", help="without panel/gc_tuning.py's settings")
-    parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() once the store is filled")
     parser.add_argument("--gc-threshold", type=int, nargs=3, metavar="N", help="gc.set_threshold(...) instead")
+    parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval(...) instead of the panel's")
     parser.add_argument("--quick", action="store_true", help="smoke run: a few seconds, 5,000 tasks")
     opts = parser.parse_args()
     if opts.quick:
@@ -460,11 +461,11 @@ def main() -> None:
             store.start()
             if not opts.no_gc_tuning:
                 gc_tuning.tune()
+            if opts.switch_interval:
+                sys.setswitchinterval(opts.switch_interval)
             if opts.gc_threshold:
                 gc.set_threshold(*opts.gc_threshold)
-            if opts.gc_freeze:
-                gc.collect()
-                gc.freeze()
+                gc_tuning.settle()  # as the app does when its stack is ready
             print(f"  store filled in {time.perf_counter() - t:.1f} s: {len(store)} tasks")
             loaded, sampler, sent = asyncio.run(
                 run_phase(stack, store, opts.duration, needles, feed_rate=opts.rate, rss_every=opts.rss_every,

@@ -80,6 +80,8 @@ class StalkApp(App):
         self.phase = message.phase
         if message.phase.kind == "failed":
             self.notify(message.phase.text, title="Stack", severity="error", timeout=30)
+        if message.phase.kind == "ready":
+            gc_tuning.settle()
         if message.phase.kind == "ready" and self._probe:
             self.set_timer(HEALTH_EVERY, self.probe_broker)
 

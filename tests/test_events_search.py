@@ -1,7 +1,10 @@
 """Free-text search over a large store: kept texts follow new args, evictions and case, and the fast
-paths (few matches, oldest-first) give the same rows as a plain filter-then-sort would."""
+paths (newest first up to a limit, oldest-first) give the same rows as a plain filter-then-sort would."""
 
 from __future__ import annotations
+
+import gc
+import sys
 
 from embedded.events import EventStore
 from embedded.events.queries import search_text
@@ -70,7 +73,22 @@ def test_fast_paths_match_a_plain_scan():
     store._notify()
     for needle in ("(5,)", "t1", "(36", "zzz"):
         for reverse in (True, False):
-            got = [r.task_id for r in store.query(search=needle, reverse=reverse, limit=None)]
-            assert got == plain(store, needle, reverse), (needle, reverse)
+            for limit in (None, 5):
+                got = [r.task_id for r in store.query(search=needle, reverse=reverse, limit=limit)]
+                assert got == plain(store, needle, reverse)[:limit], (needle, reverse, limit)
+    by_name = store.query(search="(5,)", sort_key="name", limit=None)
+    assert sorted(r.task_id for r in by_name) == sorted(plain(store, "(5,)"))
     oldest = [r.task_id for r in store.query(reverse=False, limit=3)]
     assert oldest == ["t000", "t001", "t002"]
+
+
+def test_records_are_not_walked_by_the_collector_and_are_freed_when_evicted():
+    store = EventStore(max_tasks=10)
+    store.ingest_many([sent("first", 0.0), done("first", 0.5)])
+    first = store.get("first")
+    assert first is not None and not gc.is_tracked(first)
+    before = sys.getrefcount(first)
+    for i in range(30):
+        store.ingest_many([sent(f"n{i}", 1.0 + i), done(f"n{i}", 1.5 + i)])
+    assert store.get("first") is None
+    assert sys.getrefcount(first) < before  # the store let go: only this test holds it now

@@ -26,6 +26,7 @@ from .states import (
     STARTED,
     SUCCESS,
 )
+from .untracked import untrack
 
 MAX_ATTEMPTS_KEPT = 20
 MAX_INTERNED = 10_000
@@ -75,7 +76,7 @@ class Fold(WorkerFold):
         """A record from the history db (oldest first), not marked dirty or changed."""
         if record.task_id in self.tasks:
             return
-        self.tasks[record.task_id] = record
+        self.tasks[record.task_id] = untrack(record)  # type: ignore[assignment]
         self.counts[record.state] = self.counts.get(record.state, 0) + 1
         if record.state in FINISHED:
             self.finished_order[record.task_id] = None
@@ -89,7 +90,7 @@ class Fold(WorkerFold):
             return None
         rec = self.tasks.get(uuid)
         if rec is None:
-            rec = self.tasks[uuid] = TaskRecord(uuid)
+            rec = self.tasks[uuid] = untrack(TaskRecord(uuid))  # type: ignore[assignment]
             self.counts[PENDING] += 1
             if self.published:
                 rec.priority, rec.group_id = self.published.pop(uuid, (None, None))

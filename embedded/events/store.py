@@ -6,7 +6,9 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import compress, islice, repeat
+from operator import contains
 from pathlib import Path
 
 from .fold import Fold
@@ -19,6 +21,12 @@ NOTIFY_EVERY = 0.1  # s between batches to subscribers
 EXPIRE_EVERY = 0.5  # s between heartbeat-expiry checks
 DEFAULT_MAX_TASKS = 20_000
 SEARCH_TEXTS_KEPT = 60.0  # s the search texts are kept after the last search
+
+
+def first(records: Iterable[TaskRecord], test: Callable[[TaskRecord], bool] | None,
+          limit: int | None) -> list[TaskRecord]:
+    """The first `limit` records that pass `test`."""
+    return list(islice(records if test is None else filter(test, records), limit))
 
 
 class EventStore:
@@ -197,31 +205,23 @@ class EventStore:
         test = matches(state, name, queue, worker, None)
         with self._lock:
             tasks = self._fold.tasks
-            found = None if not search else self._search_ids(search.lower())
-            if found is not None and len(found) * 20 < len(tasks):  # few matches: only those
-                records = [rec for rec in map(tasks.get, sorted(found)) if rec is not None]
-                chosen = records if test is None else [r for r in records if test(r)]
-                return sort_records(chosen, sort_key, reverse)[:limit]
-            records = list(tasks.values())
-        if found is not None:
-            other = test
-            test = (lambda r: r.task_id in found) if other is None else (
-                lambda r: r.task_id in found and other(r))
-        if sort_key == "received":  # the common case: arrival order, no sort of the whole store
-            out = []
-            for rec in (reversed(records) if reverse else records):
-                if test is None or test(rec):
-                    out.append(rec)
-                    if limit is not None and len(out) >= limit:
-                        break
-            return sort_records(out, sort_key, reverse)
+            newest: Iterable[TaskRecord] = (
+                filter(None, map(tasks.get, self._search_ids(search.lower()))) if search  # type: ignore[arg-type]
+                else reversed(tasks.values()))
+            if sort_key == "received" and reverse:  # the live view: walk back from the newest, stop at `limit`
+                return sort_records(first(newest, test, limit), sort_key, reverse)
+            records = list(newest)
+        records.reverse()  # arrival order
+        if sort_key == "received":  # no sort of the whole store
+            return sort_records(first(records, test, limit), sort_key, reverse)
         chosen = records if test is None else [r for r in records if test(r)]
         return sort_records(chosen, sort_key, reverse)[:limit]
 
-    def _search_ids(self, needle: str) -> set[str]:
-        """Ids whose id/name/args/kwargs contain `needle` (lowercase). The lowercased texts are built
-        at the first search, then kept current by the notifier (changed tasks) until searches stop
-        for a while. May name evicted tasks (pruned in bulk). Caller holds the lock."""
+    def _search_ids(self, needle: str) -> Iterator[str]:
+        """Ids whose id/name/args/kwargs contain `needle` (lowercase), newest first, lazily: the live
+        view stops after its first `limit` hits. The lowercased texts are built at the first search,
+        then kept current by the notifier (changed tasks) until searches stop for a while. May name
+        evicted tasks (pruned in bulk). Caller holds the lock and consumes the iterator under it."""
         self._searched = time.monotonic()
         tasks = self._fold.tasks
         texts = self._search_texts
@@ -229,7 +229,8 @@ class EventStore:
             texts = self._search_texts = {task_id: search_text(rec) for task_id, rec in tasks.items()}
         else:
             self._refresh_texts(texts, self._fold.changed_tasks)  # not notified yet
-        return {task_id for task_id, text in texts.items() if needle in text}
+            texts = self._search_texts  # type: ignore[assignment]
+        return compress(reversed(texts.keys()), map(contains, reversed(texts.values()), repeat(needle)))
 
     def _refresh_texts(self, texts: dict[str, str], changed: Iterable[str]) -> None:
         tasks = self._fold.tasks
