@@ -22,21 +22,26 @@ PY = BIN / "python"
 
 
 def ensure_venv(extras: str) -> None:
-    """Create the venv and (re)install when pyproject.toml or the extras changed."""
+    """Create the venv and (re)install when pyproject.toml changed or `extras` is not installed yet
+    (an install with the test extra also serves `run`: no reinstall when switching commands)."""
     if sys.version_info < (3, 11):  # noqa: UP036 (dev.py runs on any python3)
         sys.exit(f"Stalk needs Python 3.11 or newer (this is {sys.version.split()[0]})")
     if not PY.exists():
         print("dev.py: creating .venv", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     stamp = VENV / ".stalk-installed"
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
-    if stamp.exists() and stamp.read_text() == wanted:
+    project = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    lines = stamp.read_text().split("\n") if stamp.exists() else []
+    installed = set(lines[1].split(",")) - {""} if len(lines) > 1 and lines[0] == project else None
+    wanted = {extras} - {""}
+    if installed is not None and wanted <= installed:
         return
-    print(f"dev.py: installing Stalk{'[' + extras + ']' if extras else ''} into .venv", flush=True)
-    spec = f".[{extras}]" if extras else "."
+    union = ",".join(sorted(wanted | (installed or set())))
+    print(f"dev.py: installing Stalk{'[' + union + ']' if union else ''} into .venv", flush=True)
+    spec = f".[{union}]" if union else "."
     subprocess.run([str(PY), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
     subprocess.run([str(PY), "-m", "pip", "install", "--quiet", "-e", spec], cwd=ROOT, check=True)
-    stamp.write_text(wanted)
+    stamp.write_text(f"{project}\n{union}")
 
 
 def main(argv: list[str]) -> int:
