@@ -6,7 +6,10 @@ from __future__ import annotations
 import gc
 import sys
 
-from embedded.events import EventStore
+import pytest
+
+import embedded.events.store as store_module
+from embedded.events import EventStore, StoreBusy
 from embedded.events.queries import search_text
 
 HOST = "w1@host"
@@ -92,3 +95,31 @@ def test_records_are_not_walked_by_the_collector_and_are_freed_when_evicted():
         store.ingest_many([sent(f"n{i}", 1.0 + i), done(f"n{i}", 1.5 + i)])
     assert store.get("first") is None
     assert sys.getrefcount(first) < before  # the store let go: only this test holds it now
+
+
+def test_search_texts_built_outside_the_lock_see_changes_made_meanwhile(monkeypatch):
+    store = EventStore()
+    store.ingest_many([sent("a", 1.0, args="('old',)"), done("a", 1.5)])
+    store._notify()
+    build = search_text
+
+    def slow_build(rec):  # while the texts are built, a new task arrives and is notified
+        if rec.task_id == "a" and store.get("b") is None:
+            store.ingest(sent("b", 2.0, args="('fresh',)"))
+            store._notify()
+        return build(rec)
+
+    monkeypatch.setattr(store_module, "search_text", slow_build)
+    store.prepare_search()
+    monkeypatch.undo()
+    assert [r.task_id for r in store.query(search="fresh", wait=0.01)] == ["b"]
+    assert [r.task_id for r in store.query(search="old", wait=0.01)] == ["a"]
+
+
+def test_a_quick_query_does_not_build_search_texts():
+    store = EventStore()
+    store.ingest(sent("a", 1.0))
+    with pytest.raises(StoreBusy):
+        store.query(search="add", wait=0.01)
+    store.prepare_search()
+    assert [r.task_id for r in store.query(search="add", wait=0.01)] == ["a"]

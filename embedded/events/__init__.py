@@ -7,9 +7,9 @@ batched change notifications, and SQLite history.
 from .history import HistoryError, read_tasks
 from .records import Changes, TaskEvent, TaskRecord, WorkerRecord
 from .states import ALL_STATES, FINISHED, precedence
-from .store import EventStore
+from .store import EventStore, StoreBusy
 
 __all__ = [
-    "ALL_STATES", "FINISHED", "Changes", "EventStore", "HistoryError", "TaskEvent", "TaskRecord",
-    "WorkerRecord", "precedence", "read_tasks",
+    "ALL_STATES", "FINISHED", "Changes", "EventStore", "HistoryError", "StoreBusy", "TaskEvent",
+    "TaskRecord", "WorkerRecord", "precedence", "read_tasks",
 ]

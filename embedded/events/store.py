@@ -23,6 +23,10 @@ DEFAULT_MAX_TASKS = 20_000
 SEARCH_TEXTS_KEPT = 60.0  # s the search texts are kept after the last search
 
 
+class StoreBusy(Exception):
+    """The store's lock was not free within the `wait` given to `query`."""
+
+
 def first(records: Iterable[TaskRecord], test: Callable[[TaskRecord], bool] | None,
           limit: int | None) -> list[TaskRecord]:
     """The first `limit` records that pass `test`."""
@@ -50,6 +54,7 @@ class EventStore:
         self._resumed = 0.0  # monotonic time this process resumed from a pause
         self._search_texts: dict[str, str] | None = None  # task id -> lowercased searchable text
         self._searched = 0.0  # monotonic time of the last search
+        self._changed_while_building: set[str] | None = None  # ids changed while prepare_search ran
         for hostname, pool, concurrency in workers:
             self.declare_worker(hostname, pool, concurrency)
 
@@ -169,6 +174,8 @@ class EventStore:
             changes = Changes(frozenset(fold.changed_tasks), frozenset(fold.changed_workers))
             fold.changed_tasks.clear()
             fold.changed_workers.clear()
+            if self._changed_while_building is not None:
+                self._changed_while_building |= changes.tasks
             texts = self._search_texts
             if texts is not None:  # kept current while searches happen; none for a while: freed
                 if time.monotonic() - self._searched > SEARCH_TEXTS_KEPT:
@@ -201,9 +208,16 @@ class EventStore:
 
     def query(self, state: str | None = None, name: str | None = None, queue: str | None = None,
               worker: str | None = None, search: str | None = None, sort_key: str = "received",
-              reverse: bool = True, limit: int | None = 500) -> list[TaskRecord]:
+              reverse: bool = True, limit: int | None = 500, wait: float | None = None) -> list[TaskRecord]:
+        """Records by filter and sort. `wait`: at most this long for the store's lock, then StoreBusy
+        (for a UI thread that must not block behind a long writer, e.g. a history load)."""
         test = matches(state, name, queue, worker, None)
-        with self._lock:
+        if not self._lock.acquire(timeout=-1 if wait is None else wait):
+            raise StoreBusy(f"the event store stayed busy for {wait} s")
+        if wait is not None and search and self._search_texts is None:
+            self._lock.release()  # building the texts is not a quick read: prepare_search or a worker
+            raise StoreBusy("the search texts are not built yet")
+        try:
             tasks = self._fold.tasks
             newest: Iterable[TaskRecord] = (
                 filter(None, map(tasks.get, self._search_ids(search.lower()))) if search  # type: ignore[arg-type]
@@ -211,11 +225,31 @@ class EventStore:
             if sort_key == "received" and reverse:  # the live view: walk back from the newest, stop at `limit`
                 return sort_records(first(newest, test, limit), sort_key, reverse)
             records = list(newest)
+        finally:
+            self._lock.release()
         records.reverse()  # arrival order
         if sort_key == "received":  # no sort of the whole store
             return sort_records(first(records, test, limit), sort_key, reverse)
         chosen = records if test is None else [r for r in records if test(r)]
         return sort_records(chosen, sort_key, reverse)[:limit]
+
+    def prepare_search(self) -> None:
+        """Build the search texts now, e.g. when a search box opens (~50 ms for 100,000 tasks). The
+        texts are built outside the lock, so ingestion and live queries go on; tasks that changed
+        meanwhile are re-read under it."""
+        with self._lock:
+            self._searched = time.monotonic()
+            if self._search_texts is not None or self._changed_while_building is not None:
+                return
+            items = list(self._fold.tasks.items())
+            self._changed_while_building = set(self._fold.changed_tasks)
+        texts = {task_id: search_text(rec) for task_id, rec in items}
+        with self._lock:
+            changed = self._changed_while_building | self._fold.changed_tasks
+            self._changed_while_building = None
+            if self._search_texts is None:  # a search did not build them first
+                self._search_texts = texts
+                self._refresh_texts(texts, changed)
 
     def _search_ids(self, needle: str) -> Iterator[str]:
         """Ids whose id/name/args/kwargs contain `needle` (lowercase), newest first, lazily: the live
@@ -223,10 +257,9 @@ class EventStore:
         then kept current by the notifier (changed tasks) until searches stop for a while. May name
         evicted tasks (pruned in bulk). Caller holds the lock and consumes the iterator under it."""
         self._searched = time.monotonic()
-        tasks = self._fold.tasks
         texts = self._search_texts
         if texts is None:
-            texts = self._search_texts = {task_id: search_text(rec) for task_id, rec in tasks.items()}
+            texts = self._search_texts = {task_id: search_text(rec) for task_id, rec in self._fold.tasks.items()}
         else:
             self._refresh_texts(texts, self._fold.changed_tasks)  # not notified yet
             texts = self._search_texts  # type: ignore[assignment]

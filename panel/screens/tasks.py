@@ -1,7 +1,10 @@
 """Tasks: the live table over the event store; filter, incremental search, sort; enter opens a task.
 
 The store may hold 100,000 tasks: the screen asks for the first LIMIT rows of the current filter and
-sort, at most one query in flight, re-queried when a batch of events arrived (the table is diffed).
+sort. Live refreshes query in a thread worker, at most one in flight, when a batch of events arrived.
+A key that changes the filter queries at once on the UI thread (an in-memory read, 0.1-15 ms, that
+waits at most INLINE_WAIT for the store's lock), so its rows are in the key's first frame; when the
+store is busy the worker asks instead.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from textual.app import ComposeResult
 from textual.message import Message
 from textual.widgets import Input, Label
 
+from embedded.events import StoreBusy
+
 from ..actions import bindings
 from ..messages import OpenTask
 from ..task_rows import SORT_KEYS, TASK_STATES, TaskFilter, TaskRow, parse_filter
@@ -19,6 +24,7 @@ from .base import StalkScreen
 
 LIMIT = 500
 REQUERY_AFTER = 0.25  # live refreshes at most 4 times a second (bench/panel_load.py)
+INLINE_WAIT = 0.005  # s a key's own query waits for the store's lock before handing over to the worker
 
 
 def rows_from(records: list) -> list[TaskRow]:
@@ -85,11 +91,26 @@ class TasksScreen(StalkScreen):
     def _fetched(self, message: Fetched) -> None:
         if message.generation != self._generation:
             return  # rows for a filter the user already changed; that filter's query is running
-        self.query_one(TaskTable).show(message.rows, self.app.get_css_variables())
-        self._shown = len(message.rows)
-        self._show_status(message.problem)
         self._inflight = False
+        self._show_rows(message.rows, message.problem)
+
+    def _show_rows(self, rows: list[TaskRow], problem: str | None) -> None:
+        self.query_one(TaskTable).show(rows, self.app.get_css_variables())
+        self._shown = len(rows)
+        self._show_status(problem)
         self.set_timer(REQUERY_AFTER, self._maybe_fetch)
+
+    def _query_now(self) -> bool:
+        """The current filter's rows, read on the UI thread; False if the store stayed busy."""
+        try:
+            records = self.events.query(**self.filter.query_kwargs(LIMIT), wait=INLINE_WAIT)
+        except StoreBusy:
+            return False
+        except Exception as exc:  # a store error is shown, the screen keeps going
+            self._show_rows([], f"query failed: {exc}")
+            return True
+        self._show_rows(rows_from(records), None)
+        return True
 
     def _show_status(self, problem: str | None = None) -> None:
         if self.events is None:
@@ -113,10 +134,13 @@ class TasksScreen(StalkScreen):
         """A new filter queries at once; the answer of a query still running is dropped."""
         self.filter = flt
         self.query_one(TaskTable).set_sort(flt.sort_key, flt.reverse)
-        self._show_status()
         self._generation += 1
         self._inflight = False
-        self._mark_dirty()
+        if self.events is not None and self._query_now():
+            self._dirty = False
+        else:
+            self._show_status()
+            self._mark_dirty()
 
     # -- actions --------------------------------------------------------------------------------
 
@@ -124,6 +148,8 @@ class TasksScreen(StalkScreen):
         box = self.query_one("#task-search", Input)
         box.display = True
         box.focus()
+        if self.events is not None:
+            self.run_worker(self.events.prepare_search, thread=True, group="tasks-search", exit_on_error=False)
 
     @on(Input.Changed, "#task-search")
     def _search_changed(self, event: Input.Changed) -> None:
