@@ -15,7 +15,7 @@ started after the key, are in the table. Also printed: store.query and TaskTable
 update times, event-loop lag and full garbage collections (they stop every thread), and for the
 re-query keys where the time goes (waiting for the query, the query, the table, the paint).
 
-The run applies the panel's own garbage-collector thresholds (panel/gc_tuning.py, as `stalk` does);
+Both phases apply the panel's own garbage-collector settings (panel/gc_tuning.py, as `stalk` does);
 --no-gc-tuning measures without them (and without the start-up freeze), --gc-threshold tries other
 thresholds, --switch-interval another sys.setswitchinterval; --profile writes a cProfile of the UI thread.
 
@@ -450,22 +450,23 @@ def main() -> None:
         own_store = stack.events
         try:
             print(f"panel under load: {opts.tasks} tasks, {opts.rate} events/s, {opts.duration:.0f} s; {machine()}")
+            if not opts.no_gc_tuning:  # both phases run as `stalk` does: tuned, start-up objects frozen
+                gc_tuning.tune()
+                gc_tuning.settle()
+            if opts.gc_threshold:
+                gc.set_threshold(*opts.gc_threshold)
+            if opts.switch_interval:
+                sys.setswitchinterval(opts.switch_interval)
             idle = prefilled(IDLE_TASKS, None).start()
             needles = sorted({r.name.split(".")[-1][:4] for r in idle.query(limit=None)})
             ref, _, _ = asyncio.run(run_phase(stack, idle, reference_s, needles))
             idle.stop()
+            gc.collect()  # the reference phase's app is garbage now: `stalk` runs one app, not two
             t = time.perf_counter()
             store = prefilled(opts.tasks, Path(tmp) / "history.sqlite3")
             ids = [r.task_id for r in store.query(limit=None)]
             needles += [ids[len(ids) * k // 5][:5] for k in range(1, 5)]  # id fragments: rare matches
             store.start()
-            if not opts.no_gc_tuning:
-                gc_tuning.tune()
-            if opts.switch_interval:
-                sys.setswitchinterval(opts.switch_interval)
-            if opts.gc_threshold:
-                gc.set_threshold(*opts.gc_threshold)
-                gc_tuning.settle()  # as the app does when its stack is ready
             print(f"  store filled in {time.perf_counter() - t:.1f} s: {len(store)} tasks")
             loaded, sampler, sent = asyncio.run(
                 run_phase(stack, store, opts.duration, needles, feed_rate=opts.rate, rss_every=opts.rss_every,

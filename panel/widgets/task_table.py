@@ -3,7 +3,8 @@
 DataTable re-renders every visible cell after any change and keeps many objects per cell; at 1,000
 events/s that cost ~35 ms a frame (bench/panel_load.py). Here `show()` only swaps the row list; a
 line is rendered when it is on screen and its row (a frozen TaskRow) or its look changed, so a live
-refresh costs a dict lookup per visible line.
+refresh costs a dict lookup per visible line. A row's cells are rendered once per row value
+(task_cells.py); striping and the cursor only restyle them.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from rich.segment import Segment
-from rich.style import Style
-from rich.text import Text
 from textual import events
 from textual.binding import Binding
 from textual.geometry import Size
@@ -20,49 +19,14 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ..colours import colour, state_text
-from ..formatting import clock_time, duration
 from ..task_rows import TaskRow
+from .task_cells import COLUMNS, PAD, WIDTHS, CellStyles, column_widths, header_text, row_segments
 
-COLUMNS = ("state", "name", "id", "args", "worker", "queue", "received", "runtime", "retries", "progress")
-WIDTHS = (9, 16, 8, 15, 10, 8, 8, 7, 3, 14)
-CROPPED = {"id"}  # cut without an ellipsis: an id prefix is what people read and type
-GROWS = {"args": 3, "name": 1}  # who takes spare width, by share; they give it back first when narrow
-MIN_WIDTH = 6
-PAD = 1  # blank cells each side of a cell, as DataTable draws them
-BAR = 10
 ODD, EVEN, CURSOR = 0, 1, 2
-CACHE_LIMIT = 4000  # strips kept; cleared at once past it (visible rows re-render on the next frame)
-
-
-def progress_text(row: TaskRow, variables: Mapping[str, str]) -> Text:
-    if row.progress is None:
-        return Text("")
-    full = int(row.progress * BAR)
-    return Text("█" * full, style=colour("primary", variables)) + Text(
-        "░" * (BAR - full) + f"{row.progress * 100:3.0f}%", style="dim")
-
-
-def cells(row: TaskRow, variables: Mapping[str, str]) -> tuple[Text | str, ...]:
-    return (state_text(row.state, variables), row.name, row.task_id, Text(row.args, style="dim"),
-            row.worker, row.queue, clock_time(row.received), duration(row.runtime),
-            str(row.retries or ""), progress_text(row, variables))
-
-
-def column_widths(width: int) -> tuple[int, ...]:
-    """WIDTHS fitted to `width`: spare cells go to args and name, and come from them first."""
-    widths = dict(zip(COLUMNS, WIDTHS, strict=True))
-    spare = width - sum(WIDTHS) - 2 * PAD * len(COLUMNS)
-    if spare > 0:
-        total = sum(GROWS.values())
-        for column, share in GROWS.items():
-            widths[column] += spare * share // total
-    else:
-        for column in GROWS:
-            give = min(-spare, widths[column] - MIN_WIDTH)
-            widths[column] -= give
-            spare += give
-    return tuple(widths[c] for c in COLUMNS)
+STRIPS_KEPT = 120  # rendered lines kept (about three screenfuls), then all dropped at once
+CONTENTS_KEPT = 400  # rendered rows kept (before their line's look), likewise
+# Kept small on purpose: a Textual Strip carries seven caches and the strips derived from it, all
+# tracked by the garbage collector, whose full pauses grew with them (bench/panel_load.py).
 
 
 def changed_fields(old: TaskRow, new: TaskRow) -> int:
@@ -125,6 +89,8 @@ class TaskTable(ScrollView, can_focus=True):
         self._order: list[str] = []
         self._variables: Mapping[str, str] = {}
         self._strips: dict[tuple[TaskRow, int], Strip] = {}
+        self._content: dict[TaskRow, list[Segment]] = {}  # a row's cells, before its line's look
+        self._cell_styles: CellStyles | None = None
         self._header: Strip | None = None
         self._widths: tuple[int, ...] = WIDTHS
         self._sort: tuple[str, bool] | None = None
@@ -234,7 +200,7 @@ class TaskTable(ScrollView, can_focus=True):
 
     def _column_at(self, x: int) -> str | None:
         for column, width in zip(COLUMNS, self._widths, strict=True):
-            x -= width + 2 * PAD
+            x -= width + 2 * len(PAD)
             if x < 0:
                 return column
         return None
@@ -253,13 +219,17 @@ class TaskTable(ScrollView, can_focus=True):
 
     def _forget_strips(self) -> None:
         self._strips.clear()
+        self._content.clear()
+        self._cell_styles = None
         self._header = None
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
         if y == 0:
             if self._header is None:
-                self._header = self._header_strip(width)
+                style = self.rich_style + self.get_component_rich_style("task-table--header")
+                self._header = Strip([Segment(header_text(self._widths, self._sort), style)]).crop_extend(
+                    0, width, style)
             return self._header
         index = round(self.scroll_offset.y) + y - 1
         if index >= len(self._order):
@@ -268,39 +238,22 @@ class TaskTable(ScrollView, can_focus=True):
         kind = CURSOR if index == self.cursor_row else (EVEN if index % 2 else ODD)
         strip = self._strips.get((row, kind))
         if strip is None:
-            if len(self._strips) > CACHE_LIMIT:
+            if len(self._strips) > STRIPS_KEPT:
                 self._strips.clear()
             strip = self._strips[row, kind] = self._row_strip(row, kind, width)
         return strip
 
     def _row_strip(self, row: TaskRow, kind: int, width: int) -> Strip:
+        """The row's cells (rendered once per row value) in the look of its line: plain, striped, cursor."""
+        content = self._content.get(row)
+        if content is None:
+            if len(self._content) > CONTENTS_KEPT:
+                self._content.clear()
+            if self._cell_styles is None:
+                self._cell_styles = CellStyles(self._variables)
+            content = self._content[row] = row_segments(row, self._widths, self._cell_styles)
         base = self.rich_style
         if kind == EVEN:
             base += self.get_component_rich_style("task-table--even-row")
         post = self.get_component_rich_style("task-table--cursor") if kind == CURSOR else None
-        return self._strip(cells(row, self._variables), base, post, width)
-
-    def _header_strip(self, width: int) -> Strip:
-        """Column titles, cropped; the sort arrow sits in the sorted column's right padding."""
-        line = Text(no_wrap=True, end="")
-        for column, cell_width in zip(COLUMNS, self._widths, strict=True):
-            arrow = " " * PAD
-            if self._sort is not None and self._sort[0] == column:
-                arrow = ("↓" if self._sort[1] else "↑") + arrow[1:]
-            line.append(" " * PAD + column[:cell_width].ljust(cell_width) + arrow)
-        style = self.rich_style + self.get_component_rich_style("task-table--header")
-        return self._render(line, style, None, width)
-
-    def _strip(self, values: Sequence[Text | str], base: Style, post: Style | None, width: int) -> Strip:
-        line = Text(no_wrap=True, end="")
-        for column, value, cell_width in zip(COLUMNS, values, self._widths, strict=True):
-            text = value.copy() if isinstance(value, Text) else Text(value)
-            text.truncate(cell_width, overflow="crop" if column in CROPPED else "ellipsis", pad=True)
-            line.append(" " * PAD)
-            line.append_text(text)
-            line.append(" " * PAD)
-        return self._render(line, base, post, width)
-
-    def _render(self, line: Text, base: Style, post: Style | None, width: int) -> Strip:
-        segments = Segment.apply_style(line.render(self.app.console), style=base, post_style=post)
-        return Strip(segments).crop_extend(0, width, base)
+        return Strip(Segment.apply_style(content, style=base, post_style=post)).crop_extend(0, width, base)
