@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer
 
+from ..widgets.key_bar import KeyBar
 from ..widgets.mode_bar import ModeBar
 from ..widgets.stack_banner import StackBanner
 
@@ -19,7 +19,7 @@ class StalkScreen(Screen):
         yield ModeBar(self.SCOPE)
         yield StackBanner()
         yield from self.compose_body()
-        yield Footer()
+        yield KeyBar()
 
     def compose_body(self) -> ComposeResult:
         yield from ()

@@ -13,7 +13,7 @@ from textual.containers import VerticalScroll
 from textual.markup import escape
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ..actions import bindings
 from ..colours import markup
@@ -21,6 +21,7 @@ from ..formatting import bar, clock_time, duration, pretty_repr, preview
 from ..messages import Notice
 from ..submit_form import json_from_repr
 from ..task_rows import DONE_STATES, progress_of
+from ..widgets.key_bar import KeyBar
 from ..widgets.mode_bar import ModeBar
 from ..widgets.stack_banner import StackBanner
 from .confirm import ConfirmScreen
@@ -205,7 +206,7 @@ class DetailScreen(Screen):
         yield StackBanner()
         with VerticalScroll():
             yield Static(render_detail(self.task_id, self.data), id="detail-body")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.watch(self.app, "tasks_version", lambda _v: self.fetch())

@@ -5,9 +5,10 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label
+from textual.widgets import DataTable, Label
 
 from ..actions import ACTIONS, SCOPE_TITLES, bindings
+from ..widgets.key_bar import KeyBar
 
 
 class HelpScreen(Screen):
@@ -22,7 +23,7 @@ class HelpScreen(Screen):
         yield Label("[b]Keys[/b]  (also in the command palette: [b]:[/b] or [b]ctrl+p[/b]; mouse works too)",
                     id="help-title")
         yield DataTable(id="help-table", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
+from textual.widget import Widget
 from textual.widgets.data_table import CellDoesNotExist
 
 from embedded import ProcState, Stack
@@ -12,6 +14,7 @@ from panel.app import make_app
 from panel.messages import BrokerChanged, ProcessesChanged
 from panel.screens.confirm import ConfirmScreen
 from panel.screens.help import HelpScreen
+from panel.widgets.key_bar import KeyBar
 from panel.widgets.process_table import ProcessTable
 from tests.conftest import make_config
 
@@ -73,6 +76,43 @@ async def test_mode_bar_click_switches(eager_stack):
         await pilot.click("ModeBar", offset=(68, 0))  # "6 Logs"
         await pilot.pause()
         assert app.current_mode == "logs"
+
+
+@sync
+async def test_key_bar_follows_focus_and_clicks_run_the_key(eager_stack):
+    app = app_for(eager_stack)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        await pilot.pause()
+        bar = app.screen.query_one(KeyBar)
+        assert "Search" in bar.layout_for(app.screen)[0]
+        await pilot.press("slash")  # the search box has focus: the Tasks keys still show
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.click(KeyBar, offset=(1, 0))  # "/ Search"
+        await pilot.pause()
+        assert app.focused is not None and app.focused.id == "task-search"
+
+
+@sync
+async def test_focus_changes_leave_no_dead_widgets(eager_stack):
+    """Textual's Footer rebuilt a widget per key on each focus change and kept the old ones alive."""
+    app = app_for(eager_stack)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+
+        async def widgets_after(changes: int) -> int:
+            for _ in range(changes):
+                await pilot.press("slash", "enter")
+            await pilot.pause()
+            gc.collect()
+            return sum(1 for o in gc.get_objects() if isinstance(o, Widget))
+
+        before = await widgets_after(2)
+        assert await widgets_after(30) <= before
 
 
 async def wait_until(pilot, predicate, timeout: float = 60.0) -> None:
