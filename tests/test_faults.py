@@ -70,11 +70,12 @@ def test_sigkill_worker_with_200_tasks_loses_none(running_stack):
     del results, r
     gc.collect()  # results freed after the broker is gone would retry unsubscribing from it
     counts = runs(stack)
-    assert set(counts) == ids, "a task was lost"
+    assert set(counts) == ids, f"{len(ids - set(counts))} tasks lost"
     twice = {task_id for task_id, n in counts.items() if n > 1}
     redelivered = redelivered_ids(stack)
-    assert twice <= redelivered, "a task ran twice without being reported as redelivered"
-    assert redelivered, "the kill caught no task in flight: the redelivery path was not exercised"
+    assert twice <= redelivered, (f"{len(twice - redelivered)} of {len(twice)} tasks ran twice without being "
+                                  f"reported as redelivered ({len(redelivered)} were)")
+    assert redelivered, f"the kill caught no task in flight: the redelivery path was not exercised ({counts})"
     assert_store_finished(stack, ids)
 
 
