@@ -10,7 +10,7 @@ import pytest
 
 import embedded.events.store as store_module
 from embedded.events import EventStore, StoreBusy
-from embedded.events.queries import search_text
+from embedded.events.queries import search_text, sort_records
 
 HOST = "w1@host"
 
@@ -123,3 +123,21 @@ def test_a_quick_query_does_not_build_search_texts():
         store.query(search="add", wait=0.01)
     store.prepare_search()
     assert [r.task_id for r in store.query(search="add", wait=0.01)] == ["a"]
+
+
+def test_state_filters_read_the_state_index_and_match_a_plain_scan():
+    store = EventStore(max_tasks=3000)
+    for i in range(4000):  # evictions too
+        uuid = f"s{i:04d}"
+        end = ({"type": "task-failed", "uuid": uuid, "hostname": HOST, "timestamp": i + 0.5, "exception": "x"}
+               if i % 50 == 0 else done(uuid, i + 0.5))
+        store.ingest_many([sent(uuid, float(i), name=f"demo.t{i % 7}"), end])
+        if i % 97 == 0:
+            store.ingest({"type": "task-revoked", "uuid": uuid, "hostname": HOST, "timestamp": i + 0.9})
+    everything = store.query(limit=None, reverse=False)
+    for state in ("FAILURE", "SUCCESS", "REVOKED", "failure,revoked", "PENDING"):
+        wanted = {s.strip().upper() for s in state.split(",")}
+        for sort_key, reverse, limit in (("received", True, 20), ("received", False, None), ("name", True, 5)):
+            got = [r.task_id for r in store.query(state=state, sort_key=sort_key, reverse=reverse, limit=limit)]
+            plain = sort_records([r for r in everything if r.state in wanted], sort_key, reverse)[:limit]
+            assert got == [r.task_id for r in plain], (state, sort_key, reverse, limit)

@@ -157,6 +157,14 @@ def test_any_event_order_keeps_the_store_consistent(steps, cap):
         assert sum(fold.counts.values()) == len(fold.tasks) <= cap
         assert all(v >= 0 for v in fold.counts.values())
         assert {k: v for k, v in fold.counts.items() if v} == _recount(fold)
+        assert {k: set(ids) for k, ids in fold.by_state.items() if ids} == _by_state(fold)
+
+
+def _by_state(fold: Fold) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for rec in fold.tasks.values():
+        out.setdefault(rec.state, set()).add(rec.task_id)
+    return out
 
 
 def _recount(fold: Fold) -> dict[str, int]:

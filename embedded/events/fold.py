@@ -41,6 +41,7 @@ class Fold(WorkerFold):
         self.tasks: dict[str, TaskRecord] = {}
         self.workers: dict[str, WorkerRecord] = {}
         self.counts: dict[str, int] = dict.fromkeys(ALL_STATES, 0)
+        self.by_state: dict[str, dict[str, None]] = {state: {} for state in ALL_STATES}  # ordered id sets
         self.finished_order: OrderedDict[str, None] = OrderedDict()  # eviction order
         self.changed_tasks: set[str] = set()
         self.changed_workers: set[str] = set()
@@ -78,6 +79,7 @@ class Fold(WorkerFold):
             return
         self.tasks[record.task_id] = untrack(record)  # type: ignore[assignment]
         self.counts[record.state] = self.counts.get(record.state, 0) + 1
+        self.by_state.setdefault(record.state, {})[record.task_id] = None
         if record.state in FINISHED:
             self.finished_order[record.task_id] = None
         self._evict()
@@ -92,6 +94,7 @@ class Fold(WorkerFold):
         if rec is None:
             rec = self.tasks[uuid] = untrack(TaskRecord(uuid))  # type: ignore[assignment]
             self.counts[PENDING] += 1
+            self.by_state[PENDING][uuid] = None
             if self.published:
                 rec.priority, rec.group_id = self.published.pop(uuid, (None, None))
             if len(self.tasks) > self.max_tasks:
@@ -100,6 +103,13 @@ class Fold(WorkerFold):
         if self.dirty is not None:
             self.dirty[uuid] = rec
         return rec
+
+    def ids_in(self, states: Iterable[str], at_most: int) -> list[str] | None:
+        """Ids of the tasks in `states`, or None when there are more than `at_most`."""
+        wanted = list(dict.fromkeys(states))
+        if sum(self.counts.get(state, 0) for state in wanted) > at_most:
+            return None
+        return [task_id for state in wanted for task_id in self.by_state.get(state, ())]
 
     def note_published(self, task_id: str, priority: int | None, group_id: str | None) -> None:
         """What task events do not carry, from this process's publishes (before the task-sent event)."""
@@ -130,6 +140,7 @@ class Fold(WorkerFold):
             rec = self.tasks.pop(uuid, None)
             if rec is not None:
                 self.counts[rec.state] -= 1
+                self.by_state[rec.state].pop(uuid, None)
             self.changed_tasks.discard(uuid)
 
     def _move(self, rec: TaskRecord, state: str, ts: float | None) -> bool:
@@ -149,6 +160,8 @@ class Fold(WorkerFold):
             counts = self.counts
             counts[old] -= 1
             counts[state] = counts.get(state, 0) + 1
+            self.by_state[old].pop(rec.task_id, None)
+            self.by_state.setdefault(state, {})[rec.task_id] = None
             if state in FINISHED:
                 self.finished_order[rec.task_id] = None
                 if old in FINISHED:

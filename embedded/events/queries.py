@@ -16,12 +16,17 @@ SORT_KEYS: dict[str, Callable[[TaskRecord], object]] = {
 }
 
 
+def wanted_states(state: str) -> set[str]:
+    """"success, failure" -> {"SUCCESS", "FAILURE"}."""
+    return {s.strip().upper() for s in state.split(",")}
+
+
 def matches(state: str | None, name: str | None, queue: str | None, worker: str | None,
             search: str | None) -> Callable[[TaskRecord], bool] | None:
     """One predicate for the given filters (None when there are none)."""
     tests: list[Callable[[TaskRecord], bool]] = []
     if state:
-        wanted = {s.strip().upper() for s in state.split(",")}
+        wanted = wanted_states(state)
         tests.append(lambda r: r.state in wanted)
     if name:
         tests.append(lambda r: r.name is not None and name in r.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import sqlite3
 import threading
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from .fold import Fold
 from .history import HistoryWriter, load_recent
-from .queries import matches, search_text, sort_records, timeline
+from .queries import matches, search_text, sort_records, timeline, wanted_states
 from .records import Changes, TaskEvent, TaskRecord, WorkerRecord
 from .states import FAILURE, FINISHED
 
@@ -21,6 +22,16 @@ NOTIFY_EVERY = 0.1  # s between batches to subscribers
 EXPIRE_EVERY = 0.5  # s between heartbeat-expiry checks
 DEFAULT_MAX_TASKS = 20_000
 SEARCH_TEXTS_KEPT = 60.0  # s the search texts are kept after the last search
+
+
+def index_limit(size: int, limit: int | None) -> int:
+    """Up to how many tasks a state filter reads the state's index rather than walking the store. A
+    walk for the newest `limit` of a state holding `count` tasks reads about limit * size / count
+    records and stops; the index reads and sorts all `count`: the index wins below sqrt(limit * size)
+    (halved: sorting costs more per record). Without a limit a walk reads everything."""
+    if limit is None:
+        return size // 20
+    return min(size // 20, int(math.sqrt(limit * size) / 2))
 
 
 class StoreBusy(Exception):
@@ -219,6 +230,11 @@ class EventStore:
             raise StoreBusy("the search texts are not built yet")
         try:
             tasks = self._fold.tasks
+            few = None if not state or search else self._fold.ids_in(wanted_states(state), index_limit(
+                len(tasks), limit if sort_key == "received" else None))
+            if few is not None:  # a rare state: its index, not a walk of the whole store
+                records = sort_records([tasks[task_id] for task_id in few], "received", False)  # ties: by arrival
+                return sort_records([r for r in records if test is None or test(r)], sort_key, reverse)[:limit]
             newest: Iterable[TaskRecord] = (
                 filter(None, map(tasks.get, self._search_ids(search.lower()))) if search  # type: ignore[arg-type]
                 else reversed(tasks.values()))
