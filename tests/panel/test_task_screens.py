@@ -377,3 +377,21 @@ async def test_revoke_asks_first_and_finished_tasks_are_left_alone(eager_stack) 
         await pilot.press("v")
         await idle(pilot)
         assert not isinstance(app.screen, ConfirmScreen) and calls == [(PROGRESS, True)]
+
+
+@sync
+async def test_a_filter_key_while_the_store_is_busy_still_gets_its_rows(eager_stack) -> None:
+    """The key's own query gives up on a busy store after INLINE_WAIT; the worker answers instead."""
+    store = busy_store()
+    app = app_with(eager_stack, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot)
+        await pilot.press("2")
+        await until(pilot, lambda: len(table_ids(app)) > 3, "the busy store's rows")
+        screen = app.screen
+        assert isinstance(screen, TasksScreen)
+        with store._lock:  # a long writer (a history load, a burst) holds the store
+            screen.set_filter(TaskFilter(state="FAILURE"))
+            assert screen._dirty or screen._inflight  # handed over, not shown from a stale read
+        await until(pilot, lambda: table_ids(app) and all(
+            app.screen.query_one(TaskTable).row(t).state == "FAILURE" for t in table_ids(app)), "failures")
