@@ -66,7 +66,15 @@ def test_sigkill_worker_with_200_tasks_loses_none(running_stack):
     wait_until(lambda: stack.process("worker:faults").restarts == 1)
     ids = {r.id for r in results}
     for r in results:
-        assert r.get(timeout=120) == r.id
+        try:
+            assert r.get(timeout=120) == r.id
+        except Exception as exc:
+            broker = redis.Redis.from_url(stack.broker.broker_url)
+            rec = stack.events.get(r.id)
+            raise AssertionError(
+                f"{r.id}: store {rec.state if rec else None}, runs {runs(stack).get(r.id)}, backend "
+                f"{r.state}, queue {broker.llen('faults')}, unacked {broker.hlen('unacked')} "
+                f"{broker.hkeys('unacked')[:3]}, worker {stack.process('worker:faults').state}") from exc
     del results, r
     gc.collect()  # results freed after the broker is gone would retry unsubscribing from it
     counts = runs(stack)
