@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,14 @@ def default_config_file() -> Path:
 
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def set_aside(path: Path, stamp: int | None = None) -> Path:
+    """Rename a damaged file to <name>.corrupt-<time>, kept for the user and never overwritten; the new
+    path. OSError if it cannot be moved."""
+    aside = path.with_name(f"{path.name}.corrupt-{int(time.time()) if stamp is None else stamp}")
+    os.replace(path, aside)
+    return aside
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,11 @@ worker in a restart loop. Stalk's own revoke store (control/revokes.py) still re
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
+
+from .paths import set_aside
 
 SUFFIXES = ("", ".dir", ".dat", ".bak", ".db")  # every dbm flavour's files for one shelve name
 
@@ -31,14 +32,8 @@ def set_aside_if_unreadable(path: str) -> list[Path]:
         state.Persistent(state, path).close()
         return []
     except Exception as exc:
-        stamp = f".corrupt-{int(time.time())}"
-        moved = []
-        for suffix in SUFFIXES:
-            old = Path(path + suffix)
-            if old.exists():
-                new = old.with_name(old.name + stamp)
-                os.replace(old, new)
-                moved.append(new)
+        stamp = int(time.time())  # one for all of the shelve's files
+        moved = [set_aside(Path(path + suffix), stamp) for suffix in SUFFIXES if Path(path + suffix).exists()]
         print(f"[stalk] worker state db {path} is unreadable ({type(exc).__name__}: {exc}); moved aside to "
               f"{', '.join(p.name for p in moved)}, starting a new one", file=sys.stderr, flush=True)
         return moved

@@ -88,9 +88,8 @@ class StalkApp(App):
             self.notify(message.phase.text, title="Stack", severity="error", timeout=30)
         if message.phase.kind == "ready":
             gc_tuning.settle()
-        if message.phase.kind == "ready" and self._probe:
-            self.set_timer(HEALTH_EVERY, self.probe_broker)
-
+            if self._probe:
+                self.set_timer(HEALTH_EVERY, self.probe_broker)
 
     @on(ProcessesChanged)
     def _processes(self, message: ProcessesChanged) -> None:

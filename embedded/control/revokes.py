@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..paths import set_aside
 from ..secrets import write_private
 
 MAX_ENTRIES = 10_000
@@ -93,9 +94,8 @@ class RevokeStore:
             return None
 
     def _set_aside(self) -> None:
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
         try:
-            os.replace(self.path, aside)
+            aside = set_aside(self.path)
         except OSError as exc:
             log.warning("[stalk] revoke store %s is corrupt and cannot be moved aside: %s", self.path, exc)
             return

@@ -40,7 +40,6 @@ class Fold(WorkerFold):
         self.max_tasks = max_tasks
         self.tasks: dict[str, TaskRecord] = {}
         self.workers: dict[str, WorkerRecord] = {}
-        self.counts: dict[str, int] = dict.fromkeys(ALL_STATES, 0)
         self.by_state: dict[str, dict[str, None]] = {state: {} for state in ALL_STATES}  # ordered id sets
         self.finished_order: OrderedDict[str, None] = OrderedDict()  # eviction order
         self.changed_tasks: set[str] = set()
@@ -78,7 +77,6 @@ class Fold(WorkerFold):
         if record.task_id in self.tasks:
             return
         self.tasks[record.task_id] = untrack(record)  # type: ignore[assignment]
-        self.counts[record.state] = self.counts.get(record.state, 0) + 1
         self.by_state.setdefault(record.state, {})[record.task_id] = None
         if record.state in FINISHED:
             self.finished_order[record.task_id] = None
@@ -93,7 +91,6 @@ class Fold(WorkerFold):
         rec = self.tasks.get(uuid)
         if rec is None:
             rec = self.tasks[uuid] = untrack(TaskRecord(uuid))  # type: ignore[assignment]
-            self.counts[PENDING] += 1
             self.by_state[PENDING][uuid] = None
             if self.published:
                 rec.priority, rec.group_id = self.published.pop(uuid, (None, None))
@@ -104,10 +101,15 @@ class Fold(WorkerFold):
             self.dirty[uuid] = rec
         return rec
 
+    @property
+    def counts(self) -> dict[str, int]:
+        """Tasks per state."""
+        return {state: len(ids) for state, ids in self.by_state.items()}
+
     def ids_in(self, states: Iterable[str], at_most: int) -> list[str] | None:
         """Ids of the tasks in `states`, or None when there are more than `at_most`."""
         wanted = list(dict.fromkeys(states))
-        if sum(self.counts.get(state, 0) for state in wanted) > at_most:
+        if sum(len(self.by_state.get(state, ())) for state in wanted) > at_most:
             return None
         return [task_id for state in wanted for task_id in self.by_state.get(state, ())]
 
@@ -139,7 +141,6 @@ class Fold(WorkerFold):
                 uuid = next(iter(self.tasks))
             rec = self.tasks.pop(uuid, None)
             if rec is not None:
-                self.counts[rec.state] -= 1
                 self.by_state[rec.state].pop(uuid, None)
             self.changed_tasks.discard(uuid)
 
@@ -157,9 +158,6 @@ class Fold(WorkerFold):
             elif not (state == RETRY or old == RETRY or p_new <= p_old):
                 return False
             rec.state = state
-            counts = self.counts
-            counts[old] -= 1
-            counts[state] = counts.get(state, 0) + 1
             self.by_state[old].pop(rec.task_id, None)
             self.by_state.setdefault(state, {})[rec.task_id] = None
             if state in FINISHED:

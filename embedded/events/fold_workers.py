@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .records import TaskRecord, WorkerRecord
-from .states import LOST, PROGRESS, RUNNING, STARTED
+from .states import LOST, RUNNING
 
 
 class WorkerFold:
@@ -13,7 +13,7 @@ class WorkerFold:
 
     tasks: dict[str, TaskRecord]
     workers: dict[str, WorkerRecord]
-    counts: dict[str, int]
+    by_state: dict[str, dict[str, None]]
     changed_tasks: set[str]
     changed_workers: set[str]
     dirty: dict[str, TaskRecord] | None
@@ -62,9 +62,8 @@ class WorkerFold:
 
     def lose_running(self, hostname: str, ts: float | None) -> list[str]:
         """Tasks that were running on `hostname` when it died become LOST."""
-        if not (self.counts[STARTED] or self.counts.get(PROGRESS, 0)):
-            return []
-        lost = [r for r in self.tasks.values() if r.worker == hostname and r.state in RUNNING]
+        running = [self.tasks[task_id] for state in RUNNING for task_id in self.by_state.get(state, ())]
+        lost = [r for r in running if r.worker == hostname]
         for rec in lost:
             self._move(rec, LOST, ts)
             rec.finished = ts

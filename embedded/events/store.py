@@ -12,6 +12,7 @@ from itertools import compress, islice, repeat
 from operator import contains
 from pathlib import Path
 
+from ..paths import set_aside
 from .fold import Fold
 from .history import HistoryWriter, load_recent
 from .queries import matches, search_text, sort_records, timeline, wanted_states
@@ -32,6 +33,10 @@ def index_limit(size: int, limit: int | None) -> int:
     if limit is None:
         return size // 20
     return min(size // 20, int(math.sqrt(limit * size) / 2))
+
+
+def texts_of(items: Iterable[tuple[str, TaskRecord]]) -> dict[str, str]:
+    return {task_id: search_text(rec) for task_id, rec in items}
 
 
 class StoreBusy(Exception):
@@ -104,10 +109,8 @@ class EventStore:
         except Exception as exc:  # a corrupt db must not stop the stack: kept aside, history restarts
             message = f"[stalk] task history not loaded: {path}: {exc}"
             if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
-                aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
                 with contextlib.suppress(OSError):
-                    path.rename(aside)
-                    message += f"; moved to {aside.name}, starting a new one"
+                    message += f"; moved to {set_aside(path).name}, starting a new one"
             self._log(message)
             return
         with self._lock:
@@ -223,11 +226,10 @@ class EventStore:
         """Records by filter and sort. `wait`: at most this long for the store's lock, then StoreBusy
         (for a UI thread that must not block behind a long writer, e.g. a history load)."""
         test = matches(state, name, queue, worker, None)
+        if wait is not None and search and self._search_texts is None:
+            raise StoreBusy("the search texts are not built yet")  # not a quick read: prepare_search is
         if not self._lock.acquire(timeout=-1 if wait is None else wait):
             raise StoreBusy(f"the event store stayed busy for {wait} s")
-        if wait is not None and search and self._search_texts is None:
-            self._lock.release()  # building the texts is not a quick read: prepare_search or a worker
-            raise StoreBusy("the search texts are not built yet")
         try:
             tasks = self._fold.tasks
             few = None if not state or search else self._fold.ids_in(wanted_states(state), index_limit(
@@ -259,7 +261,7 @@ class EventStore:
                 return
             items = list(self._fold.tasks.items())
             self._changed_while_building = set(self._fold.changed_tasks)
-        texts = {task_id: search_text(rec) for task_id, rec in items}
+        texts = texts_of(items)
         with self._lock:
             changed = self._changed_while_building | self._fold.changed_tasks
             self._changed_while_building = None
@@ -275,7 +277,7 @@ class EventStore:
         self._searched = time.monotonic()
         texts = self._search_texts
         if texts is None:
-            texts = self._search_texts = {task_id: search_text(rec) for task_id, rec in self._fold.tasks.items()}
+            texts = self._search_texts = texts_of(self._fold.tasks.items())
         else:
             self._refresh_texts(texts, self._fold.changed_tasks)  # not notified yet
             texts = self._search_texts  # type: ignore[assignment]

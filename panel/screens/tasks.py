@@ -180,8 +180,8 @@ class TasksScreen(StalkScreen):
 
     @on(TaskTable.HeaderSelected)
     def _header(self, event: TaskTable.HeaderSelected) -> None:
-        key = event.column if event.column in SORT_KEYS else None
-        if key:
+        key = event.column
+        if key in SORT_KEYS:
             reverse = not self.filter.reverse if key == self.filter.sort_key else self.filter.reverse
             self.set_filter(TaskFilter(**{**self.filter.__dict__, "sort_key": key, "reverse": reverse}))
 
