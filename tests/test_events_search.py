@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-import embedded.events.store as store_module
+import embedded.events.search_texts as texts_module
 from embedded.events import EventStore, StoreBusy
 from embedded.events.queries import search_text, sort_records
 
@@ -66,7 +66,7 @@ def test_search_forgets_evicted_tasks():
     store._notify()
     assert store.query(search="gone") == []
     assert len(store.query(search="kept", limit=None)) == 50
-    assert len(store._search_texts or {}) <= 50 + 50 // 4 + 100  # evicted ones pruned in bulk
+    assert len(store._indexes["search"]) <= 50 + 50 // 4 + 100  # evicted ones pruned in bulk
 
 
 def test_fast_paths_match_a_plain_scan():
@@ -109,7 +109,7 @@ def test_search_texts_built_outside_the_lock_see_changes_made_meanwhile(monkeypa
             store._notify()
         return build(rec)
 
-    monkeypatch.setattr(store_module, "search_text", slow_build)
+    monkeypatch.setattr(texts_module, "search_text", slow_build)
     store.prepare_search()
     monkeypatch.undo()
     assert [r.task_id for r in store.query(search="fresh", wait=0.01)] == ["b"]

@@ -43,6 +43,7 @@ class Fold(WorkerFold):
         self.by_state: dict[str, dict[str, None]] = {state: {} for state in ALL_STATES}  # ordered id sets
         self.finished_order: OrderedDict[str, None] = OrderedDict()  # eviction order
         self.changed_tasks: set[str] = set()
+        self._arrivals = 0  # tasks added so far: the next one's TaskRecord.arrival
         self.changed_workers: set[str] = set()
         self.dirty: dict[str, TaskRecord] | None = {} if track_dirty else None
         self.throughput: dict[int, list[int]] = {}
@@ -76,6 +77,7 @@ class Fold(WorkerFold):
         """A record from the history db (oldest first), not marked dirty or changed."""
         if record.task_id in self.tasks:
             return
+        record.arrival = self._arrivals = self._arrivals + 1
         self.tasks[record.task_id] = untrack(record)  # type: ignore[assignment]
         self.by_state.setdefault(record.state, {})[record.task_id] = None
         if record.state in FINISHED:
@@ -90,7 +92,8 @@ class Fold(WorkerFold):
             return None
         rec = self.tasks.get(uuid)
         if rec is None:
-            rec = self.tasks[uuid] = untrack(TaskRecord(uuid))  # type: ignore[assignment]
+            rec = self.tasks[uuid] = untrack(TaskRecord(uuid, arrival=self._arrivals + 1))  # type: ignore[assignment]
+            self._arrivals += 1
             self.by_state[PENDING][uuid] = None
             if self.published:
                 rec.priority, rec.group_id = self.published.pop(uuid, (None, None))

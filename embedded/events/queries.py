@@ -50,8 +50,12 @@ def search_text(rec: TaskRecord) -> str:
 
 
 def sort_records(records: list[TaskRecord], sort_key: str, reverse: bool) -> list[TaskRecord]:
-    key = SORT_KEYS.get(sort_key, SORT_KEYS["received"])
-    return sorted(records, key=key, reverse=reverse)  # type: ignore[arg-type]
+    """`records` (in arrival order) by `sort_key`, ties in arrival order. Descending is ascending read
+    backwards (ties newest first), as a sort index is walked."""
+    out = sorted(records, key=SORT_KEYS.get(sort_key, SORT_KEYS["received"]))  # type: ignore[arg-type]
+    if reverse:
+        out.reverse()
+    return out
 
 
 def timeline(rec: TaskRecord) -> list[TaskEvent]:

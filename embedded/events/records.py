@@ -37,12 +37,14 @@ class TaskRecord:
     updated: float | None = None  # timestamp of the last event applied
     retried: float | None = None  # timestamp of the last retry
     attempts: list | None = None  # retries seen: (timestamp, worker, exception), None if never retried
+    arrival: int = 0  # the store's count of tasks when this one arrived: ties in a sort go by it
+
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in TASK_FIELDS}
 
 
-TASK_FIELDS: tuple[str, ...] = tuple(f for f in TaskRecord.__slots__ if f != "attempts")  # type: ignore[attr-defined]
+TASK_FIELDS: tuple[str, ...] = tuple(f for f in TaskRecord.__slots__ if f not in ("attempts", "arrival"))  # type: ignore[attr-defined]
 
 
 @dataclass(slots=True, eq=False)

@@ -8,21 +8,26 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from itertools import compress, islice, repeat
-from operator import contains
+from itertools import islice
+from operator import attrgetter
 from pathlib import Path
+from typing import Any, Protocol
 
 from ..paths import set_aside
 from .fold import Fold
 from .history import HistoryWriter, load_recent
-from .queries import matches, search_text, sort_records, timeline, wanted_states
+from .queries import SORT_KEYS, matches, sort_records, timeline, wanted_states
 from .records import Changes, TaskEvent, TaskRecord, WorkerRecord
+from .search_texts import SearchTexts
+from .sort_index import SortIndex
 from .states import FAILURE, FINISHED
 
 NOTIFY_EVERY = 0.1  # s between batches to subscribers
 EXPIRE_EVERY = 0.5  # s between heartbeat-expiry checks
 DEFAULT_MAX_TASKS = 20_000
-SEARCH_TEXTS_KEPT = 60.0  # s the search texts are kept after the last search
+ARRIVAL = attrgetter("arrival")
+INDEX_KEPT = 60.0  # s the search texts or a sort index are kept after the last query that read them
+SEARCH = "search"
 
 
 def index_limit(size: int, limit: int | None) -> int:
@@ -35,8 +40,12 @@ def index_limit(size: int, limit: int | None) -> int:
     return min(size // 20, int(math.sqrt(limit * size) / 2))
 
 
-def texts_of(items: Iterable[tuple[str, TaskRecord]]) -> dict[str, str]:
-    return {task_id: search_text(rec) for task_id, rec in items}
+class Index(Protocol):
+    """What the store keeps current for its queries: SearchTexts, SortIndex."""
+
+    def update(self, tasks: dict[str, TaskRecord], changed: Iterable[str]) -> None: ...
+    def stale(self, size: int) -> bool: ...
+    def prune(self, tasks: dict[str, TaskRecord]) -> None: ...
 
 
 class StoreBusy(Exception):
@@ -68,9 +77,10 @@ class EventStore:
         self._sources: list = []  # receiver / signal hooks: stopped with the store
         self._no_expiry: set[str] = set()
         self._resumed = 0.0  # monotonic time this process resumed from a pause
-        self._search_texts: dict[str, str] | None = None  # task id -> lowercased searchable text
-        self._searched = 0.0  # monotonic time of the last search
-        self._changed_while_building: set[str] | None = None  # ids changed while prepare_search ran
+        self._indexes: dict[str, Index] = {}  # SEARCH: SearchTexts; a sort key: its SortIndex
+        self._used: dict[str, float] = {}  # index name -> monotonic time a query last read it
+        self._building: dict[str, set[str]] = {}  # index name -> ids changed while it is built
+        self._sort_wanted: str | None = None  # a sort key a query found no index for
         for hostname, pool, concurrency in workers:
             self.declare_worker(hostname, pool, concurrency)
 
@@ -178,7 +188,12 @@ class EventStore:
             if now >= next_expiry:
                 next_expiry = now + EXPIRE_EVERY
                 self._expire()
+                self._drop_unread()
             self._notify()
+            wanted = self._sort_wanted
+            if wanted is not None:
+                self._sort_wanted = None
+                self.prepare_sort(wanted)
 
     def _notify(self) -> None:
         with self._lock:
@@ -188,14 +203,9 @@ class EventStore:
             changes = Changes(frozenset(fold.changed_tasks), frozenset(fold.changed_workers))
             fold.changed_tasks.clear()
             fold.changed_workers.clear()
-            if self._changed_while_building is not None:
-                self._changed_while_building |= changes.tasks
-            texts = self._search_texts
-            if texts is not None:  # kept current while searches happen; none for a while: freed
-                if time.monotonic() - self._searched > SEARCH_TEXTS_KEPT:
-                    self._search_texts = None
-                else:
-                    self._refresh_texts(texts, changes.tasks)
+            for building in self._building.values():
+                building |= changes.tasks
+            self._keep_indexes(changes.tasks)
         for cb in list(self._subscribers):
             try:
                 cb(changes)
@@ -223,76 +233,115 @@ class EventStore:
     def query(self, state: str | None = None, name: str | None = None, queue: str | None = None,
               worker: str | None = None, search: str | None = None, sort_key: str = "received",
               reverse: bool = True, limit: int | None = 500, wait: float | None = None) -> list[TaskRecord]:
-        """Records by filter and sort. `wait`: at most this long for the store's lock, then StoreBusy
-        (for a UI thread that must not block behind a long writer, e.g. a history load)."""
+        """Records by filter and sort. `wait`: a quick read for a UI thread: at most this long for the
+        store's lock, and no index built or whole store sorted for it; else StoreBusy (the caller asks
+        again from a thread)."""
         test = matches(state, name, queue, worker, None)
-        if wait is not None and search and self._search_texts is None:
-            raise StoreBusy("the search texts are not built yet")  # not a quick read: prepare_search is
+        needle = search.lower() if search else None
+        if needle is not None and SEARCH not in self._indexes:
+            if wait is not None:
+                raise StoreBusy("the search texts are not built yet")
+            self.prepare_search()
         if not self._lock.acquire(timeout=-1 if wait is None else wait):
             raise StoreBusy(f"the event store stayed busy for {wait} s")
         try:
-            tasks = self._fold.tasks
-            few = None if not state or search else self._fold.ids_in(wanted_states(state), index_limit(
-                len(tasks), limit if sort_key == "received" else None))
-            if few is not None:  # a rare state: its index, not a walk of the whole store
-                records = sort_records([tasks[task_id] for task_id in few], "received", False)  # ties: by arrival
-                return sort_records([r for r in records if test is None or test(r)], sort_key, reverse)[:limit]
-            newest: Iterable[TaskRecord] = (
-                filter(None, map(tasks.get, self._search_ids(search.lower()))) if search  # type: ignore[arg-type]
-                else reversed(tasks.values()))
-            if sort_key == "received" and reverse:  # the live view: walk back from the newest, stop at `limit`
-                return sort_records(first(newest, test, limit), sort_key, reverse)
-            records = list(newest)
+            found, in_order = self._select(test, state, needle, sort_key, reverse, limit, quick=wait is not None)
         finally:
             self._lock.release()
-        records.reverse()  # arrival order
-        if sort_key == "received":  # no sort of the whole store
-            return sort_records(first(records, test, limit), sort_key, reverse)
-        chosen = records if test is None else [r for r in records if test(r)]
+        if in_order:
+            return found
+        chosen = found if test is None else [r for r in found if test(r)]  # all of them, in arrival order
         return sort_records(chosen, sort_key, reverse)[:limit]
 
+    def _select(self, test: Callable[[TaskRecord], bool] | None, state: str | None, needle: str | None,
+                sort_key: str, reverse: bool, limit: int | None, quick: bool) -> tuple[list[TaskRecord], bool]:
+        """Under the lock: (the answer, True), or (every candidate in arrival order, False) for a sort of
+        the whole store outside the lock."""
+        tasks = self._fold.tasks
+        index = self._kept(sort_key) if sort_key in SORT_KEYS and sort_key != "received" else None
+        ordered = sort_key == "received" or index is not None  # a walk in order that stops at `limit`
+        few = None if not state or needle else self._fold.ids_in(
+            wanted_states(state), index_limit(len(tasks), limit if ordered else None))
+        if few is not None:  # a rare state: its index, not a walk of the whole store
+            records = sorted((tasks[task_id] for task_id in few), key=ARRIVAL)
+            return sort_records([r for r in records if test is None or test(r)], sort_key, reverse)[:limit], True
+        texts: SearchTexts | None = self._kept(SEARCH) if needle is not None else None
+        if needle is not None and texts is None:  # dropped since prepare_search: a long pause
+            texts = self._indexes[SEARCH] = SearchTexts(tasks.items())  # type: ignore[assignment]
+        if sort_key == "received":  # the live view: walk from the newest (or oldest), stop at `limit`
+            walk = (filter(None, map(tasks.get, texts.ids(needle, reverse))) if texts and needle
+                    else reversed(tasks.values()) if reverse else iter(tasks.values()))
+            found = first(walk, test, limit)
+            if reverse:
+                found.reverse()
+            return sort_records(found, sort_key, reverse), True
+        if index is None:
+            self._sort_wanted = sort_key  # the notifier builds it; meanwhile a sort of the whole store
+            if quick:
+                raise StoreBusy(f"no {sort_key} sort index yet")
+            walk = filter(None, map(tasks.get, texts.ids(needle, False))) if texts and needle else tasks.values()
+            return list(walk), False
+        ids = index.ids(reverse)
+        if texts is not None and needle is not None:
+            cap = index_limit(len(tasks), None)
+            matched = list(islice(texts.ids(needle, False), cap + 1))
+            if len(matched) <= cap:  # few matches: sorted outside the lock
+                return list(filter(None, map(tasks.get, matched))), False
+            ids = filter(lambda task_id: texts.has(task_id, needle), ids)  # type: ignore[union-attr, arg-type]
+        return first(filter(None, map(tasks.get, ids)), test, limit), True
+
+    # -- kept indexes: the search texts, the sort indexes -----------------------------------------
+
     def prepare_search(self) -> None:
-        """Build the search texts now, e.g. when a search box opens (~50 ms for 100,000 tasks). The
-        texts are built outside the lock, so ingestion and live queries go on; tasks that changed
+        """Build the search texts now, e.g. when a search box opens (~50 ms for 100,000 tasks)."""
+        self._build(SEARCH, SearchTexts)
+
+    def prepare_sort(self, sort_key: str) -> None:
+        """Build `sort_key`'s index now (~50 ms and ~12 MB for 100,000 tasks)."""
+        if sort_key in SORT_KEYS and sort_key != "received":
+            self._build(sort_key, lambda items: SortIndex(sort_key, SORT_KEYS[sort_key], items))
+
+    def _build(self, name: str, make: Callable[[list[tuple[str, TaskRecord]]], Index]) -> None:
+        """Built outside the lock, so ingestion and live queries go on; the tasks that changed
         meanwhile are re-read under it."""
         with self._lock:
-            self._searched = time.monotonic()
-            if self._search_texts is not None or self._changed_while_building is not None:
+            self._used[name] = time.monotonic()
+            if name in self._indexes or name in self._building:
                 return
             items = list(self._fold.tasks.items())
-            self._changed_while_building = set(self._fold.changed_tasks)
-        texts = texts_of(items)
+            self._building[name] = set(self._fold.changed_tasks)
+        try:
+            index = make(items)
+        finally:
+            with self._lock:
+                changed = self._building.pop(name) | self._fold.changed_tasks
         with self._lock:
-            changed = self._changed_while_building | self._fold.changed_tasks
-            self._changed_while_building = None
-            if self._search_texts is None:  # a search did not build them first
-                self._search_texts = texts
-                self._refresh_texts(texts, changed)
+            index.update(self._fold.tasks, changed)
+            self._indexes[name] = index
+            self._used[name] = time.monotonic()
 
-    def _search_ids(self, needle: str) -> Iterator[str]:
-        """Ids whose id/name/args/kwargs contain `needle` (lowercase), newest first, lazily: the live
-        view stops after its first `limit` hits. The lowercased texts are built at the first search,
-        then kept current by the notifier (changed tasks) until searches stop for a while. May name
-        evicted tasks (pruned in bulk). Caller holds the lock and consumes the iterator under it."""
-        self._searched = time.monotonic()
-        texts = self._search_texts
-        if texts is None:
-            texts = self._search_texts = texts_of(self._fold.tasks.items())
-        else:
-            self._refresh_texts(texts, self._fold.changed_tasks)  # not notified yet
-            texts = self._search_texts  # type: ignore[assignment]
-        return compress(reversed(texts.keys()), map(contains, reversed(texts.values()), repeat(needle)))
+    def _kept(self, name: str) -> Any:
+        """An index brought up to date with changes not notified yet (caller holds the lock)."""
+        index = self._indexes.get(name)
+        if index is not None:
+            index.update(self._fold.tasks, self._fold.changed_tasks)
+            self._used[name] = time.monotonic()
+        return index
 
-    def _refresh_texts(self, texts: dict[str, str], changed: Iterable[str]) -> None:
+    def _keep_indexes(self, changed: Iterable[str]) -> None:
+        """Indexes follow the changed tasks (caller holds the lock)."""
         tasks = self._fold.tasks
-        for task_id in changed:
-            rec = tasks.get(task_id)
-            if rec is None:
-                texts.pop(task_id, None)
-            else:
-                texts[task_id] = search_text(rec)
-        if len(texts) > len(tasks) + len(tasks) // 4 + 100:  # evicted tasks left behind
-            self._search_texts = {k: v for k, v in texts.items() if k in tasks}
+        for index in self._indexes.values():
+            index.update(tasks, changed)
+            if index.stale(len(tasks)):
+                index.prune(tasks)
+
+    def _drop_unread(self) -> None:
+        """Indexes no query read for a while are freed."""
+        now = time.monotonic()
+        with self._lock:
+            for name in [n for n in self._indexes if now - self._used.get(n, 0.0) > INDEX_KEPT]:
+                del self._indexes[name]
 
     def events_of(self, task_id: str) -> list[TaskEvent]:
         rec = self._fold.tasks.get(task_id)

@@ -1,0 +1,126 @@
+"""Sorted queries read a kept sort index: the same rows as sorting every record, while tasks change
+state, get their runtime, get evicted and arrive; built outside the lock; one at a time; freed."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import embedded.events.store as store_module
+from embedded.events import EventStore, StoreBusy
+from embedded.events.queries import SORT_KEYS, search_text, sort_records
+from tests.test_events_search import HOST, done, sent
+
+KEYS = [k for k in SORT_KEYS if k != "received"]
+
+
+def plain(store: EventStore, sort_key: str, reverse: bool, limit: int | None, state: str | None = None,
+          needle: str | None = None) -> list[str]:
+    """Every record, filtered and sorted the slow way."""
+    everything = list(store._fold.tasks.values())  # arrival order
+    chosen = [r for r in everything if (state is None or r.state == state)
+              and (needle is None or needle in search_text(r))]
+    return [r.task_id for r in sort_records(chosen, sort_key, reverse)[:limit]]
+
+
+def started(uuid: str, ts: float, worker: str) -> dict:
+    return {"type": "task-started", "uuid": uuid, "hostname": worker, "timestamp": ts}
+
+
+def failed(uuid: str, ts: float) -> dict:
+    return {"type": "task-failed", "uuid": uuid, "hostname": HOST, "timestamp": ts, "exception": "boom"}
+
+
+def check_all(store: EventStore) -> None:
+    for sort_key in KEYS:
+        store.prepare_sort(sort_key)
+        assert sort_key in store._indexes
+        for reverse in (True, False):
+            for limit in (None, 7):
+                for state, needle in ((None, None), ("SUCCESS", None), ("FAILURE", None), (None, "(3"),
+                                      (None, "name1"), (None, "zzz")):
+                    got = [r.task_id for r in store.query(sort_key=sort_key, reverse=reverse, limit=limit,
+                                                          state=state, search=needle)]
+                    assert got == plain(store, sort_key, reverse, limit, state, needle), (
+                        sort_key, reverse, limit, state, needle)
+
+
+events = st.lists(st.tuples(st.integers(0, 60), st.sampled_from(["sent", "started", "done", "failed"]),
+                            st.integers(0, 4)), min_size=1, max_size=300)
+
+
+@settings(max_examples=40, deadline=None)
+@given(events)
+def test_sorted_queries_match_a_plain_sort_while_tasks_change(steps):
+    store = EventStore(max_tasks=40)  # evictions too
+    for sort_key in KEYS:
+        store.prepare_sort(sort_key)  # the last one is kept, and follows every change below
+    for n, (task, kind, variant) in enumerate(steps):
+        uuid, ts = f"t{task:02d}", float(n)
+        event = {"sent": lambda: sent(uuid, ts, name=f"demo.name{variant}", args=f"({variant * 3},)"),
+                 "started": lambda: started(uuid, ts, f"w{variant}@host"),
+                 "done": lambda: {**done(uuid, ts), "runtime": variant / 10},
+                 "failed": lambda: failed(uuid, ts)}[kind]()
+        store.ingest(event)
+        if n % 17 == 0:
+            store._notify()
+    check_all(store)
+
+
+def test_a_sort_index_built_outside_the_lock_sees_changes_made_meanwhile(monkeypatch):
+    store = EventStore()
+    store.ingest_many([sent("a", 1.0, name="demo.b"), done("a", 1.5)])
+    store._notify()
+    build = store_module.SortIndex
+
+    def slow_build(sort_key, key, items):  # while the index is built, tasks arrive and change
+        store.ingest_many([sent("b", 2.0, name="demo.a"), sent("c", 3.0, name="demo.c")])
+        store._notify()
+        store.ingest(sent("a", 1.0, name="demo.z"))  # not notified yet
+        return build(sort_key, key, items)
+
+    monkeypatch.setattr(store_module, "SortIndex", slow_build)
+    store.prepare_sort("name")
+    monkeypatch.undo()
+    got = [r.task_id for r in store.query(sort_key="name", reverse=False, wait=0.01)]
+    assert got == ["b", "c", "a"]
+
+
+def test_a_quick_query_never_sorts_the_whole_store_and_the_notifier_builds_the_index():
+    store = EventStore()
+    store.ingest_many([sent(f"t{i}", float(i), name=f"demo.n{i % 3}") for i in range(30)])
+    with pytest.raises(StoreBusy):
+        store.query(sort_key="runtime", wait=0.01)
+    assert len(store.query(sort_key="runtime")) == 30  # a thread's query sorts meanwhile
+    store.start()
+    try:
+        for _ in range(100):
+            if "runtime" in store._indexes:
+                break
+            store._stop.wait(0.02)
+        assert [r.task_id for r in store.query(sort_key="runtime", wait=0.01)] == plain(store, "runtime", True, 500)
+    finally:
+        store.stop()
+
+
+def test_indexes_no_query_read_for_a_while_are_freed(monkeypatch):
+    store = EventStore()
+    store.ingest_many([sent("a", 1.0), done("a", 1.5)])
+    store.prepare_sort("name")
+    store.prepare_search()
+    clock = store_module.time.monotonic() + store_module.INDEX_KEPT / 2
+    monkeypatch.setattr(store_module.time, "monotonic", lambda: clock)
+    store.prepare_sort("queue")
+    store.query(sort_key="name")
+    assert set(store._indexes) == {"name", "queue", "search"}
+    clock += store_module.INDEX_KEPT * 0.75
+    store.ingest(sent("b", 2.0))
+    store._notify()
+    store._drop_unread()
+    assert set(store._indexes) == {"name", "queue"}
+    clock += store_module.INDEX_KEPT
+    store._drop_unread()
+    assert store._indexes == {}
+    store.ingest(sent("c", 3.0))
+    assert [r.task_id for r in store.query(sort_key="queue", search="add")] == ["c", "b", "a"]
