@@ -114,6 +114,21 @@ def test_what_finished_unheard_is_caught_up_from_the_result_backend(stack):
     assert "raise ValueError(message)" in deaf.get(bad).traceback
 
 
+def test_a_lost_task_that_finished_unheard_takes_its_result_from_the_backend(stack):
+    """A worker killed after acknowledging a task may not have sent its task-succeeded (Celery buffers
+    task events in the worker's loop): when the task turns LOST the store asks the result backend."""
+    store, task_id, host = store_of(stack), f"unheard-{time.time_ns()}", "ghost@events"
+    stack.app.backend.store_result(task_id, 42, "SUCCESS")  # what the killed worker's child wrote
+    now = time.time()
+    store.ingest({"type": "worker-online", "hostname": host, "timestamp": now, "freq": 2.0, "pid": 1})
+    store.ingest({"type": "task-started", "uuid": task_id, "hostname": host, "timestamp": now})
+    store.ingest({"type": "worker-online", "hostname": host, "timestamp": now + 1, "freq": 2.0, "pid": 2})
+    assert store.get(task_id).state == "LOST"  # a new incarnation of the worker: the old one died
+    rec = store.wait_for(task_id, {"SUCCESS"}, timeout=10)
+    assert rec is not None, store.get(task_id)
+    assert rec.result == "42" and rec.worker == host
+
+
 def test_stalk_tasks_reads_the_history_while_the_stack_runs(stack):
     task_id = send(stack, "ev.add", 20, 22)
     assert store_of(stack).wait_for(task_id, {"SUCCESS"}, timeout=20) is not None

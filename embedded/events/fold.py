@@ -45,6 +45,7 @@ class Fold(WorkerFold):
         self.changed_tasks: set[str] = set()
         self._arrivals = 0  # tasks added so far: the next one's TaskRecord.arrival
         self.changed_workers: set[str] = set()
+        self.lost: list[str] = []  # ids made LOST since the store last handed them to on_lost
         self.dirty: dict[str, TaskRecord] | None = {} if track_dirty else None
         self.throughput: dict[int, list[int]] = {}
         self.failures: list[str] = []  # newest last, trimmed

@@ -17,6 +17,7 @@ class WorkerFold:
     changed_tasks: set[str]
     changed_workers: set[str]
     dirty: dict[str, TaskRecord] | None
+    lost: list[str]
 
     def _move(self, rec: TaskRecord, state: str, ts: float | None) -> bool:
         raise NotImplementedError
@@ -71,7 +72,9 @@ class WorkerFold:
             self.changed_tasks.add(rec.task_id)
             if self.dirty is not None:
                 self.dirty[rec.task_id] = rec
-        return [r.task_id for r in lost]
+        ids = [r.task_id for r in lost]
+        self.lost.extend(ids)
+        return ids
 
     def expire_workers(self, now: float, skip: Callable[[str], bool] = lambda _h: False) -> list[str]:
         """Workers whose heartbeats stopped (2 x freq + 1 s, like Celery's window) go offline."""

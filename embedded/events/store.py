@@ -81,6 +81,10 @@ class EventStore:
         self._used: dict[str, float] = {}  # index name -> monotonic time a query last read it
         self._building: dict[str, set[str]] = {}  # index name -> ids changed while it is built
         self._sort_wanted: str | None = None  # a sort key a query found no index for
+        #: Called (notifier thread, no lock held) with the ids of tasks that became LOST: a worker killed
+        #: after it acknowledged a task may never have sent its task-succeeded event (Celery buffers
+        #: task events in the worker's loop), so the stack looks them up in the result backend.
+        self.on_lost: Callable[[list[str]], None] | None = None
         for hostname, pool, concurrency in workers:
             self.declare_worker(hostname, pool, concurrency)
 
@@ -190,6 +194,7 @@ class EventStore:
                 self._expire()
                 self._drop_unread()
             self._notify()
+            self._hand_over_lost()
             wanted = self._sort_wanted
             if wanted is not None:
                 self._sort_wanted = None
@@ -211,6 +216,15 @@ class EventStore:
                 cb(changes)
             except Exception as exc:  # one bad listener must not starve the others
                 self._log(f"[stalk] event subscriber failed: {type(exc).__name__}: {exc}")
+
+    def _hand_over_lost(self) -> None:
+        with self._lock:
+            lost, self._fold.lost = self._fold.lost, []
+        if lost and self.on_lost is not None:
+            try:
+                self.on_lost(lost)
+            except Exception as exc:
+                self._log(f"[stalk] looking up lost tasks failed: {type(exc).__name__}: {exc}")
 
     def _expire(self) -> None:
         """Workers silent past their heartbeat window go offline (their running tasks LOST), but only

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from ..children import node_name
@@ -36,4 +37,10 @@ def start_store(stack: Any) -> EventStore:
             reconcile(ids, stack.app.backend, store.ingest)
 
         store.attach(EventReceiver(stack.app, store.ingest, log=log.info, on_connect=catch_up))
+
+        def look_up_lost(ids: list[str]) -> None:  # finished before the worker died, unheard: the backend knows
+            threading.Thread(target=reconcile, args=(ids, stack.app.backend, store.ingest),
+                             name="stalk-reconcile-lost", daemon=True).start()
+
+        store.on_lost = look_up_lost
     return store
