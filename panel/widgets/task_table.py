@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from rich.segment import Segment
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -125,16 +125,30 @@ class TaskTable(ScrollView, can_focus=True):
         new = {row.task_id: row for row in rows}
         order = list(new)
         touched = sum(1 for key in old if key not in new)
-        for row in rows:
+        changed: list[int] = []  # indexes of rows whose values changed
+        for index, row in enumerate(rows):
             before = old.get(row.task_id)
-            touched += 1 if before is None else (changed_fields(before, row) if before != row else 0)
+            if before is None:
+                touched += 1
+            elif before != row:
+                touched += changed_fields(before, row)
+                changed.append(index)
         self.updates = touched
-        if order == self._order and not touched:
+        if order == self._order:  # the same rows in the same places: repaint the lines that changed
+            self._rows = new
+            self._refresh_rows(changed)
             return
         self._rows, self._order = new, order
         self.virtual_size = Size(self.size.width, 1 + len(order))
         self._set_cursor(order.index(selected) if selected in new else self.cursor_row)
         self.refresh()
+
+    def _refresh_rows(self, indexes: Sequence[int]) -> None:
+        """Repaint only these rows' lines (those on screen): the rest of the table keeps its cached lines."""
+        top, body = round(self.scroll_offset.y), self.size.height - 1
+        lines = [Region(0, 1 + index - top, self.size.width, 1) for index in indexes if top <= index < top + body]
+        if lines:
+            self.refresh(*lines)
 
     def set_sort(self, column: str, reverse: bool) -> None:
         """Mark the sorted column in the header."""
@@ -147,8 +161,12 @@ class TaskTable(ScrollView, can_focus=True):
 
     def move_cursor(self, row: int, animate: bool = False) -> None:
         """Put the cursor on `row` (clamped) and scroll it into view."""
+        before, top = self.cursor_row, self.scroll_offset.y
         self._set_cursor(row)
-        self.refresh()
+        if self.scroll_offset.y == top:
+            self._refresh_rows((before, self.cursor_row))
+        else:
+            self.refresh()
 
     def _set_cursor(self, row: int) -> None:
         self.cursor_row = max(0, min(row, len(self._order) - 1))

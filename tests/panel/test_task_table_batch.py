@@ -59,3 +59,32 @@ async def test_changed_rows_re_render_and_the_cursor_is_clamped_when_rows_go() -
         assert keys(table) == [f"task-{i:05d}" for i in reversed(range(5))]
         await pilot.pause()
         assert table.virtual_size.height == 1 + 5
+
+
+def painted(table: TaskTable) -> list[tuple[str, object]]:
+    """The table's lines as the screen gets them (through Textual's line cache): text and background."""
+    strips = table.render_lines(table.size.region)
+    return [(strip.text, strip._segments[0].style.bgcolor if strip._segments else None) for strip in strips]
+
+
+@sync
+async def test_a_cursor_move_and_a_changed_row_repaint_their_lines_only() -> None:
+    app = TableApp()
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(TaskTable)
+        variables = app.get_css_variables()
+        rows = [row(i) for i in range(50)]
+        table.show(rows, variables)
+        await pilot.pause()
+        before = painted(table)
+        cursor_bg = before[1][1]
+        assert before[2][1] != cursor_bg
+        await pilot.press("down")
+        after = painted(table)
+        assert table.cursor_row == 1 and after[2][1] == cursor_bg and after[1][1] != cursor_bg
+        assert after[3:] == before[3:]
+        table.show([row(i, "FAILURE" if i == 3 else "SUCCESS") for i in range(50)], variables)
+        await pilot.pause()
+        changed = painted(table)
+        assert "FAILURE" in changed[4][0] and "FAILURE" not in after[4][0]
+        assert changed[:4] == after[:4] and changed[5:] == after[5:]
