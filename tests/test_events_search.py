@@ -7,6 +7,8 @@ import gc
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import embedded.events.search_texts as texts_module
 from embedded.events import EventStore, StoreBusy
@@ -141,3 +143,34 @@ def test_state_filters_read_the_state_index_and_match_a_plain_scan():
             got = [r.task_id for r in store.query(state=state, sort_key=sort_key, reverse=reverse, limit=limit)]
             plain = sort_records([r for r in everything if r.state in wanted], sort_key, reverse)[:limit]
             assert got == [r.task_id for r in plain], (state, sort_key, reverse, limit)
+
+
+ops = st.lists(st.one_of(
+    st.tuples(st.just("task"), st.integers(0, 40), st.sampled_from(["('abc',)", "('ab',)", "('b',)", "('xbc',)"])),
+    st.tuples(st.just("search"), st.sampled_from(["a", "ab", "abc", "b", "bc", "xbc", "zz"]), st.sampled_from([None, 3])),
+    st.tuples(st.just("notify"), st.just(0), st.just(0))), min_size=1, max_size=120)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops)
+def test_a_remembered_scan_answers_like_a_full_one_while_texts_change(steps):
+    """Typing on (a needle that contains the last one) re-tests the last complete scan's matches and
+    the texts that changed since: the same rows as testing every text."""
+    store = EventStore(max_tasks=30)  # evictions too
+    for n, (kind, a, b) in enumerate(steps):
+        if kind == "task":
+            store.ingest(sent(f"t{a:02d}", float(n), args=b))
+        elif kind == "notify":
+            store._notify()
+        else:
+            for reverse in (True, False):
+                got = [r.task_id for r in store.query(search=a, limit=b, reverse=reverse)]
+                assert got == walked(store, a, reverse, b), (a, b, reverse)
+
+
+def walked(store: EventStore, needle: str, reverse: bool, limit: int | None) -> list[str]:
+    """The live view's rule, testing every text: the newest (or oldest) `limit` matches by arrival,
+    sorted by received time."""
+    matches = [r for r in store._fold.tasks.values() if needle in search_text(r)]
+    chosen = (matches[::-1] if reverse else matches)[:limit]
+    return [r.task_id for r in sort_records(sorted(chosen, key=lambda r: r.arrival), "received", reverse)]

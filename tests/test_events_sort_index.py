@@ -46,6 +46,16 @@ def check_all(store: EventStore) -> None:
                         sort_key, reverse, limit, state, needle)
 
 
+def make_event(kind: str, uuid: str, ts: float, variant: int) -> dict:
+    if kind == "sent":
+        return sent(uuid, ts, name=f"demo.name{variant}", args=f"({variant * 3},)")
+    if kind == "started":
+        return started(uuid, ts, f"w{variant}@host")
+    if kind == "done":
+        return {**done(uuid, ts), "runtime": variant / 10}
+    return failed(uuid, ts)
+
+
 events = st.lists(st.tuples(st.integers(0, 60), st.sampled_from(["sent", "started", "done", "failed"]),
                             st.integers(0, 4)), min_size=1, max_size=300)
 
@@ -57,11 +67,7 @@ def test_sorted_queries_match_a_plain_sort_while_tasks_change(steps):
     for sort_key in KEYS:
         store.prepare_sort(sort_key)  # the last one is kept, and follows every change below
     for n, (task, kind, variant) in enumerate(steps):
-        uuid, ts = f"t{task:02d}", float(n)
-        event = {"sent": lambda: sent(uuid, ts, name=f"demo.name{variant}", args=f"({variant * 3},)"),
-                 "started": lambda: started(uuid, ts, f"w{variant}@host"),
-                 "done": lambda: {**done(uuid, ts), "runtime": variant / 10},
-                 "failed": lambda: failed(uuid, ts)}[kind]()
+        event = make_event(kind, f"t{task:02d}", float(n), variant)
         store.ingest(event)
         if n % 17 == 0:
             store._notify()

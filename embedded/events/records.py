@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 
@@ -44,6 +45,7 @@ class TaskRecord:
         return {name: getattr(self, name) for name in TASK_FIELDS}
 
 
+ARRIVAL = attrgetter("arrival")  # sort key: arrival order
 TASK_FIELDS: tuple[str, ...] = tuple(f for f in TaskRecord.__slots__ if f not in ("attempts", "arrival"))  # type: ignore[attr-defined]
 
 

@@ -2,8 +2,11 @@
 
 Built at the first search (or when a search box opens), then updated with the ids of the tasks that
 changed until searches stop for a while. `ids` tests every text in C and yields lazily, so a view
-that wants the newest 500 matches stops after them. May still name evicted tasks: readers skip ids
-the store no longer holds, and `prune` drops them in bulk.
+that wants the newest 500 matches stops after them. A scan that reached the end is remembered: a
+needle that contains its needle (the next key typed, or the same search refreshed live) only tests
+those matches and the texts that changed since, instead of the whole store (a rare needle: a 7 ms
+scan of 100,000 texts that holds the GIL, four times a second while the view refreshes). May still
+name evicted tasks: readers skip ids the store no longer holds, and `prune` drops them in bulk.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from itertools import compress, repeat
 from operator import contains
 
 from .queries import search_text
-from .records import TaskRecord
+from .records import ARRIVAL, TaskRecord
+
+SINCE_KEPT = 20_000  # changed texts tracked since the last complete scan, then the scan is forgotten
 
 
 class SearchTexts:
@@ -21,24 +26,64 @@ class SearchTexts:
         """From (id, record) pairs in arrival order; may run outside the store's lock on a copy of its
         items, then catch up with `update` under it."""
         self._texts = {task_id: search_text(rec) for task_id, rec in items}
+        self._scan: tuple[str, list[str]] | None = None  # a needle and all its matches, oldest first
+        self._since: set[str] = set()  # ids whose text changed or arrived since that scan
 
     def __len__(self) -> int:
         return len(self._texts)
 
     def update(self, tasks: Mapping[str, TaskRecord], changed: Iterable[str]) -> None:
-        texts = self._texts
+        texts, since, new = self._texts, self._since, []
         for task_id in changed:
             rec = tasks.get(task_id)
             if rec is None:
                 texts.pop(task_id, None)
-            else:
-                texts[task_id] = search_text(rec)
+                continue
+            before = texts.get(task_id)
+            if before is None:
+                new.append(rec)
+                continue
+            text = search_text(rec)
+            if before != text:
+                texts[task_id] = text
+                if self._scan is not None:
+                    since.add(task_id)
+        for rec in sorted(new, key=ARRIVAL):  # `changed` is a set: new texts go in in arrival order
+            texts[rec.task_id] = search_text(rec)
+            if self._scan is not None:
+                since.add(rec.task_id)
+        if len(since) > SINCE_KEPT:
+            self._scan = None
+            since.clear()
 
-    def ids(self, needle: str, reverse: bool = True) -> Iterator[str]:
-        """Ids whose text contains `needle` (lowercase), newest first unless not `reverse`, lazily."""
+    def ids(self, needle: str, reverse: bool = True, tasks: Mapping[str, TaskRecord] | None = None) -> Iterator[str]:
+        """Ids whose text contains `needle` (lowercase), newest first unless not `reverse`, lazily.
+        With the store's `tasks`, a remembered scan may answer (in their arrival order)."""
+        scan = self._scan
+        if scan is not None and tasks is not None and scan[0] in needle:
+            return self._rescan(needle, reverse, tasks)
+        return self._scan_all(needle, reverse)
+
+    def _scan_all(self, needle: str, reverse: bool) -> Iterator[str]:
         texts = self._texts
         keys, values = (reversed(texts.keys()), reversed(texts.values())) if reverse else (texts.keys(), texts.values())
-        return compress(keys, map(contains, values, repeat(needle)))
+        found: list[str] = []
+        for task_id in compress(keys, map(contains, values, repeat(needle))):
+            found.append(task_id)
+            yield task_id
+        if reverse:
+            found.reverse()
+        self._scan, self._since = (needle, found), set()  # every text was tested: remembered
+
+    def _rescan(self, needle: str, reverse: bool, tasks: Mapping[str, TaskRecord]) -> Iterator[str]:
+        texts = self._texts
+        held = [tasks[i] for i in {*self._scan[1], *self._since} if i in tasks]  # type: ignore[index]
+        candidates = [rec.task_id for rec in sorted(held, key=ARRIVAL, reverse=reverse)]
+        found = [task_id for task_id in candidates if needle in texts.get(task_id, "")]
+        yield from found
+        if reverse:
+            found.reverse()
+        self._scan, self._since = (needle, found), set()
 
     def has(self, task_id: str, needle: str) -> bool:
         return needle in self._texts.get(task_id, "")
@@ -49,3 +94,5 @@ class SearchTexts:
 
     def prune(self, tasks: Mapping[str, TaskRecord]) -> None:
         self._texts = {k: v for k, v in self._texts.items() if k in tasks}
+        if self._scan is not None:
+            self._scan = (self._scan[0], [k for k in self._scan[1] if k in tasks])

@@ -7,9 +7,8 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from itertools import islice
-from operator import attrgetter
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,7 +16,7 @@ from ..paths import set_aside
 from .fold import Fold
 from .history import HistoryWriter, load_recent
 from .queries import SORT_KEYS, matches, sort_records, timeline, wanted_states
-from .records import Changes, TaskEvent, TaskRecord, WorkerRecord
+from .records import ARRIVAL, Changes, TaskEvent, TaskRecord, WorkerRecord
 from .search_texts import SearchTexts
 from .sort_index import SortIndex
 from .states import FAILURE, FINISHED
@@ -25,7 +24,6 @@ from .states import FAILURE, FINISHED
 NOTIFY_EVERY = 0.1  # s between batches to subscribers
 EXPIRE_EVERY = 0.5  # s between heartbeat-expiry checks
 DEFAULT_MAX_TASKS = 20_000
-ARRIVAL = attrgetter("arrival")
 INDEX_KEPT = 60.0  # s the search texts or a sort index are kept after the last query that read them
 SEARCH = "search"
 
@@ -115,6 +113,10 @@ class EventStore:
         self._notify()
         if self._writer is not None:
             self._writer.stop()
+
+    def wait_stopped(self, timeout: float) -> bool:
+        """Wait up to `timeout` s; True once the store is stopping (for threads that retry)."""
+        return self._stop.wait(timeout)
 
     def _load_history(self) -> None:
         path: Path = self._history_path  # type: ignore[assignment]
@@ -282,8 +284,9 @@ class EventStore:
         texts: SearchTexts | None = self._kept(SEARCH) if needle is not None else None
         if needle is not None and texts is None:  # dropped since prepare_search: a long pause
             texts = self._indexes[SEARCH] = SearchTexts(tasks.items())  # type: ignore[assignment]
+
         if sort_key == "received":  # the live view: walk from the newest (or oldest), stop at `limit`
-            walk = (filter(None, map(tasks.get, texts.ids(needle, reverse))) if texts and needle
+            walk = (filter(None, map(tasks.get, texts.ids(needle, reverse, tasks))) if texts and needle
                     else reversed(tasks.values()) if reverse else iter(tasks.values()))
             found = first(walk, test, limit)
             if reverse:
@@ -293,12 +296,12 @@ class EventStore:
             self._sort_wanted = sort_key  # the notifier builds it; meanwhile a sort of the whole store
             if quick:
                 raise StoreBusy(f"no {sort_key} sort index yet")
-            walk = filter(None, map(tasks.get, texts.ids(needle, False))) if texts and needle else tasks.values()
+            walk = filter(None, map(tasks.get, texts.ids(needle, False, tasks))) if texts and needle else tasks.values()
             return list(walk), False
         ids = index.ids(reverse)
         if texts is not None and needle is not None:
             cap = index_limit(len(tasks), None)
-            matched = list(islice(texts.ids(needle, False), cap + 1))
+            matched = list(islice(texts.ids(needle, False, tasks), cap + 1))
             if len(matched) <= cap:  # few matches: sorted outside the lock
                 return list(filter(None, map(tasks.get, matched))), False
             ids = filter(lambda task_id: texts.has(task_id, needle), ids)  # type: ignore[union-attr, arg-type]
