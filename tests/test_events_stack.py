@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from embedded import ProcState, Stack
 from embedded.events import Changes, EventStore
 from embedded.events.reconcile import reconcile
+from embedded.events.wiring import CatchUp
 
 from .conftest import clean_env, make_config, stalk_cmd
 
@@ -127,6 +129,22 @@ def test_a_lost_task_that_finished_unheard_takes_its_result_from_the_backend(sta
     rec = store.wait_for(task_id, {"SUCCESS"}, timeout=10)
     assert rec is not None, store.get(task_id)
     assert rec.result == "42" and rec.worker == host
+
+
+def test_a_result_stored_after_the_reconnect_is_looked_up_again(stack):
+    """At a reconnect a task that ran unheard may not have stored its result yet: the catch-up looks
+    again a little later."""
+    store, task_id = EventStore(), f"late-{time.time_ns()}"
+    store.note_published(task_id, None, None)  # sent; every event of it went unheard
+    catch_up = CatchUp(store, stack.app.backend, late=(0.5, 1.0))
+    looking = threading.Thread(target=catch_up)
+    looking.start()
+    time.sleep(0.2)  # the first lookup found nothing
+    assert store.get(task_id) is None
+    stack.app.backend.store_result(task_id, 7, "SUCCESS")
+    looking.join(timeout=10)
+    assert store.get(task_id) is not None and store.get(task_id).state == "SUCCESS"
+    assert store.get(task_id).result == "7"
 
 
 def test_stalk_tasks_reads_the_history_while_the_stack_runs(stack):
