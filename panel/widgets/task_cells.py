@@ -96,6 +96,11 @@ def row_segments(row: TaskRow, widths: tuple[int, ...], styles: CellStyles) -> l
     return segments
 
 
+def row_width(widths: tuple[int, ...]) -> int:
+    """Cells in a row drawn with these column widths (each cell padded both sides)."""
+    return sum(widths) + 2 * len(PAD) * len(widths)
+
+
 def header_text(widths: tuple[int, ...], sort: tuple[str, bool] | None) -> str:
     """Column titles, cropped; the sort arrow sits in the sorted column's right padding."""
     parts = []
