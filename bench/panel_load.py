@@ -149,6 +149,9 @@ class Probe:
     stages: list[tuple[str, list[float]]] = field(default_factory=list)  # per re-query key: ms per step
     pending: tuple[float, str, Callable[[], bool]] | None = None
     results: list[tuple[str, float]] = field(default_factory=list)  # kind, ms
+    spans: list[tuple[float, float]] = field(default_factory=list)  # per result: key sent, answered
+    frame_spans: list[tuple[float, float]] = field(default_factory=list)  # screen updates: start, end
+    gc_spans: list[tuple[float, float]] = field(default_factory=list)  # full collections: start, end
     waiter: asyncio.Event = field(default_factory=asyncio.Event)
 
     def expect(self, kind: str, effect: Callable[[], bool]) -> float:
@@ -164,6 +167,7 @@ class Probe:
             t0, kind, _ = self.pending
             now = time.perf_counter()
             self.results.append((kind, (now - t0) * 1000))
+            self.spans.append((t0, now))
             if self.stage is not None:  # key -> query start -> end -> table.show start -> end -> painted
                 marks = (t0, *self.stage, now)
                 self.stages.append((kind, [(b - a) * 1000 for a, b in zip(marks, marks[1:], strict=False)]))
@@ -174,6 +178,7 @@ class Probe:
     def timed_out(self) -> None:
         if self.pending is not None:
             self.results.append((self.pending[1], KEY_TIMEOUT * 1000))
+            self.spans.append((self.pending[0], self.pending[0] + KEY_TIMEOUT))
             self.pending = None
 
 
@@ -201,7 +206,9 @@ def instrument_frames(probe: Probe) -> Callable[[], None]:
     def timed(screen: Screen) -> None:
         start = time.perf_counter()
         original(screen)
-        probe.frames.append((time.perf_counter() - start) * 1000)
+        end = time.perf_counter()
+        probe.frames.append((end - start) * 1000)
+        probe.frame_spans.append((start, end))
 
     def on_gc(phase: str, info: dict) -> None:
         if info.get("generation") == 2:
@@ -209,6 +216,7 @@ def instrument_frames(probe: Probe) -> Callable[[], None]:
                 started[0] = time.perf_counter()
             else:
                 probe.gc_pauses.append((time.perf_counter() - started[0]) * 1000)
+                probe.gc_spans.append((started[0], time.perf_counter()))
 
     Screen._on_timer_update = timed  # type: ignore[method-assign]
     gc.callbacks.append(on_gc)
@@ -351,6 +359,9 @@ async def run_phase(stack: Any, store: EventStore, seconds: float, needles: list
             feeder.start()
         await asyncio.sleep(1.0)  # first rows and a few event batches on screen
         probe.results.clear()
+        probe.spans.clear()
+        probe.frame_spans.clear()
+        probe.gc_spans.clear()
         probe.frames.clear()
         probe.gc_pauses.clear()
         lag = asyncio.create_task(watch_lag(probe))
@@ -399,6 +410,21 @@ def line(label: str, values: list[float]) -> str:
             f"  max {max(values):7.1f} ms")
 
 
+def overlap(span: tuple[float, float], others: list[tuple[float, float]]) -> float:
+    """ms of `others` inside `span`."""
+    return sum(max(0.0, min(b, span[1]) - max(a, span[0])) for a, b in others) * 1000
+
+
+def slowest(probe: Probe, n: int = 6) -> None:
+    """The slowest keys, and what ran while they waited: full collections, screen updates, queries."""
+    queries = [(a, b) for a, b, _k in probe.queries]
+    ranked = sorted(zip(probe.results, probe.spans, strict=True), key=lambda x: -x[0][1])[:n]
+    print("  slowest keys (ms; of which full gc / screen updates / store queries in other threads):")
+    for (kind, ms), span in ranked:
+        print(f"    {kind:<7} {ms:6.1f}  gc {overlap(span, probe.gc_spans):5.1f}  frames "
+              f"{overlap(span, probe.frame_spans):5.1f}  queries {overlap(span, queries):5.1f}")
+
+
 def report(name: str, probe: Probe) -> dict[str, float]:
     print(f" {name}")
     all_ms = [ms for _k, ms in probe.results]
@@ -418,6 +444,7 @@ def report(name: str, probe: Probe) -> dict[str, float]:
         if stages:
             print(f"  {kind} keys, median ms per step: " + ", ".join(
                 f"{name} {statistics.median(s[i] for s in stages):.1f}" for i, name in enumerate(steps)))
+    slowest(probe)
     timeouts = sum(1 for _k, ms in probe.results if ms >= KEY_TIMEOUT * 1000)
     if timeouts:
         print(f"  {timeouts} key(s) not answered within {KEY_TIMEOUT:.0f} s (counted as {KEY_TIMEOUT:.0f} s)")
@@ -482,9 +509,13 @@ def main() -> None:
     print(f"  RSS MB every {opts.rss_every:.0f} s: " + " ".join(f"{mb:.0f}" for mb in rss))
     print(f"  RSS start {rss[0]:.1f} MB  end {rss[-1]:.1f} MB  growth {rss[-1] - rss[0]:+.1f} MB"
           f"  (max {max(rss):.1f})")
-    warm = [mb for t, mb in sampler.samples if t >= 10.0]  # the first search builds its texts index
+    # The first rounds build the store's indexes once: the search texts at the first `/`, a sort index
+    # at each sort key's first use (one `o` per round, six keys); all stay while they are read.
+    warm_from = max(10.0, opts.duration / 2)
+    warm = [mb for t, mb in sampler.samples if t >= warm_from]
     if len(warm) >= 2:
-        print(f"  RSS after the first 10 s: {warm[0]:.1f} -> {warm[-1]:.1f} MB ({warm[-1] - warm[0]:+.1f})")
+        print(f"  RSS after the first {warm_from:.0f} s (indexes built): {warm[0]:.1f} -> {warm[-1]:.1f} MB "
+              f"({warm[-1] - warm[0]:+.1f})")
     print(f"  ratio under load / idle: p50 {big['p50'] / max(r['p50'], 1e-9):.2f}x  "
           f"p99 {big['p99'] / max(r['p99'], 1e-9):.2f}x")
     print(f"RESULT p50_ms={big['p50']:.1f} p99_ms={big['p99']:.1f} max_ms={big['max']:.1f} "
