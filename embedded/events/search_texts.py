@@ -12,7 +12,7 @@ name evicted tasks: readers skip ids the store no longer holds, and `prune` drop
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from itertools import compress, repeat
+from itertools import compress, repeat, tee
 from operator import contains
 
 from .queries import search_text
@@ -85,8 +85,11 @@ class SearchTexts:
             found.reverse()
         self._scan, self._since = (needle, found), set()
 
-    def has(self, task_id: str, needle: str) -> bool:
-        return needle in self._texts.get(task_id, "")
+    def among(self, ids: Iterator[str], needle: str) -> Iterator[str]:
+        """The `ids` (in their order) whose text contains `needle`, tested in C, lazily (a lambda per
+        id made a walk of a sort index 5x slower)."""
+        keys, lookup = tee(ids)
+        return compress(keys, map(contains, map(self._texts.get, lookup, repeat("")), repeat(needle)))
 
     def stale(self, size: int) -> bool:
         """Holds many more texts than a store of `size` tasks: evicted tasks left behind."""

@@ -304,7 +304,7 @@ class EventStore:
             matched = list(islice(texts.ids(needle, False, tasks), cap + 1))
             if len(matched) <= cap:  # few matches: sorted outside the lock
                 return list(filter(None, map(tasks.get, matched))), False
-            ids = filter(lambda task_id: texts.has(task_id, needle), ids)  # type: ignore[union-attr, arg-type]
+            ids = texts.among(ids, needle)
         return first(filter(None, map(tasks.get, ids)), test, limit), True
 
     # -- kept indexes: the search texts, the sort indexes -----------------------------------------

@@ -1,13 +1,16 @@
 """Tasks: the live table over the event store; filter, incremental search, sort; enter opens a task.
 
 The store may hold 100,000 tasks: the screen asks for the first LIMIT rows of the current filter and
-sort. Live refreshes query in a thread worker, at most one in flight, when a batch of events arrived.
+sort. Live refreshes query in a thread worker, at most one in flight, when a batch of events arrived,
+and no more often than their queries' cost allows (LIVE_SHARE).
 A key that changes the filter queries at once on the UI thread (an in-memory read, 0.1-15 ms, that
 waits at most INLINE_WAIT for the store's lock), so its rows are in the key's first frame; when the
 store is busy the worker asks instead.
 """
 
 from __future__ import annotations
+
+import time
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -24,6 +27,8 @@ from .base import StalkScreen
 
 LIMIT = 500
 REQUERY_AFTER = 0.25  # live refreshes at most 4 times a second (bench/panel_load.py)
+LIVE_SHARE = 0.05  # ...and spend at most this share of the time in their queries: a view whose query
+# costs 20 ms (a search sorted by name over 100,000 tasks) refreshes every 0.4 s; keys query at once
 INLINE_WAIT = 0.005  # s a key's own query waits for the store's lock before handing over to the worker
 
 
@@ -55,6 +60,7 @@ class TasksScreen(StalkScreen):
         self._shown = 0
         self._generation = 0
         self._status_text = ""
+        self._query_cost = 0.0  # s the last query took
         self.watch(self.app, "tasks_version", lambda _v: self._mark_dirty())
         self.watch(self.app, "phase", lambda _p: self._mark_dirty())
         table = self.query_one(TaskTable)
@@ -80,11 +86,13 @@ class TasksScreen(StalkScreen):
 
     @work(thread=True, group="tasks-fetch", exit_on_error=False)
     def fetch(self, flt: TaskFilter, generation: int) -> None:
+        started = time.perf_counter()
         try:
             records = list(self.events.query(**flt.query_kwargs(LIMIT)))
         except Exception as exc:  # a store error is shown, the screen keeps going
             self.post_message(self.Fetched([], f"query failed: {exc}", generation))
             return
+        self._query_cost = time.perf_counter() - started
         self.post_message(self.Fetched(rows_from(records), None, generation))
 
     @on(Fetched)
@@ -98,10 +106,11 @@ class TasksScreen(StalkScreen):
         self.query_one(TaskTable).show(rows, self.app.get_css_variables())
         self._shown = len(rows)
         self._show_status(problem)
-        self.set_timer(REQUERY_AFTER, self._maybe_fetch)
+        self.set_timer(max(REQUERY_AFTER, self._query_cost / LIVE_SHARE), self._maybe_fetch)
 
     def _query_now(self) -> bool:
         """The current filter's rows, read on the UI thread; False if the store stayed busy."""
+        started = time.perf_counter()
         try:
             records = self.events.query(**self.filter.query_kwargs(LIMIT), wait=INLINE_WAIT)
         except StoreBusy:
@@ -109,6 +118,7 @@ class TasksScreen(StalkScreen):
         except Exception as exc:  # a store error is shown, the screen keeps going
             self._show_rows([], f"query failed: {exc}")
             return True
+        self._query_cost = time.perf_counter() - started
         self._show_rows(rows_from(records), None)
         return True
 
