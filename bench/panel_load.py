@@ -43,10 +43,11 @@ from typing import Any
 
 os.environ.setdefault("TZ", "UTC")
 
+import panel  # noqa: E402, F401, I001  (first: it sets Textual's frame rate as `stalk` does)
 import psutil  # noqa: E402
 from _common import machine  # noqa: E402
 from event_ingest import generate  # noqa: E402
-from textual import events  # noqa: E402
+from textual import constants, events  # noqa: E402
 from textual.screen import Screen  # noqa: E402
 from textual.widgets import Input  # noqa: E402
 
@@ -476,7 +477,8 @@ def main() -> None:
         stack = Stack(config).start(wait=True, timeout=60)
         own_store = stack.events
         try:
-            print(f"panel under load: {opts.tasks} tasks, {opts.rate} events/s, {opts.duration:.0f} s; {machine()}")
+            print(f"panel under load: {opts.tasks} tasks, {opts.rate} events/s, {opts.duration:.0f} s; "
+                  f"Textual at {constants.MAX_FPS} frames/s; {machine()}")
             if not opts.no_gc_tuning:  # both phases run as `stalk` does: tuned, start-up objects frozen
                 gc_tuning.tune()
                 gc_tuning.settle()
