@@ -495,6 +495,7 @@ def main() -> None:
             store = prefilled(opts.tasks, Path(tmp) / "history.sqlite3")
             ids = [r.task_id for r in store.query(limit=None)]
             needles += [ids[len(ids) * k // 5][:5] for k in range(1, 5)]  # id fragments: rare matches
+            del ids  # 100,000 strings a full collection would walk: not part of the panel
             store.start()
             print(f"  store filled in {time.perf_counter() - t:.1f} s: {len(store)} tasks")
             loaded, sampler, sent = asyncio.run(

@@ -41,7 +41,8 @@ class Fold(WorkerFold):
         self.tasks: dict[str, TaskRecord] = {}
         self.workers: dict[str, WorkerRecord] = {}
         self.by_state: dict[str, dict[str, None]] = {state: {} for state in ALL_STATES}  # ordered id sets
-        self.finished_order: OrderedDict[str, None] = OrderedDict()  # eviction order
+        # eviction order; ids only, so the collector need not walk it (an OrderedDict is always tracked)
+        self.finished_order: OrderedDict[str, None] = untrack(OrderedDict())  # type: ignore[assignment]
         self.changed_tasks: set[str] = set()
         self._arrivals = 0  # tasks added so far: the next one's TaskRecord.arrival
         self.changed_workers: set[str] = set()
@@ -80,6 +81,7 @@ class Fold(WorkerFold):
             return
         record.arrival = self._arrivals = self._arrivals + 1
         self.tasks[record.task_id] = untrack(record)  # type: ignore[assignment]
+        untrack(self.tasks)
         self.by_state.setdefault(record.state, {})[record.task_id] = None
         if record.state in FINISHED:
             self.finished_order[record.task_id] = None
@@ -94,6 +96,7 @@ class Fold(WorkerFold):
         rec = self.tasks.get(uuid)
         if rec is None:
             rec = self.tasks[uuid] = untrack(TaskRecord(uuid, arrival=self._arrivals + 1))  # type: ignore[assignment]
+            untrack(self.tasks)  # storing any object with GC support marks a dict tracked again
             self._arrivals += 1
             self.by_state[PENDING][uuid] = None
             if self.published:

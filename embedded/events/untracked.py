@@ -4,7 +4,11 @@ A panel holds up to 100,000 TaskRecords, more than half of all GC-tracked object
 collection walked them all: 120-380 ms pauses of every thread (bench/panel_load.py). A record holds
 only strings, numbers, None and its own progress dict / attempts list (tracked on their own), so it
 can never be part of a reference cycle: reference counting frees it, and the collector may skip it.
-`PyObject_GC_UnTrack` is CPython's public, stable-ABI call for exactly that."""
+`PyObject_GC_UnTrack` is CPython's public, stable-ABI call for exactly that.
+
+The same goes for the big containers of such things: the store's id -> record dict and eviction order,
+a sort index's entries. CPython marks a dict tracked again whenever it stores an object with GC
+support (a tuple only while the tuple itself is tracked), so those are untracked after they grow."""
 
 from __future__ import annotations
 
