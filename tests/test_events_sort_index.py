@@ -3,6 +3,8 @@ state, get their runtime, get evicted and arrive; built outside the lock; one at
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -130,3 +132,17 @@ def test_indexes_no_query_read_for_a_while_are_freed(monkeypatch):
     assert store._indexes == {}
     store.ingest(sent("c", 3.0))
     assert [r.task_id for r in store.query(sort_key="queue", search="add")] == ["c", "b", "a"]
+
+
+def test_the_collector_does_not_walk_the_big_containers():
+    """A full collection would otherwise walk every record and index entry (bench/panel_load.py)."""
+    store = EventStore(max_tasks=3000)
+    store.ingest_many([sent(f"t{i:04d}", float(i), name=f"demo.n{i % 7}") for i in range(2000)])
+    store.prepare_sort("name")
+    store.ingest_many([sent(f"u{i:04d}", 3000.0 + i, name=f"demo.m{i % 5}") for i in range(2000)])  # splits, evictions
+    store._notify()
+    index = store._indexes["name"]
+    containers = [store._fold.tasks, store._fold.finished_order, index._entries, index._sorted._lists,
+                  *index._sorted._lists]
+    assert not any(gc.is_tracked(c) for c in containers)
+    assert [r.task_id for r in store.query(sort_key="name", limit=None)] == plain(store, "name", True, None)
