@@ -1,5 +1,5 @@
 """Sorted queries read a kept sort index: the same rows as sorting every record, while tasks change
-state, get their runtime, get evicted and arrive; built outside the lock; one at a time; freed."""
+state, get their runtime, get evicted and arrive; built outside the lock; freed when unread."""
 
 from __future__ import annotations
 
