@@ -2,7 +2,8 @@
 
 Both run on the same redis-server (Stalk's own), with the same pool and concurrency. Stalk's worker
 has events on (-E, task_send_sent_event) and Stalk's event receiver consumes them; the plain worker
-is started by hand with events off. Rounds alternate between the two.
+is started by hand with events off (the target's reference), and again with -E, as Flower needs it
+(what the task events themselves cost). Rounds alternate between the three, each after a warm-up.
 
     .venv/bin/python bench/stack_throughput.py [--tasks 2000] [--rounds 3] [--concurrency 2]
 """
@@ -33,10 +34,11 @@ def run_batch(app, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def plain_worker(broker_url: str, backend_url: str, pool: str, concurrency: int) -> subprocess.Popen:
+def plain_worker(broker_url: str, backend_url: str, pool: str, concurrency: int,
+                 events: bool = False) -> subprocess.Popen:
     env = {**os.environ, "CELERY_BROKER_URL": broker_url, "CELERY_RESULT_BACKEND": backend_url}
     argv = [sys.executable, "-m", "celery", "-A", APP, "worker", "-Q", "bench", "-P", pool, "-c", str(concurrency),
-            "-n", "plain@%h", "--without-gossip", "--without-mingle", "-l", "WARNING"]
+            "-n", "plain@%h", "--without-gossip", "--without-mingle", "-l", "WARNING", *(["-E"] if events else [])]
     return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(Path(tempfile.gettempdir()) / "plain-worker.log", "w"))
 
 
@@ -68,27 +70,32 @@ def main() -> None:
         try:
             plain_app = configure_app(client_app(load_app(APP)), stack.broker.broker_url, stack.broker.backend_url)
             run_batch(stack.app, 200)  # warm-up
-            stalk, plain = [], []
+            stalk, plain, plain_events = [], [], []
             for _ in range(args.rounds):
                 stalk.append(run_batch(stack.app, args.tasks))
                 stack.stop_process("worker:bench")
-                proc = plain_worker(stack.broker.broker_url, stack.broker.backend_url, args.pool, args.concurrency)
-                try:
-                    wait_ping(plain_app, "plain@")
-                    run_batch(plain_app, 200)
-                    plain.append(run_batch(plain_app, args.tasks))
-                finally:
-                    proc.terminate()
-                    proc.wait(30)
+                for events, rates in ((False, plain), (True, plain_events)):
+                    proc = plain_worker(stack.broker.broker_url, stack.broker.backend_url, args.pool,
+                                        args.concurrency, events)
+                    try:
+                        wait_ping(plain_app, "plain@")
+                        run_batch(plain_app, 200)
+                        rates.append(run_batch(plain_app, args.tasks))
+                    finally:
+                        proc.terminate()
+                        proc.wait(30)
                 stack.start_process("worker:bench")
                 stack.supervisor.wait_for(["worker:bench"], 60)
+                run_batch(stack.app, 200)  # the same warm-up the plain worker gets
         finally:
             stack.stop()
     print(f"stack throughput, {args.tasks} no-op tasks x {args.rounds} rounds, pool {args.pool} "
           f"-c {args.concurrency}, {machine()}")
     print(f"  stalk (events on)   tasks/s {summary(stalk)}")
     print(f"  plain celery worker tasks/s {summary(plain)}")
-    print(f"  ratio stalk/plain: {ratio(stalk, plain):.2f}x (target >= 0.9x)")
+    print(f"  plain worker, -E    tasks/s {summary(plain_events)}")
+    print(f"  ratio stalk/plain: {ratio(stalk, plain):.2f}x (target >= 0.9x); "
+          f"stalk/plain -E: {ratio(stalk, plain_events):.2f}x; plain -E/plain: {ratio(plain_events, plain):.2f}x")
 
 
 if __name__ == "__main__":
