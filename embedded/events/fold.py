@@ -75,17 +75,18 @@ class Fold(WorkerFold):
         for event in events:
             self.apply(event)
 
-    def add_loaded(self, record: TaskRecord) -> None:
-        """A record from the history db (oldest first), not marked dirty or changed."""
-        if record.task_id in self.tasks:
-            return
-        record.arrival = self._arrivals = self._arrivals + 1
-        self.tasks[record.task_id] = untrack(record)  # type: ignore[assignment]
-        untrack(self.tasks)
-        self.by_state.setdefault(record.state, {})[record.task_id] = None
-        if record.state in FINISHED:
-            self.finished_order[record.task_id] = None
-        self._evict()
+    def add_loaded(self, records: Iterable[TaskRecord]) -> None:
+        """Records from the history db (oldest first), not marked dirty or changed."""
+        for record in records:
+            if record.task_id in self.tasks:
+                continue
+            record.arrival = self._arrivals = self._arrivals + 1
+            self.tasks[record.task_id] = untrack(record)  # type: ignore[assignment]
+            self.by_state.setdefault(record.state, {})[record.task_id] = None
+            if record.state in FINISHED:
+                self.finished_order[record.task_id] = None
+            self._evict()
+        untrack(self.tasks)  # once, not per record (start-up)
 
     # -- records --------------------------------------------------------------------------------
 

@@ -40,7 +40,6 @@ class TaskRecord:
     attempts: list | None = None  # retries seen: (timestamp, worker, exception), None if never retried
     arrival: int = 0  # the store's count of tasks when this one arrived: ties in a sort go by it
 
-
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in TASK_FIELDS}
 

@@ -130,8 +130,7 @@ class EventStore:
             self._log(message)
             return
         with self._lock:
-            for rec in records:
-                self._fold.add_loaded(rec)
+            self._fold.add_loaded(records)
 
     # -- feeding --------------------------------------------------------------------------------
 
@@ -284,7 +283,6 @@ class EventStore:
         texts: SearchTexts | None = self._kept(SEARCH) if needle is not None else None
         if needle is not None and texts is None:  # dropped since prepare_search: a long pause
             texts = self._indexes[SEARCH] = SearchTexts(tasks.items())  # type: ignore[assignment]
-
         if sort_key == "received":  # the live view: walk from the newest (or oldest), stop at `limit`
             walk = (filter(None, map(tasks.get, texts.ids(needle, reverse, tasks))) if texts and needle
                     else reversed(tasks.values()) if reverse else iter(tasks.values()))
@@ -329,11 +327,12 @@ class EventStore:
             self._building[name] = set(self._fold.changed_tasks)
         try:
             index = make(items)
-        finally:
+        except BaseException:
             with self._lock:
-                changed = self._building.pop(name) | self._fold.changed_tasks
-        with self._lock:
-            index.update(self._fold.tasks, changed)
+                del self._building[name]
+            raise
+        with self._lock:  # one section: a notifier batch between catch-up and publishing would be lost
+            index.update(self._fold.tasks, self._building.pop(name) | self._fold.changed_tasks)
             self._indexes[name] = index
             self._used[name] = time.monotonic()
 

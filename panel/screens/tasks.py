@@ -42,11 +42,12 @@ class TasksScreen(StalkScreen):
     CSS_PATH = "../styles/tasks.tcss"
 
     class Fetched(Message):
-        def __init__(self, rows: list[TaskRow], problem: str | None, generation: int) -> None:
+        def __init__(self, rows: list[TaskRow], problem: str | None, generation: int, cost: float = 0.0) -> None:
             super().__init__()
             self.rows = rows
             self.problem = problem
             self.generation = generation  # the filter it answers; older answers are dropped
+            self.cost = cost  # s the query took
 
     def compose_body(self) -> ComposeResult:
         yield Input(placeholder="search: words, state:failure name:demo.add queue:slow worker:…", id="task-search")
@@ -92,14 +93,14 @@ class TasksScreen(StalkScreen):
         except Exception as exc:  # a store error is shown, the screen keeps going
             self.post_message(self.Fetched([], f"query failed: {exc}", generation))
             return
-        self._query_cost = time.perf_counter() - started
-        self.post_message(self.Fetched(rows_from(records), None, generation))
+        self.post_message(self.Fetched(rows_from(records), None, generation, time.perf_counter() - started))
 
     @on(Fetched)
     def _fetched(self, message: Fetched) -> None:
         if message.generation != self._generation:
             return  # rows for a filter the user already changed; that filter's query is running
         self._inflight = False
+        self._query_cost = message.cost
         self._show_rows(message.rows, message.problem)
 
     def _show_rows(self, rows: list[TaskRow], problem: str | None) -> None:
