@@ -95,6 +95,9 @@ def run_worker(app_spec: str | None, celery_args: list[str]) -> None:
     install_progress_events()  # update_state(state="PROGRESS") also sends a task-progress event
     app = _prepared_app(app_spec)
     from .control.revokes import load_into_worker_state
+    from .events.worker_batch import install as batch_task_events
+
+    batch_task_events(app)
 
     load_into_worker_state(child_data_dir())  # revokes made while this worker was down (celery#8888)
     from .worker_statedb import set_aside_if_unreadable, statedb_arg

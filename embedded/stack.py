@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable
 
@@ -46,6 +47,7 @@ class Stack:
         self.events = None  # the live task/worker store (embedded.events), set by _start_events
         self.control = None  # submit/revoke/inspect (embedded.control), set by _start_control
         self.journal: PublishJournal | None = None  # own redis only: re-publishes what a broker crash lost
+        self._sent_events = None  # embedded.events.sent_batch.SentEvents, not in eager mode
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -87,6 +89,7 @@ class Stack:
         self._reload_stop.set()
         self._status_stop.set()
         self._stop_control()
+        self._stop_sent_events()
         if self.journal is not None:
             self.journal.stop()
         self.supervisor.shutdown()
@@ -166,10 +169,20 @@ class Stack:
             self.supervisor.child("broker").logs.append(f"[stalk] journal recovery failed: {exc}")
 
     def _start_events(self) -> None:
-        """Start the event receiver and task store (owned by embedded/events)."""
+        """Start the event receiver and task store (owned by embedded/events), and batch the client's
+        task-sent events (it wraps the journal's sender, so it stops before the journal)."""
+        from .events.sent_batch import SentEvents
         from .events.wiring import start_store
 
         self.events = start_store(self)
+        if self.mode != "eager":
+            self._sent_events = SentEvents(self.app, log=logging.getLogger("stalk.events").warning)
+            self._sent_events.start()
+
+    def _stop_sent_events(self) -> None:
+        if self._sent_events is not None:
+            self._sent_events.stop()
+            self._sent_events = None
 
     def _stop_events(self) -> None:
         """Stop the receiver; flush history."""

@@ -16,7 +16,7 @@ from embedded.events import Changes, EventStore
 from embedded.events.reconcile import reconcile
 from embedded.events.wiring import CatchUp
 
-from .conftest import clean_env, make_config, stalk_cmd
+from .conftest import clean_env, make_config, stalk_cmd, wait_until
 
 pytestmark = [pytest.mark.procs, pytest.mark.xdist_group("events")]
 
@@ -46,6 +46,7 @@ def test_a_task_succeeds_with_its_result_in_the_store(stack):
     task_id = stack.app.send_task("ev.add", (2, 3), priority=5).id
     rec = store_of(stack).wait_for(task_id, {"SUCCESS"}, timeout=20)
     assert rec is not None, store_of(stack).get(task_id)
+    rec = wait_until(lambda: (r := store_of(stack).get(task_id)) and r.sent and r)  # task-sent leaves in batches
     assert (rec.name, rec.args, rec.result, rec.queue) == ("ev.add", "(2, 3)", "5", "events")
     assert rec.worker.startswith("events@") and rec.runtime is not None and rec.priority == 5
     assert rec.sent and rec.received <= rec.started <= rec.finished  # task-sent may trail task-received
@@ -204,3 +205,31 @@ def _wait_ready(stack: Stack, name: str, timeout: float = 30, after_down: bool =
             return
         time.sleep(0.1)
     raise AssertionError(f"{name} not ready again")
+
+
+def test_a_workers_task_events_leave_in_batches_and_all_arrive(stack):
+    """worker_batch: a burst's events go out in a few task.multi messages, every one of them heard."""
+    import redis
+
+    from embedded.events.redis_feed import decode
+
+    sub = redis.Redis.from_url(stack.broker.broker_url).pubsub(ignore_subscribe_messages=True)
+    sub.psubscribe("/0.celeryev/task.multi")
+    try:
+        ids = [send(stack, "ev.add", i, 1) for i in range(60)]
+        for task_id in ids:
+            assert store_of(stack).wait_for(task_id, {"SUCCESS"}, timeout=30) is not None
+        events: list[dict] = []
+        messages = 0
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len({e["uuid"] for e in events if e["type"] == "task-succeeded"} & set(ids)) < 60:
+            msg = sub.get_message(timeout=1)
+            if msg is not None:
+                messages += 1
+                events += decode(msg["data"])
+    finally:
+        sub.close()
+    from_worker = [e for e in events if e.get("uuid") in set(ids) and e["type"] != "task-sent"]
+    assert {e["type"] for e in from_worker} == {"task-received", "task-started", "task-succeeded"}
+    assert len(from_worker) == 180
+    assert messages <= 90, f"{len(events)} events in {messages} messages"  # Celery alone: about one per 2 events

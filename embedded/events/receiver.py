@@ -7,6 +7,9 @@ import time
 from collections.abc import Callable
 
 from celery import Celery
+from kombu import Connection
+
+from .redis_feed import RedisFeed, redis_feed
 
 RETRY_MIN, RETRY_MAX = 0.2, 2.0
 
@@ -19,8 +22,9 @@ class EventReceiver:
 
     def __init__(self, app: Celery, sink: Callable[[dict], None],
                  log: Callable[[str], None] | None = None,
-                 on_connect: Callable[[], None] | None = None) -> None:
+                 on_connect: Callable[[], None] | None = None, fast: bool = True) -> None:
         self.app = app
+        self.fast = fast  # on a redis broker, read events with redis-py (redis_feed) rather than kombu
         self._sink = sink
         self._on_connect = on_connect  # run on its own thread after each (re)connect
         self._log = log or (lambda _msg: None)
@@ -61,19 +65,20 @@ class EventReceiver:
         try:
             self._sink(event)
         except Exception as exc:
-            self.bad_events += 1
-            if self.bad_events == 1:
-                self._log(f"[stalk] skipped a malformed event {str(event)[:200]}: {type(exc).__name__}: {exc}")
+            self._bad(event, exc)
 
     def _consume(self) -> None:
         with self.app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=1)
+            feed = redis_feed(conn, self.app.conf.event_exchange) if self.fast else None
+            if feed is not None:
+                self._consume_feed(conn, feed)
+                return
             receiver = self.app.events.Receiver(conn, handlers={"*": self._handle})
             self._receiver = receiver
             if self._stop.is_set():
                 return
-            if self._on_connect is not None:
-                threading.Thread(target=self._on_connect, name="stalk-events-catch-up", daemon=True).start()
+            self._connected()
             for _ in receiver.consume(limit=None, timeout=None, safety_interval=0.5, wakeup=True):
                 if self.connected_since is None:
                     self.connected_since = time.monotonic()
@@ -81,3 +86,38 @@ class EventReceiver:
                 if self._stop.is_set():
                     break
             self.connected_since = None
+
+    def _consume_feed(self, conn: Connection, feed: RedisFeed) -> None:
+        """Does not report a connection before connected_since would: the subscription stands first."""
+        try:
+            feed.subscribe()
+            if self._stop.is_set():
+                return
+            self.app.control.broadcast("heartbeat", connection=conn)  # workers say who they are now
+            self._connected()
+            self.connected_since = time.monotonic()
+            self.connections += 1
+            for data in feed.messages(self._stop.is_set):
+                if data is not None:
+                    self._feed_events(feed, data)
+        finally:
+            self.connected_since = None
+            feed.close()
+
+    def _feed_events(self, feed: RedisFeed, data: bytes) -> None:
+        try:
+            events = feed.events(data)
+        except Exception as exc:  # not JSON, not an event: skipped, the connection stays
+            self._bad(data, exc)
+            return
+        for event in events:
+            self._handle(event)
+
+    def _connected(self) -> None:
+        if self._on_connect is not None:
+            threading.Thread(target=self._on_connect, name="stalk-events-catch-up", daemon=True).start()
+
+    def _bad(self, what: object, exc: Exception) -> None:
+        self.bad_events += 1
+        if self.bad_events == 1:
+            self._log(f"[stalk] skipped a malformed event {str(what)[:200]}: {type(exc).__name__}: {exc}")
