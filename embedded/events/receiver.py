@@ -78,7 +78,7 @@ class EventReceiver:
             self._receiver = receiver
             if self._stop.is_set():
                 return
-            self._connected()
+            self._start_catch_up()
             for _ in receiver.consume(limit=None, timeout=None, safety_interval=0.5, wakeup=True):
                 if self.connected_since is None:
                     self.connected_since = time.monotonic()
@@ -94,7 +94,7 @@ class EventReceiver:
             if self._stop.is_set():
                 return
             self.app.control.broadcast("heartbeat", connection=conn)  # workers say who they are now
-            self._connected()
+            self._start_catch_up()
             self.connected_since = time.monotonic()
             self.connections += 1
             for data in feed.messages(self._stop.is_set):
@@ -113,7 +113,7 @@ class EventReceiver:
         for event in events:
             self._handle(event)
 
-    def _connected(self) -> None:
+    def _start_catch_up(self) -> None:
         if self._on_connect is not None:
             threading.Thread(target=self._on_connect, name="stalk-events-catch-up", daemon=True).start()
 

@@ -16,6 +16,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from celery.utils.time import utcoffset
+from kombu.transport.redis import Channel
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 JSON = "application/json"
 POLL = 0.5  # s between looks at the stop flag while no event arrives
@@ -59,9 +62,6 @@ class RedisFeed:
         self.pubsub = client.pubsub(ignore_subscribe_messages=True)
 
     def subscribe(self) -> None:
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
         self.pubsub.psubscribe(*self.topics)
         # redis-py would reconnect and resubscribe unseen; a lost broker must reach the receiver,
         # whose reconnect runs the catch-up for what was published meanwhile.
@@ -87,10 +87,6 @@ class RedisFeed:
 
 def redis_feed(conn: Any, exchange: str) -> RedisFeed | None:
     """A feed for `conn`'s broker if it is redis (kombu's redis channel), else None."""
-    try:
-        from kombu.transport.redis import Channel
-    except ImportError:  # redis-py missing: not a redis broker anyway
-        return None
     channel = conn.default_channel
     if not isinstance(channel, Channel):
         return None
