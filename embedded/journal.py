@@ -1,10 +1,12 @@
-"""The publish journal: no accepted submission is lost when Stalk's redis-server dies.
+"""The publish journal: no accepted submission is lost when Stalk's redis-server or a worker dies.
 
 kombu's Redis transport pops a message (BRPOP) and records it as unacked (HSET) in two steps; a
-broker killed between them loses the message although `send_task` returned its id. Stalk keeps
+broker or a worker killed between them loses the message although `send_task` returned its id. Stalk keeps
 every message its client publishes until the message is provably safe: it has a result, or it is
 still in a queue or in the unacked table. After a broker restart the journal re-publishes the
-ones found nowhere, with the same task id (at-least-once, as acks_late already is).
+ones found nowhere, with the same task id (at-least-once, as acks_late already is); after a worker
+crashed, only those no worker was heard receiving (a received task was in the unacked table, and one that
+finished without storing a result, ignore_result, must not run again).
 """
 
 from __future__ import annotations
@@ -99,11 +101,12 @@ class PublishJournal:
 
     # -- recovery ---------------------------------------------------------------------------------
 
-    def recover(self) -> int:
-        """Re-publish every journaled message found in no queue, no unacked table and no result."""
+    def recover(self, only: Callable[[str], bool] | None = None) -> int:
+        """Re-publish every journaled message found in no queue, no unacked table and no result
+        (of those `only` holds true for, if given)."""
         self.prune()
         with self._lock:
-            entries = dict(self._entries)
+            entries = {k: v for k, v in self._entries.items() if only is None or only(k)}
         if not entries:
             return 0
         queues = {e.queue for e in entries.values()}
@@ -118,7 +121,8 @@ class PublishJournal:
         self.republished += len(lost)
         self.republished_ids += lost
         if lost:
-            self._log(f"[stalk] re-published {len(lost)} task(s) the broker lost: {', '.join(lost[:5])}")
+            self._log(f"[stalk] re-published {len(lost)} task(s) found in no queue, unacked table or result: "
+                      f"{', '.join(lost[:5])}")
         return len(lost)
 
     def _missing(self, ids: list[str], queues: set[str]) -> list[str]:

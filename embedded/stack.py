@@ -14,6 +14,7 @@ from .broker.select import start_broker
 from .celery_app import app_source_files, client_app, configure_app, load_app, worker_specs
 from .children import beat_argv, child_env, node_name, worker_argv
 from .config import StackConfig, WorkerSpec
+from .events.states import PENDING
 from .journal import PublishJournal
 from .quota import prepare_stack_quotas
 from .status_file import clear_status, write_status
@@ -152,21 +153,28 @@ class Stack:
         broker_logs = self.supervisor.child("broker").logs
         self.journal = PublishJournal(self.app, self.broker.broker_url, self.broker.backend_url,
                                       log=broker_logs.append)
-        seen = {"restarts": 0}
+        seen: dict[str, int] = {}
 
         def on_change(snapshot: list[ProcessInfo]) -> None:
-            broker = next((p for p in snapshot if p.role == "broker"), None)
-            if broker and broker.state is ProcState.RUNNING and broker.restarts > seen["restarts"]:
-                seen["restarts"] = broker.restarts
-                threading.Thread(target=self._recover_lost, name="stalk-journal-recover", daemon=True).start()
+            for proc in snapshot:  # restarted after a crash (a kill included)
+                if proc.role in ("broker", "worker") and proc.state.up and \
+                        proc.restarts > seen.get(proc.name, 0):
+                    seen[proc.name] = proc.restarts
+                    only = None if proc.role == "broker" else self._never_received
+                    threading.Thread(target=self._recover_lost, args=(only,), name="stalk-journal-recover",
+                                     daemon=True).start()
 
         self.subscribe(on_change)
 
-    def _recover_lost(self) -> None:
+    def _recover_lost(self, only: Callable[[str], bool] | None) -> None:
         try:
-            self.journal.recover()
+            self.journal.recover(only)
         except Exception as exc:  # the broker went away again: the next restart retries
             self.supervisor.child("broker").logs.append(f"[stalk] journal recovery failed: {exc}")
+
+    def _never_received(self, task_id: str) -> bool:
+        rec = self.events.get(task_id) if self.events is not None else None
+        return rec is None or rec.state == PENDING
 
     def _start_events(self) -> None:
         """Start the event receiver and task store (owned by embedded/events), and batch the client's

@@ -87,6 +87,22 @@ def test_sigkill_worker_with_200_tasks_loses_none(running_stack):
     assert_store_finished(stack, ids)
 
 
+def test_a_message_a_killed_worker_popped_but_never_recorded_is_re_published(running_stack):
+    """kombu pops a message (BRPOP) and records it as unacked (HSET) in two steps: a worker killed between
+    them loses it. Here the pop is done by hand, then the worker is killed: the journal puts it back."""
+    stack = fault_stack(running_stack)
+    stack.stop_process("worker:faults")
+    result = stack.app.send_task("faults.sleepy", (0.01,), queue="faults")
+    broker = redis.Redis.from_url(stack.broker.broker_url)
+    assert wait_until(lambda: broker.rpop("faults"))  # in no queue, no unacked table: only a dead worker had it
+    stack.start_process("worker:faults")
+    stack.supervisor.wait_for(["worker:faults"], 60)
+    os.killpg(stack.process("worker:faults").pid, signal.SIGKILL)
+    assert result.get(timeout=60) == result.id
+    assert stack.journal.republished_ids == [result.id]
+    assert runs(stack) == Counter({result.id: 1})
+
+
 def assert_store_finished(stack, ids: set[str]) -> None:
     """The event store (what the panel shows) ends with every task SUCCESS: none left STARTED or LOST.
     Celery's task events carry no redelivered flag, so runs are counted by the ledger above."""
