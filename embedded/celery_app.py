@@ -9,6 +9,7 @@ from pathlib import Path
 
 from celery import Celery
 
+from .broker import redis_transport
 from .config import ConfigError, StackConfig, WorkerSpec
 
 DEMO_APP = "embedded.demo.app:app"
@@ -99,6 +100,9 @@ def configure_app(app: Celery, broker_url: str | None, backend_url: str | None, 
     if not str(broker_url or "").startswith("redis"):
         settings.pop("broker_transport_options")
         settings.pop("result_backend_transport_options")
+    if app.conf.broker_transport in (None, redis_transport.NAME):  # never the user's own choice
+        fast = not eager and str(broker_url).split("://", 1)[0] == "redis"  # rediss (TLS): kombu's own, untouched
+        settings["broker_transport"] = redis_transport.NAME if fast else None
     if eager:
         settings.update(task_always_eager=True, task_eager_propagates=False, task_store_eager_result=True,
                         broker_url="memory://", result_backend="cache+memory://")

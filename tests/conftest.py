@@ -14,8 +14,10 @@ import psutil
 import pytest
 
 from embedded import Stack, StackConfig, load_config
+from embedded.broker.fake_server import EmbeddedRedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
+SERVER_PASSWORD = "server-secret"  # of the `server` fixture
 
 
 def make_config(data_dir: Path, **flags: Any) -> StackConfig:
@@ -108,3 +110,12 @@ def module_stack(data_dir: Path, env: dict[str, str] | None = None, **flags: Any
             else:
                 os.environ[key] = value
     assert not [p for p in descendants() if p.pid not in before]
+
+
+@pytest.fixture
+def server() -> Iterator[EmbeddedRedisServer]:
+    """The embedded broker alone (a redis-protocol server on a free loopback port), password SERVER_PASSWORD."""
+    srv = EmbeddedRedisServer(0, SERVER_PASSWORD)
+    srv.start()
+    yield srv
+    srv.stop()

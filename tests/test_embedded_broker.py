@@ -23,20 +23,10 @@ from embedded.broker.auth_gate import (
 )
 from embedded.broker.fake_server import EmbeddedRedisServer
 
+from .conftest import SERVER_PASSWORD as PASSWORD
 from .test_faults import _non_loopback_addresses
 
 pytestmark = pytest.mark.procs
-
-PASSWORD = "s3cret-embedded"
-
-
-@pytest.fixture
-def server():
-    srv = EmbeddedRedisServer(0, PASSWORD)
-    srv.start()
-    yield srv
-    srv.stop()
-
 
 def client(server, **kw) -> redis.Redis:
     return redis.Redis(port=server.port, socket_timeout=5, retry=Retry(NoBackoff(), 0), **kw)

@@ -20,9 +20,8 @@ from embedded.events.receiver import EventReceiver
 from embedded.events.redis_feed import NotJson, decode
 from embedded.events.sent_batch import SentEvents
 
+from .conftest import SERVER_PASSWORD as PASSWORD
 from .conftest import wait_until
-
-PASSWORD = "feed-secret"
 
 
 def envelope(body: object, *, content_type: str = "application/json", compression: str | None = None) -> bytes:
@@ -45,14 +44,6 @@ def test_decode_reads_single_batched_and_compressed_events():
 def test_decode_refuses_anything_but_json_before_reading_the_body():
     with pytest.raises(NotJson, match="application/x-python-serialize"):
         decode(envelope("not decoded", content_type="application/x-python-serialize"))
-
-
-@pytest.fixture
-def server() -> Iterator[EmbeddedRedisServer]:
-    srv = EmbeddedRedisServer(0, PASSWORD)
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 def app_for(server: EmbeddedRedisServer) -> Celery:
