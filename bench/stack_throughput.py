@@ -11,7 +11,10 @@ run is many short rounds, each measuring the three back to back (in alternating 
 are taken within a round.
 CPU ms per task shows where the time goes (worker tree, broker, this process: client and receiver).
 
-    .venv/bin/python bench/stack_throughput.py [--tasks 500] [--rounds 20] [--concurrency 2]
+    .venv/bin/python bench/stack_throughput.py [--tasks 500] [--rounds 20] [--concurrency 2] [--stock-transport]
+
+--stock-transport runs Stalk's processes on kombu's redis transport as it ships instead of Stalk's
+(which reuses one redis-py client per pool): what the rest of Stalk costs on its own.
 """
 
 from __future__ import annotations
@@ -142,8 +145,9 @@ class Bench:
 
     def report(self) -> None:
         a = self.args
+        transport = "kombu's stock" if a.stock_transport else "Stalk's"
         print(f"stack throughput, {a.tasks} no-op tasks x {a.rounds} rounds, pool {a.pool} -c {a.concurrency}, "
-              f"{machine()}")
+              f"Stalk on {transport} redis transport, {machine()}")
         for name, rates in self.rates.items():
             cpu = {k: statistics.median(c[k] for c in self.cpu[name]) for k in self.cpu[name][0]}
             where = ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
@@ -162,7 +166,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--pool", default="prefork")
+    parser.add_argument("--stock-transport", action="store_true", help="Stalk on kombu's own redis transport")
     args = parser.parse_args()
+    if args.stock_transport:
+        os.environ["BENCH_STOCK_TRANSPORT"] = "1"  # read by the app, here and in Stalk's worker
     os.chdir(ROOT)
     load_app(APP)
     with tempfile.TemporaryDirectory() as tmp:

@@ -31,11 +31,13 @@ def test_panel_load_quick_mode_reports_latency_and_rss():
 
 @pytest.mark.procs
 @pytest.mark.slow
-def test_stack_throughput_runs_its_three_workers_and_reports_ratios():
+@pytest.mark.parametrize(("flags", "transport"), [([], "Stalk's"), (["--stock-transport"], "kombu's stock")])
+def test_stack_throughput_runs_its_three_workers_and_reports_ratios(flags, transport):
     """Stalk's stack and two plain workers (events off and -E) on one redis-server, tiny rounds."""
-    run = subprocess.run([sys.executable, str(ROOT / "bench" / "stack_throughput.py"), "--tasks", "20", "--rounds", "2"],
-                         cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=240)
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "stack_throughput.py"), "--tasks", "20", "--rounds", "2",
+                          *flags], cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stderr[-3000:]
+    assert f"Stalk on {transport} redis transport" in run.stdout
     ratios = re.findall(r"ratio stalk/(plain|plain -E), per round: median ([\d.]+)x", run.stdout)
     assert [name for name, _ in ratios] == ["plain", "plain -E"], run.stdout[-3000:]
     assert all(float(value) > 0 for _, value in ratios)
