@@ -97,11 +97,12 @@ def configure_app(app: Celery, broker_url: str | None, backend_url: str | None, 
                   visibility_timeout: int = 3600) -> Celery:
     """Apply Stalk's settings to `app` in place; `eager` runs tasks in the calling process."""
     settings = stalk_settings(broker_url, backend_url, visibility_timeout)
-    if not str(broker_url or "").startswith("redis"):
+    scheme = str(broker_url or "").partition("://")[0]
+    if not scheme.startswith("redis"):
         settings.pop("broker_transport_options")
         settings.pop("result_backend_transport_options")
     if app.conf.broker_transport in (None, redis_transport.NAME):  # never the user's own choice
-        fast = not eager and str(broker_url).split("://", 1)[0] == "redis"  # rediss (TLS): kombu's own, untouched
+        fast = scheme == "redis" and not eager  # rediss (TLS): kombu's own, untouched
         settings["broker_transport"] = redis_transport.NAME if fast else None
     if eager:
         settings.update(task_always_eager=True, task_eager_propagates=False, task_store_eager_result=True,

@@ -58,7 +58,8 @@ class RedisFeed:
     """A psubscribed pub/sub connection to the broker's event topic."""
 
     def __init__(self, client: Any, topics: list[str]) -> None:
-        self.client, self.topics = client, topics
+        """`client` is the channel's: it and its pool close with the kombu connection."""
+        self.topics = topics
         self.pubsub = client.pubsub(ignore_subscribe_messages=True)
 
     def subscribe(self) -> None:
@@ -79,10 +80,7 @@ class RedisFeed:
         return [localize(e, here, now) for e in decode(data) if isinstance(e, dict)]
 
     def close(self) -> None:
-        try:
-            self.pubsub.close()
-        finally:
-            self.client.close()
+        self.pubsub.close()
 
 
 def redis_feed(conn: Any, exchange: str) -> RedisFeed | None:
