@@ -22,10 +22,10 @@ SINCE_KEPT = 20_000  # changed texts tracked since the last complete scan, then 
 
 
 class SearchTexts:
-    def __init__(self, items: Iterable[tuple[str, TaskRecord]]) -> None:
-        """From (id, record) pairs in arrival order; may run outside the store's lock on a copy of its
-        items, then catch up with `update` under it."""
-        self._texts = {task_id: search_text(rec) for task_id, rec in items}
+    def __init__(self, records: Iterable[TaskRecord]) -> None:
+        """From records in arrival order; may run outside the store's lock on a copy of its records,
+        then catch up with `update` under it."""
+        self._texts = {rec.task_id: search_text(rec) for rec in records}
         self._scan: tuple[str, list[str]] | None = None  # a needle and all its matches, oldest first
         self._since: set[str] = set()  # ids whose text changed or arrived since that scan
 

@@ -282,7 +282,7 @@ class EventStore:
             return sort_records([r for r in records if test is None or test(r)], sort_key, reverse)[:limit], True
         texts: SearchTexts | None = self._kept(SEARCH) if needle is not None else None
         if needle is not None and texts is None:  # dropped since prepare_search: a long pause
-            texts = self._indexes[SEARCH] = SearchTexts(tasks.items())  # type: ignore[assignment]
+            texts = self._indexes[SEARCH] = SearchTexts(tasks.values())  # type: ignore[assignment]
         if sort_key == "received":  # the live view: walk from the newest (or oldest), stop at `limit`
             walk = (filter(None, map(tasks.get, texts.ids(needle, reverse, tasks))) if texts and needle
                     else reversed(tasks.values()) if reverse else iter(tasks.values()))
@@ -314,19 +314,21 @@ class EventStore:
     def prepare_sort(self, sort_key: str) -> None:
         """Build `sort_key`'s index now (~50 ms and ~12 MB for 100,000 tasks)."""
         if sort_key in SORT_KEYS and sort_key != "received":
-            self._build(sort_key, lambda items: SortIndex(sort_key, SORT_KEYS[sort_key], items))
+            self._build(sort_key, lambda records: SortIndex(sort_key, SORT_KEYS[sort_key], records))
 
-    def _build(self, name: str, make: Callable[[list[tuple[str, TaskRecord]]], Index]) -> None:
+    def _build(self, name: str, make: Callable[[list[TaskRecord]], Index]) -> None:
         """Built outside the lock, so ingestion and live queries go on; the tasks that changed
-        meanwhile are re-read under it."""
+        meanwhile are re-read under it. The copy is of the records (the collector skips them), not of
+        (id, record) pairs: 100,000 pairs it would walk at every collection of the young generations
+        until the build ends (one took 37 ms, every thread stopped)."""
         with self._lock:
             self._used[name] = time.monotonic()
             if name in self._indexes or name in self._building:
                 return
-            items = list(self._fold.tasks.items())
+            records = list(self._fold.tasks.values())
             self._building[name] = set(self._fold.changed_tasks)
         try:
-            index = make(items)
+            index = make(records)
         except BaseException:
             with self._lock:
                 del self._building[name]
