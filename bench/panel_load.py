@@ -446,6 +446,10 @@ def report(name: str, probe: Probe) -> dict[str, float]:
             print(f"  {kind} keys, median ms per step: " + ", ".join(
                 f"{name} {statistics.median(s[i] for s in stages):.1f}" for i, name in enumerate(steps)))
     slowest(probe)
+    ranked = sorted(probe.queries, key=lambda q: q[0] - q[1])[:4]
+    print("  slowest store queries (ms, filter): " + "; ".join(
+        f"{(b - a) * 1000:.1f} {dict(k).get('search')!r}/{dict(k).get('state')!r}/{dict(k).get('sort_key')!r}"
+        f"{'' if dict(k).get('wait') is None else ' quick'}" for a, b, k in ranked))
     timeouts = sum(1 for _k, ms in probe.results if ms >= KEY_TIMEOUT * 1000)
     if timeouts:
         print(f"  {timeouts} key(s) not answered within {KEY_TIMEOUT:.0f} s (counted as {KEY_TIMEOUT:.0f} s)")

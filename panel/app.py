@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App
 from textual.reactive import var
 from textual.worker import Worker, WorkerState
@@ -61,6 +61,8 @@ class StalkApp(App):
         self._start = start
         self._probe = probe_broker
         self._stopping = False
+        self._collector = gc_tuning.collector()
+        self._collect_armed = False
 
     def delay_update(self, delay: float = 0.05) -> None:
         """Textual holds every paint for 50 ms on a mode switch, to mask the new screen's mounting.
@@ -72,6 +74,32 @@ class StalkApp(App):
         self.switch_mode("dashboard")
         if self._start:
             self.start_stack()
+        if self._collector is not None:
+            self.set_interval(gc_tuning.QUIET, self._collect_when_quiet)
+
+    async def on_event(self, event: events.Event) -> None:
+        if self._collector is not None and isinstance(event, events.Key):
+            self._collector.saw_input()
+            if not self._collect_armed:
+                self._collect_armed = True
+                self.set_timer(gc_tuning.AFTER_INPUT, self._collect_after_input)
+        await super().on_event(event)
+
+    # -- full garbage collections, at times the user is not waiting (gc_tuning.Collector) --------
+
+    def _collect_after_input(self) -> None:
+        collector = self._collector
+        assert collector is not None
+        wait = gc_tuning.AFTER_INPUT - collector.quiet_for()
+        if wait > 0:  # another key came since: after its answer
+            self.set_timer(wait, self._collect_after_input)
+            return
+        self._collect_armed = False
+        collector.collect_if_due(gc_tuning.AFTER_INPUT)
+
+    def _collect_when_quiet(self) -> None:
+        if self._collector is not None:
+            self._collector.collect_if_due(gc_tuning.QUIET)
 
     # -- stack life cycle -----------------------------------------------------------------------
 
