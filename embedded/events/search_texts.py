@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from itertools import compress, repeat, tee
 from operator import contains
 
+from .paced import paced
 from .queries import search_text
 from .records import ARRIVAL, TaskRecord
 
@@ -68,7 +69,7 @@ class SearchTexts:
         texts = self._texts
         keys, values = (reversed(texts.keys()), reversed(texts.values())) if reverse else (texts.keys(), texts.values())
         found: list[str] = []
-        for task_id in compress(keys, map(contains, values, repeat(needle))):
+        for task_id in compress(keys, map(contains, paced(values), repeat(needle))):
             found.append(task_id)
             yield task_id
         if reverse:

@@ -14,6 +14,7 @@ from operator import itemgetter
 
 from sortedcontainers import SortedList
 
+from .paced import paced
 from .records import ARRIVAL, TaskRecord
 from .untracked import untrack
 
@@ -70,8 +71,8 @@ class SortIndex:
         self._untracked = len(lists)
 
     def ids(self, reverse: bool) -> Iterator[str]:
-        """Task ids in order, lazily (the caller holds the store's lock while it reads)."""
-        return map(_task_id, reversed(self._sorted) if reverse else iter(self._sorted))
+        """Task ids in order, lazily (the caller holds the store's lock while it reads), paced."""
+        return map(_task_id, paced(reversed(self._sorted) if reverse else iter(self._sorted)))
 
     def stale(self, size: int) -> bool:
         """Holds many more ids than a store of `size` tasks: evicted tasks left behind."""

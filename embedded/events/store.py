@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from ..paths import set_aside
 from .fold import Fold
 from .history import HistoryWriter, load_recent
+from .paced import paced
 from .queries import SORT_KEYS, matches, sort_records, timeline, wanted_states
 from .records import ARRIVAL, Changes, TaskEvent, TaskRecord, WorkerRecord
 from .search_texts import SearchTexts
@@ -285,7 +286,7 @@ class EventStore:
             texts = self._indexes[SEARCH] = SearchTexts(tasks.values())  # type: ignore[assignment]
         if sort_key == "received":  # the live view: walk from the newest (or oldest), stop at `limit`
             walk = (filter(None, map(tasks.get, texts.ids(needle, reverse, tasks))) if texts and needle
-                    else reversed(tasks.values()) if reverse else iter(tasks.values()))
+                    else paced(reversed(tasks.values()) if reverse else tasks.values()))
             found = first(walk, test, limit)
             if reverse:
                 found.reverse()
