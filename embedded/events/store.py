@@ -16,7 +16,7 @@ from ..paths import set_aside
 from .fold import Fold
 from .history import HistoryWriter, load_recent
 from .paced import paced
-from .queries import SORT_KEYS, matches, sort_records, timeline, wanted_states
+from .queries import SORT_KEYS, first_sorted, matches, sort_records, timeline, wanted_states
 from .records import ARRIVAL, Changes, TaskEvent, TaskRecord, WorkerRecord
 from .search_texts import SearchTexts
 from .sort_index import SortIndex
@@ -267,7 +267,7 @@ class EventStore:
         if in_order:
             return found
         chosen = found if test is None else [r for r in found if test(r)]  # all of them, in arrival order
-        return sort_records(chosen, sort_key, reverse)[:limit]
+        return first_sorted(chosen, sort_key, reverse, limit)
 
     def _select(self, test: Callable[[TaskRecord], bool] | None, state: str | None, needle: str | None,
                 sort_key: str, reverse: bool, limit: int | None, quick: bool) -> tuple[list[TaskRecord], bool]:
