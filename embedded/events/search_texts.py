@@ -77,13 +77,20 @@ class SearchTexts:
         self._scan, self._since = (needle, found), set()  # every text was tested: remembered
 
     def _rescan(self, needle: str, reverse: bool, tasks: Mapping[str, TaskRecord]) -> Iterator[str]:
-        texts = self._texts
-        held = [tasks[i] for i in {*self._scan[1], *self._since} if i in tasks]  # type: ignore[index]
-        candidates = [rec.task_id for rec in sorted(held, key=ARRIVAL, reverse=reverse)]
-        found = [task_id for task_id in candidates if needle in texts.get(task_id, "")]
-        yield from found
-        if reverse:
-            found.reverse()
+        """The remembered matches that still match (tested in C: they are in arrival order already),
+        and the texts new or changed since that match now, put in arrival order."""
+        prior = self._scan[1]  # type: ignore[index]
+        found = list(self.among(iter(prior), needle))
+        fresh = self._since.difference(prior)
+        if fresh:
+            extra = sorted((tasks[i] for i in self.among(iter(fresh), needle) if i in tasks), key=ARRIVAL)
+            last = tasks.get(found[-1]) if found else None
+            if extra and (last is None or last.arrival > extra[0].arrival):  # not all newer: one order
+                held = [tasks[i] for i in found if i in tasks]
+                found = [rec.task_id for rec in sorted([*held, *extra], key=ARRIVAL)]
+            else:  # the usual case: new tasks, newer than every match
+                found.extend(rec.task_id for rec in extra)
+        yield from reversed(found) if reverse else found
         self._scan, self._since = (needle, found), set()
 
     def among(self, ids: Iterator[str], needle: str) -> Iterator[str]:
