@@ -5,11 +5,12 @@ batched change notifications, and SQLite history.
 """
 
 from .history import HistoryError, read_tasks
+from .paced import Unwanted
 from .records import Changes, TaskEvent, TaskRecord, WorkerRecord
 from .states import ALL_STATES, FINISHED, precedence
 from .store import EventStore, StoreBusy
 
 __all__ = [
     "ALL_STATES", "FINISHED", "Changes", "EventStore", "HistoryError", "StoreBusy", "TaskEvent",
-    "TaskRecord", "WorkerRecord", "precedence", "read_tasks",
+    "TaskRecord", "Unwanted", "WorkerRecord", "precedence", "read_tasks",
 ]

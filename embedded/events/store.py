@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from ..paths import set_aside
 from .fold import Fold
 from .history import HistoryWriter, load_recent
-from .paced import paced
+from .paced import paced, wanted_while
 from .queries import SORT_KEYS, first_sorted, matches, sort_records, timeline, wanted_states
 from .records import ARRIVAL, Changes, TaskEvent, TaskRecord, WorkerRecord
 from .search_texts import SearchTexts
@@ -251,10 +251,12 @@ class EventStore:
 
     def query(self, state: str | None = None, name: str | None = None, queue: str | None = None,
               worker: str | None = None, search: str | None = None, sort_key: str = "received",
-              reverse: bool = True, limit: int | None = 500, wait: float | None = None) -> list[TaskRecord]:
+              reverse: bool = True, limit: int | None = 500, wait: float | None = None,
+              wanted: Callable[[], bool] | None = None) -> list[TaskRecord]:
         """Records by filter and sort. `wait`: a quick read for a UI thread: at most this long for the
         store's lock, and no index built or whole store sorted for it; else StoreBusy (the caller asks
-        again from a thread)."""
+        again from a thread). `wanted`: asked between slices of a long walk; once false the query
+        stops (raises Unwanted) and frees the store's lock for the query that replaced it."""
         test = matches(state, name, queue, worker, None)
         needle = search.lower() if search else None
         if needle is not None and SEARCH not in self._indexes:
@@ -264,7 +266,8 @@ class EventStore:
         if not self._lock.acquire(timeout=-1 if wait is None else wait):
             raise StoreBusy(f"the event store stayed busy for {wait} s")
         try:
-            found, in_order = self._select(test, state, needle, sort_key, reverse, limit, quick=wait is not None)
+            with wanted_while(wanted):
+                found, in_order = self._select(test, state, needle, sort_key, reverse, limit, quick=wait is not None)
         finally:
             self._lock.release()
         if in_order:

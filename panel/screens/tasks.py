@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.message import Message
 from textual.widgets import Input, Label
 
-from embedded.events import StoreBusy
+from embedded.events import StoreBusy, Unwanted
 
 from ..actions import bindings
 from ..messages import OpenTask
@@ -88,8 +88,10 @@ class TasksScreen(StalkScreen):
     @work(thread=True, group="tasks-fetch", exit_on_error=False)
     def fetch(self, flt: TaskFilter, generation: int) -> None:
         started = time.perf_counter()
-        try:
-            records = list(self.events.query(**flt.query_kwargs(LIMIT)))
+        try:  # a key that changes the filter meanwhile stops this walk and takes the store's lock
+            records = list(self.events.query(**flt.query_kwargs(LIMIT), wanted=lambda: generation == self._generation))
+        except Unwanted:
+            return
         except Exception as exc:  # a store error is shown, the screen keeps going
             self.post_message(self.Fetched([], f"query failed: {exc}", generation))
             return
