@@ -147,3 +147,25 @@ async def test_killed_worker_shows_restart_then_ready(tmp_path):
                          and table_cell(app, "worker:default", "state") == ProcState.READY)
         await pilot.press("ctrl+q")
         await wait_until(pilot, lambda: not app.is_running, timeout=30)
+
+
+@sync
+async def test_a_mode_screen_comes_back_in_the_theme_chosen_while_it_was_away(eager_stack):
+    """Mode screens skip Textual's restyle on resume (StalkScreen._on_screen_resume); a theme chosen
+    while one was suspended still reaches it, and a class set on it meanwhile still shows."""
+    app = app_for(eager_stack)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        tasks = app.screen
+        table = tasks.query_one("#task-table")
+        await pilot.press("1")
+        before = table.styles.background
+        app.theme = "nord" if app.theme != "nord" else "gruvbox"
+        await pilot.pause()
+        table.add_class("-probe")  # a class set while suspended restyles at once
+        await pilot.press("2")
+        await pilot.pause()
+        assert app.screen is tasks
+        assert table.styles.background != before  # the new theme's colours
+        assert table.has_class("-probe")
