@@ -41,6 +41,11 @@ def test_a_walk_nobody_wants_stops_between_slices_and_frees_the_store():
     assert len(asked) == 2
     assert len(store.query(sort_key="name", limit=10, wait=0.01)) == 10  # the lock was given back
     assert len(store.query(sort_key="name", limit=None, wanted=lambda: True)) == 3 * SLICE
+    # the UI thread's quick query walks in one go: it neither hands the GIL over between slices nor asks
+    assert len(store.query(sort_key="name", state="PENDING", limit=None, wait=0.01, wanted=wanted)) == 3 * SLICE
+    assert len(asked) == 2
+    with wanted_while(None, pace=False):
+        assert isinstance(paced([1, 2]), type(iter([])))
     with wanted_while(lambda: False):
         pass
     assert list(paced(range(5))) == list(range(5))  # outside a query nobody asks

@@ -266,13 +266,15 @@ class EventStore:
         if not self._lock.acquire(timeout=-1 if wait is None else wait):
             raise StoreBusy(f"the event store stayed busy for {wait} s")
         try:
-            with wanted_while(wanted):
+            with wanted_while(wanted, pace=wait is None):
                 found, in_order = self._select(test, state, needle, sort_key, reverse, limit, quick=wait is not None)
         finally:
             self._lock.release()
         if in_order:
             return found
         chosen = found if test is None else [r for r in found if test(r)]  # all of them, in arrival order
+        if wait is not None:  # the UI thread's: a sort in C, not a heap the other threads preempt
+            return sort_records(chosen, sort_key, reverse)[:limit]
         return first_sorted(chosen, sort_key, reverse, limit)
 
     def _select(self, test: Callable[[TaskRecord], bool] | None, state: str | None, needle: str | None,
