@@ -190,3 +190,21 @@ def test_without_an_index_a_query_takes_its_first_rows_from_a_heap_with_the_same
                 got = [r.task_id for r in store.query(sort_key=sort_key, reverse=reverse, limit=limit)]
                 assert got == plain(store, sort_key, reverse, limit), (sort_key, reverse, limit)
                 assert sort_key not in store._indexes  # the heap's answer, not an index's
+
+
+def test_a_search_whose_matches_lie_deep_in_the_sort_order_reads_them_in_the_indexs_order():
+    """Many matches, none at the index's head: the walk gives up after WALK_PER_ROW entries per row
+    and orders the matches by their index entries instead: the same rows as a full sort."""
+    store = EventStore(max_tasks=5000)
+    store.ingest_many([sent(f"t{i:04d}", float(i), name="demo.z" if i % 6 == 0 else "demo.a") for i in range(3000)])
+    store.ingest_many([done(f"t{i:04d}", 3000.0 + i) for i in range(0, 3000, 4)])  # two states among them
+    store._notify()
+    store.prepare_search()
+    store.prepare_sort("name")
+    for reverse in (False, True):
+        for state in (None, "SUCCESS"):
+            for wait in (None, 0.5):
+                got = [r.task_id for r in store.query(search="o.z", sort_key="name", reverse=reverse, limit=20,
+                                                      state=state, wait=wait)]
+                assert got == plain(store, "name", reverse, 20, state, "o.z"), (reverse, state, wait)
+                assert len(got) == 20

@@ -74,6 +74,11 @@ class SortIndex:
         """Task ids in order, lazily (the caller holds the store's lock while it reads), paced."""
         return map(_task_id, paced(reversed(self._sorted) if reverse else iter(self._sorted)))
 
+    def in_order(self, task_ids: Iterable[str], reverse: bool) -> Iterator[str]:
+        """`task_ids` in the index's order (as `ids` walks it), sorted by their entries: tuples
+        compared in C, no key function and no record read per id (ids it does not hold are left out)."""
+        return map(_task_id, sorted(filter(None, map(self._entries.get, task_ids)), reverse=reverse))
+
     def stale(self, size: int) -> bool:
         """Holds many more ids than a store of `size` tasks: evicted tasks left behind."""
         return len(self._entries) > size + size // 4 + 100
