@@ -208,15 +208,3 @@ def test_a_search_whose_matches_lie_deep_in_the_sort_order_reads_them_in_the_ind
                                                       state=state, wait=wait)]
                 assert got == plain(store, "name", reverse, 20, state, "o.z"), (reverse, state, wait)
                 assert len(got) == 20
-
-
-def test_an_index_a_query_wanted_is_built_only_after_that_query_had_time_to_be_answered():
-    store = EventStore()
-    store.ingest_many([sent(f"t{i}", float(i), name=f"demo.n{i % 3}") for i in range(30)])
-    with pytest.raises(StoreBusy):
-        store.query(sort_key="name", wait=0.01)  # a key's quick query: its answer comes from a thread
-    asked = store_module.time.monotonic()
-    store._build_wanted(asked)
-    assert "name" not in store._indexes  # not while the key's own query and repaint run
-    store._build_wanted(asked + store_module.BUILD_AFTER + 0.01)
-    assert "name" in store._indexes and store._sort_wanted is None

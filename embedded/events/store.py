@@ -25,8 +25,6 @@ from .states import FAILURE, FINISHED
 NOTIFY_EVERY = 0.1  # s between batches to subscribers
 EXPIRE_EVERY = 0.5  # s between heartbeat-expiry checks
 DEFAULT_MAX_TASKS = 20_000
-BUILD_AFTER = 0.3  # s between a query wanting a sort index and its build: the query that asked (a key's),
-# answered meanwhile from a heap, and its repaint do not share the GIL with a 60-80 ms build
 INDEX_KEPT = 60.0  # s the search texts or a sort index are kept after the last query that read them
 SEARCH = "search"
 WALK_PER_ROW = 8  # a searched, sorted view walks its sort index this far per row wanted (8: ~3 ms for 500 rows),
@@ -84,7 +82,7 @@ class EventStore:
         self._indexes: dict[str, Index] = {}  # SEARCH: SearchTexts; a sort key: its SortIndex
         self._used: dict[str, float] = {}  # index name -> monotonic time a query last read it
         self._building: dict[str, set[str]] = {}  # index name -> ids changed while it is built
-        self._sort_wanted: tuple[str, float] | None = None  # a sort key a query found no index for, when
+        self._sort_wanted: str | None = None  # a sort key a query found no index for
         #: Called (notifier thread, no lock held) with the ids of tasks that became LOST: a worker killed
         #: after it acknowledged a task may never have sent its task-succeeded event (Celery buffers
         #: task events in the worker's loop), so the stack looks them up in the result backend.
@@ -202,14 +200,10 @@ class EventStore:
                 self._drop_unread()
             self._notify()
             self._hand_over_lost()
-            self._build_wanted(now)
-
-    def _build_wanted(self, now: float) -> None:
-        """Build the sort index a query wanted, once BUILD_AFTER has passed."""
-        wanted = self._sort_wanted
-        if wanted is not None and now - wanted[1] >= BUILD_AFTER:
-            self._sort_wanted = None
-            self.prepare_sort(wanted[0])
+            wanted = self._sort_wanted
+            if wanted is not None:
+                self._sort_wanted = None
+                self.prepare_sort(wanted)
 
     def _notify(self) -> None:
         with self._lock:
@@ -306,8 +300,7 @@ class EventStore:
                 found.reverse()
             return sort_records(found, sort_key, reverse), True
         if index is None:
-            if self._sort_wanted is None or self._sort_wanted[0] != sort_key:  # the notifier builds it soon;
-                self._sort_wanted = (sort_key, time.monotonic())  # meanwhile a heap over the whole store
+            self._sort_wanted = sort_key  # the notifier builds it; meanwhile a sort of the whole store
             if quick:
                 raise StoreBusy(f"no {sort_key} sort index yet")
             walk = filter(None, map(tasks.get, texts.ids(needle, False, tasks))) if texts and needle else tasks.values()
