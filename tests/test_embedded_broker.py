@@ -28,6 +28,7 @@ from .test_faults import _non_loopback_addresses
 
 pytestmark = pytest.mark.procs
 
+
 def client(server, **kw) -> redis.Redis:
     return redis.Redis(port=server.port, socket_timeout=5, retry=Retry(NoBackoff(), 0), **kw)
 
