@@ -2,7 +2,7 @@
 
 DataTable re-renders every visible cell after any change and keeps many objects per cell; at 1,000
 events/s that cost ~35 ms a frame (bench/panel_load.py). Here `show()` only swaps the row list; a
-line is rendered when it is on screen and its row (a frozen TaskRow) or its look changed, so a live
+line is rendered when it is on screen and its row (a TaskRow tuple) or its look changed, so a live
 refresh costs a dict lookup per visible line. A row's cells are rendered once per row value
 (task_cells.py); striping and the cursor only restyle them.
 """
@@ -40,7 +40,7 @@ CONTENTS_KEPT = 400  # rendered rows kept (before their line's look), likewise
 
 
 def changed_fields(old: TaskRow, new: TaskRow) -> int:
-    return sum(1 for a, b in zip(old.__dict__.values(), new.__dict__.values(), strict=True) if a != b)
+    return sum(1 for a, b in zip(old, new, strict=True) if a != b)
 
 
 class TaskTable(ScrollView, can_focus=True):

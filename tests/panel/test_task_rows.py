@@ -1,0 +1,38 @@
+"""TaskRow.of_record (the store's records, read directly) makes the same rows as the generic `of`."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from embedded.events import ALL_STATES, TaskRecord
+from panel.task_rows import TaskRow
+
+texts = st.none() | st.sampled_from(["", "()", "[]", "{}", " () ", "[1, 2]", "{'x': 1}"]) | st.text(max_size=90)
+stamps = st.none() | st.floats(min_value=0, max_value=2e9)
+progress = st.none() | st.dictionaries(st.sampled_from(["current", "total", "x"]),
+                                       st.none() | st.integers(-5, 100) | st.floats(allow_nan=True) | st.text(max_size=3))
+
+
+@st.composite
+def records(draw: st.DrawFn) -> TaskRecord:
+    return TaskRecord(
+        task_id=draw(st.text(min_size=1, max_size=12)), name=draw(st.none() | st.text(max_size=12)),
+        state=draw(st.sampled_from(sorted(ALL_STATES))), args=draw(texts), kwargs=draw(texts),
+        queue=draw(st.none() | st.text(max_size=6)), routing_key=draw(st.none() | st.text(max_size=6)),
+        worker=draw(st.none() | st.text(max_size=8)), retries=draw(st.integers(0, 9)),
+        sent=draw(stamps), received=draw(stamps), updated=draw(stamps), runtime=draw(stamps),
+        progress=draw(progress))
+
+
+@given(records())
+def test_of_record_matches_the_generic_path(rec: TaskRecord) -> None:
+    assert TaskRow.of(rec) == TaskRow.of(rec.as_dict())  # a dict takes the generic path
+
+
+def test_of_takes_the_direct_path_for_records() -> None:
+    rec = TaskRecord("t-1", name="demo.add", state="STARTED", args="(2, 3)", kwargs="{}", routing_key="slow",
+                     sent=5.0, progress={"current": 1, "total": 4})
+    row = TaskRow.of(rec)
+    assert (row.name, row.args, row.queue, row.worker, row.received, row.progress) == \
+        ("demo.add", "(2, 3)", "slow", "-", 5.0, 0.25)
