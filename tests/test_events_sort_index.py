@@ -208,3 +208,17 @@ def test_a_search_whose_matches_lie_deep_in_the_sort_order_reads_them_in_the_ind
                                                       state=state, wait=wait)]
                 assert got == plain(store, "name", reverse, 20, state, "o.z"), (reverse, state, wait)
                 assert len(got) == 20
+
+
+def test_an_index_prepared_to_keep_is_never_freed(monkeypatch):
+    store = EventStore()
+    store.ingest_many([sent("a", 1.0, name="demo.b"), sent("b", 2.0, name="demo.a")])
+    store.prepare_sort("name", keep=True)
+    store.prepare_sort("queue")
+    clock = store_module.time.monotonic() + store_module.INDEX_KEPT * 3
+    monkeypatch.setattr(store_module.time, "monotonic", lambda: clock)
+    store._drop_unread()
+    assert set(store._indexes) == {"name"}
+    store.ingest(sent("c", 3.0, name="demo.0"))  # and it still follows every change
+    store._notify()
+    assert [r.task_id for r in store.query(sort_key="name", reverse=False, wait=0.01)] == ["c", "b", "a"]

@@ -68,6 +68,14 @@ class TasksScreen(StalkScreen):
         table.set_sort(self.filter.sort_key, self.filter.reverse)
         table.focus()
         self._show_status()
+        if self.events is not None:
+            self.run_worker(self._prepare_sorts, thread=True, group="tasks-sorts", exit_on_error=False)
+
+    def _prepare_sorts(self) -> None:
+        """Every sort key's index, built once and kept: a sort key then answers at once (its first use
+        otherwise waited for a build of the whole store: 100-200 ms under load, bench/panel_load.py)."""
+        for key in SORT_KEYS:
+            self.events.prepare_sort(key, keep=True)
 
     # -- query loop -----------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from panel.screens.detail import DetailData, DetailScreen, read_detail, render_d
 from panel.screens.submit import SubmitScreen
 from panel.screens.tasks import TasksScreen
 from panel.submit_form import json_from_repr, local_problems, request_of
-from panel.task_rows import TASK_STATES, TaskFilter, TaskRow, parse_filter, progress_of
+from panel.task_rows import SORT_KEYS, TASK_STATES, TaskFilter, TaskRow, parse_filter, progress_of
 from panel.widgets.mode_bar import ModeBar
 from panel.widgets.task_table import TaskTable
 
@@ -316,6 +316,22 @@ async def test_resubmit_turns_reprs_back_into_json(eager_stack) -> None:
         assert screen.query_one("#args", TextArea).text == "('aaaa...', 2)"
         assert "invalid JSON" in problems_text(screen)
         assert any("looks truncated" in str(n.message) for n in app._notifications)
+
+
+@sync
+async def test_the_tasks_screen_keeps_an_index_for_every_sort_key(eager_stack) -> None:
+    """Built when the screen first shows and never freed: a sort key's first use answers on the UI
+    thread (the store's quick read) instead of waiting for a build of the whole store."""
+    app = live_app(eager_stack)
+    store = eager_stack.events
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot)
+        await pilot.press("2")
+        wanted = set(SORT_KEYS) - {"received"}
+        await until(pilot, lambda: wanted <= set(store._indexes), "every sort index")
+        assert wanted <= store._pinned
+        for key in wanted:
+            store.query(sort_key=key, wait=0.5)  # a quick read: StoreBusy if it had no index
 
 
 @sync
