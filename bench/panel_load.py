@@ -16,7 +16,8 @@ update times, event-loop lag and full garbage collections (they stop every threa
 re-query keys where the time goes (waiting for the query, the query, the table, the paint).
 
 Both phases apply the panel's own garbage-collector settings (panel/gc_tuning.py, as `stalk` does);
---no-gc-tuning measures without them (and without the start-up freeze), --gc-threshold tries other
+--no-gc-tuning measures without them (and without the start-up freeze), --no-foreground without the
+background threads stepping aside for keys (embedded/foreground.py), --gc-threshold tries other
 thresholds, --switch-interval another sys.setswitchinterval; --profile writes a cProfile of the UI thread.
 
 Run: .venv/bin/python bench/panel_load.py [--duration 60] [--tasks 100000] [--rate 1000] [--quick]
@@ -54,7 +55,9 @@ from textual.widgets import Input  # noqa: E402
 from embedded import Stack  # noqa: E402
 from embedded.config import load_config  # noqa: E402
 from embedded.events import EventStore  # noqa: E402
+from embedded.foreground import FOREGROUND  # noqa: E402
 from panel import gc_tuning  # noqa: E402
+from panel import app as panel_app  # noqa: E402
 from panel.app import make_app  # noqa: E402
 from panel.screens_registry import MODE_SCREENS  # noqa: E402
 from panel.widgets.task_table import TaskTable  # noqa: E402
@@ -144,6 +147,7 @@ class Probe:
     cursor_moves: list[float] = field(default_factory=list)
     paints: int = 0
     frames: list[float] = field(default_factory=list)  # ms per screen update (layout + render)
+    frame_cpu: list[float] = field(default_factory=list)  # ms of the UI thread's CPU per screen update
     lags: list[float] = field(default_factory=list)  # ms the event loop was late for a 5 ms sleep
     gc_pauses: list[float] = field(default_factory=list)  # ms per full (generation 2) collection
     stage: tuple[float, float, float, float] | None = None
@@ -205,10 +209,11 @@ def instrument_frames(probe: Probe) -> Callable[[], None]:
     started = [0.0]
 
     def timed(screen: Screen) -> None:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         original(screen)
         end = time.perf_counter()
         probe.frames.append((end - start) * 1000)
+        probe.frame_cpu.append((time.thread_time() - cpu) * 1000)
         probe.frame_spans.append((start, end))
 
     def on_gc(phase: str, info: dict) -> None:
@@ -364,6 +369,7 @@ async def run_phase(stack: Any, store: EventStore, seconds: float, needles: list
         probe.frame_spans.clear()
         probe.gc_spans.clear()
         probe.frames.clear()
+        probe.frame_cpu.clear()
         probe.gc_pauses.clear()
         lag = asyncio.create_task(watch_lag(probe))
         gc.collect()
@@ -437,6 +443,7 @@ def report(name: str, probe: Probe) -> dict[str, float]:
     print(line("store.query (thread)", queries))
     print(line("TaskTable.show (UI)", shows))
     print(line("screen update (UI)", probe.frames))
+    print(line("  its CPU time (UI)", probe.frame_cpu))  # the rest of its time: waiting for the GIL
     print(line("event loop lag", probe.lags))
     print(line("full gc pause", probe.gc_pauses))
     steps = ("wait for query", "query", "wait for show", "show", "wait for paint")
@@ -469,6 +476,8 @@ def main() -> None:
     parser.add_argument("--no-gc-tuning", action="store_true", help="without panel/gc_tuning.py's settings")
     parser.add_argument("--gc-threshold", type=int, nargs=3, metavar="N", help="gc.set_threshold(...) instead")
     parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval(...) instead of the panel's")
+    parser.add_argument("--no-foreground", action="store_true",
+                        help="background threads do not step aside for keys (embedded/foreground.py)")
     parser.add_argument("--quick", action="store_true", help="smoke run: a few seconds, 5,000 tasks")
     opts = parser.parse_args()
     if opts.quick:
@@ -490,6 +499,8 @@ def main() -> None:
                 gc.set_threshold(*opts.gc_threshold)
             if opts.switch_interval:
                 sys.setswitchinterval(opts.switch_interval)
+            if opts.no_foreground:
+                panel_app.KEY_HOLD = 0.0
             idle = prefilled(IDLE_TASKS, None).start()
             needles = sorted({r.name.split(".")[-1][:4] for r in idle.query(limit=None)})
             ref, _, _ = asyncio.run(run_phase(stack, idle, reference_s, needles))
@@ -502,15 +513,18 @@ def main() -> None:
             del ids  # 100,000 strings a full collection would walk: not part of the panel
             store.start()
             print(f"  store filled in {time.perf_counter() - t:.1f} s: {len(store)} tasks")
+            aside = FOREGROUND.waited
             loaded, sampler, sent = asyncio.run(
                 run_phase(stack, store, opts.duration, needles, feed_rate=opts.rate, rss_every=opts.rss_every,
                           profile=opts.profile))
+            aside = FOREGROUND.waited - aside
             store.stop()
         finally:
             stack.events = own_store
             stack.stop()
     r = report(f"reference: idle store ({IDLE_TASKS} tasks, no events), {reference_s:.0f} s", ref)
     big = report(f"under load: {opts.tasks} tasks, {sent / max(opts.duration, 1e-9):.0f} events/s fed", loaded)
+    print(f"  background threads stepped aside for keys: {aside:.1f} s in all (embedded/foreground.py)")
     assert sampler is not None
     rss = [mb for _t, mb in sampler.samples]
     print(f"  RSS MB every {opts.rss_every:.0f} s: " + " ".join(f"{mb:.0f}" for mb in rss))

@@ -13,6 +13,7 @@ from textual.widget import AwaitMount
 from textual.worker import Worker, WorkerState
 
 from embedded import BrokerInfo, ProcessInfo, Stack, StackConfig
+from embedded.foreground import FOREGROUND
 
 from . import gc_tuning
 from .actions import bindings
@@ -33,6 +34,7 @@ from .screens.help import HelpScreen
 from .screens_registry import MODE_SCREENS
 
 Clock = Callable[[], float]
+KEY_HOLD = 0.05  # s the stack's background threads step aside for a key at most (embedded.foreground)
 
 
 class StalkApp(App):
@@ -65,6 +67,7 @@ class StalkApp(App):
         self._collector = gc_tuning.collector()
         self._switching_to_mounted = False
         self._collect_armed = False
+        self._last_key: events.Key | None = None
 
     def delay_update(self, delay: float = 0.05) -> None:
         """Textual holds every paint for 50 ms on a mode switch, to mask the new screen's mounting.
@@ -89,12 +92,21 @@ class StalkApp(App):
             self.set_interval(gc_tuning.QUIET, self._collect_when_quiet)
 
     async def on_event(self, event: events.Event) -> None:
-        if self._collector is not None and isinstance(event, events.Key):
-            self._collector.saw_input()
-            if not self._collect_armed:
-                self._collect_armed = True
-                self.set_timer(gc_tuning.AFTER_INPUT, self._collect_after_input)
+        if isinstance(event, events.Key) and event is not self._last_key:  # not a key bubbling back up
+            self._last_key = event
+            self._hold_foreground()
+            if self._collector is not None:
+                self._collector.saw_input()
+                if not self._collect_armed:
+                    self._collect_armed = True
+                    self.set_timer(gc_tuning.AFTER_INPUT, self._collect_after_input)
         await super().on_event(event)
+
+    def _hold_foreground(self) -> None:
+        """The stack's background threads wait while this key is answered: until the screen has been
+        refreshed twice (the key's own handlers run in the widgets' queues, a hop later), KEY_HOLD at most."""
+        FOREGROUND.hold(KEY_HOLD)
+        self.call_after_refresh(self.call_after_refresh, FOREGROUND.release)
 
     # -- full garbage collections, at times the user is not waiting (gc_tuning.Collector) --------
 

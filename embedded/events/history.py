@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..foreground import FOREGROUND
 from .records import TASK_FIELDS, TaskRecord
 
 KEEP_ROWS = 100_000  # the db keeps this many most recent tasks
@@ -133,6 +134,7 @@ class HistoryWriter:
             return
         try:
             while not self._stop.wait(self._interval):
+                FOREGROUND.step_aside()
                 self._flush(conn)
             self._flush(conn)
         finally:

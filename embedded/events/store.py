@@ -12,6 +12,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..foreground import FOREGROUND
 from ..paths import set_aside
 from .fold import Fold
 from .history import HistoryWriter, load_recent
@@ -141,10 +142,12 @@ class EventStore:
 
     def ingest(self, event: dict) -> None:
         """Apply one Celery event dict (as the receiver decodes it)."""
+        FOREGROUND.step_aside()
         with self._lock:
             self._fold.apply(event)
 
     def ingest_many(self, events: Iterable[dict]) -> None:
+        FOREGROUND.step_aside()
         with self._lock:
             self._fold.apply_many(events)
 
@@ -199,6 +202,7 @@ class EventStore:
                 next_expiry = now + EXPIRE_EVERY
                 self._expire()
                 self._drop_unread()
+            FOREGROUND.step_aside()
             self._notify()
             self._hand_over_lost()
             wanted = self._sort_wanted
@@ -343,6 +347,7 @@ class EventStore:
         meanwhile are re-read under it. The copy is of the records (the collector skips them), not of
         (id, record) pairs: 100,000 pairs it would walk at every collection of the young generations
         until the build ends (one took 37 ms, every thread stopped)."""
+        FOREGROUND.step_aside()
         with self._lock:
             self._used[name] = time.monotonic()
             if name in self._indexes or name in self._building:

@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.widgets import Input, Label
 
 from embedded.events import StoreBusy, Unwanted
+from embedded.foreground import FOREGROUND
 
 from ..actions import bindings
 from ..messages import OpenTask
@@ -60,6 +61,7 @@ class TasksScreen(StalkScreen):
         self._dirty = True
         self._shown = 0
         self._generation = 0
+        self._shown_generation = -1  # the filter whose rows are on screen (a query for it is a live refresh)
         self._status_text = ""
         self._query_cost = 0.0  # s the last query took
         self.watch(self.app, "tasks_version", lambda _v: self._mark_dirty())
@@ -91,19 +93,29 @@ class TasksScreen(StalkScreen):
         if self._inflight or not self._dirty or self.events is None:
             return
         self._inflight, self._dirty = True, False
-        self.fetch(self.filter, self._generation)  # read here: the thread may start after the next key
+        live = self._generation == self._shown_generation
+        self.fetch(self.filter, self._generation, live)  # read here: the thread may start after the next key
 
     @work(thread=True, group="tasks-fetch", exit_on_error=False)
-    def fetch(self, flt: TaskFilter, generation: int) -> None:
+    def fetch(self, flt: TaskFilter, generation: int, live: bool) -> None:
+        """`live`: a refresh of rows on screen; it steps aside while a key is answered, before it takes
+        the store's lock and after it frees it (a key's own query, when the quick read could not
+        answer it, does not)."""
+        wanted = lambda: generation == self._generation  # noqa: E731
+        if live:
+            FOREGROUND.step_aside()
         started = time.perf_counter()
         try:  # a key that changes the filter meanwhile stops this walk and takes the store's lock
-            records = list(self.events.query(**flt.query_kwargs(LIMIT), wanted=lambda: generation == self._generation))
+            records = list(self.events.query(**flt.query_kwargs(LIMIT), wanted=wanted))
         except Unwanted:
             return
         except Exception as exc:  # a store error is shown, the screen keeps going
             self.post_message(self.Fetched([], f"query failed: {exc}", generation))
             return
-        self.post_message(self.Fetched(rows_from(records), None, generation, time.perf_counter() - started))
+        cost = time.perf_counter() - started
+        if live:
+            FOREGROUND.step_aside()
+        self.post_message(self.Fetched(rows_from(records), None, generation, cost))
 
     @on(Fetched)
     def _fetched(self, message: Fetched) -> None:
@@ -115,6 +127,7 @@ class TasksScreen(StalkScreen):
 
     def _show_rows(self, rows: list[TaskRow], problem: str | None) -> None:
         self.query_one(TaskTable).show(rows, self.app.get_css_variables())
+        self._shown_generation = self._generation
         self._shown = len(rows)
         self._show_status(problem)
         self.set_timer(max(REQUERY_AFTER, self._query_cost / LIVE_SHARE), self._maybe_fetch)
