@@ -222,3 +222,49 @@ def test_an_index_prepared_to_keep_is_never_freed(monkeypatch):
     store.ingest(sent("c", 3.0, name="demo.0"))  # and it still follows every change
     store._notify()
     assert [r.task_id for r in store.query(sort_key="name", reverse=False, wait=0.01)] == ["c", "b", "a"]
+
+
+changes = st.lists(st.one_of(
+    st.tuples(st.just("rename"), st.integers(0, 1199), st.sampled_from(["demo.a", "demo.zb", "demo.zbx", "x.zb"])),
+    st.tuples(st.just("new"), st.integers(1200, 1300), st.sampled_from(["demo.a", "demo.zbx", "x.zb"])),
+    st.tuples(st.just("done"), st.integers(0, 1300), st.none()),
+), max_size=8)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(changes, min_size=4, max_size=4), st.sampled_from(["name", "state", "runtime"]), st.booleans(),
+       st.booleans(), st.sampled_from([None, "SUCCESS"]))
+def test_a_refined_search_from_remembered_matches_answers_as_a_full_sort(steps, sort_key, reverse, notify, state):
+    """Matches deep in the sort order are put in order once and remembered; the next needles typed
+    (each contains the last) and live refreshes re-test them in order, and place the tasks that
+    changed, arrived or were evicted since: always a full sort's answer."""
+    store = EventStore(max_tasks=1250)  # the new tasks evict the oldest
+    store.ingest_many([sent(f"t{i:04d}", float(i), name="demo.zb" if i % 5 == 0 else "demo.a") for i in range(1200)])
+    store.ingest_many([done(f"t{i:04d}", 2000.0 + i) for i in range(0, 1200, 3)])
+    store._notify()
+    store.prepare_search()
+    store.prepare_sort(sort_key)
+    clock = 5000.0
+    for needle, step in zip(("zb", "zb", "o.zb", "o.zbx"), steps, strict=True):
+        got = [r.task_id for r in store.query(search=needle, sort_key=sort_key, reverse=reverse, limit=15,
+                                              state=state, wait=0.5)]
+        assert got == plain(store, sort_key, reverse, 15, state, needle), (needle, step)
+        for _kind, n, name in step:
+            clock += 1.0
+            store.ingest(sent(f"t{n:04d}", clock, name=name) if name else done(f"t{n:04d}", clock))
+        if notify:
+            store._notify()
+
+
+def test_the_next_key_typed_reads_the_remembered_matches_not_the_store(monkeypatch):
+    store = EventStore(max_tasks=5000)
+    store.ingest_many([sent(f"t{i:04d}", float(i), name="demo.zb" if i % 6 == 0 else "demo.a") for i in range(3000)])
+    store._notify()
+    store.prepare_search()
+    store.prepare_sort("name")
+    first = store.query(search="zb", sort_key="name", reverse=False, limit=20)
+    index = store._indexes["name"]
+    assert index.remembered is not None and index.remembered.needle == "zb" and len(index.remembered.ids) == 500
+    monkeypatch.setattr(index, "in_order", None)  # no sort of all the matches again
+    assert store.query(search="o.zb", sort_key="name", reverse=False, limit=20, wait=0.5) == first
+    assert store.query(search="a", sort_key="name", reverse=False, limit=20, wait=0.5)  # "zb" not in "a": the index

@@ -90,8 +90,8 @@ class SearchTexts:
                 found = [rec.task_id for rec in sorted([*held, *extra], key=ARRIVAL)]
             else:  # the usual case: new tasks, newer than every match
                 found.extend(rec.task_id for rec in extra)
-        yield from reversed(found) if reverse else found
         self._scan, self._since = (needle, found), set()
+        return reversed(found) if reverse else iter(found)  # read in C, not resumed per id as a generator
 
     def among(self, ids: Iterator[str], needle: str) -> Iterator[str]:
         """The `ids` (in their order) whose text contains `needle`, tested in C, lazily (a lambda per

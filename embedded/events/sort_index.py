@@ -20,6 +20,19 @@ from .untracked import untrack
 
 Entry = tuple[object, int, str]  # (sort value, TaskRecord.arrival, task id)
 _value, _task_id = itemgetter(0), itemgetter(2)
+SINCE_KEPT = 20_000  # changed ids tracked since matches were remembered, then they are forgotten
+
+
+class Remembered:
+    """A search's matches in the index's order (ascending), and the ids that changed since: those
+    are no longer placed right in `ids` (or are new), and are read again."""
+
+    __slots__ = ("needle", "ids", "since")
+
+    def __init__(self, needle: str, ids: list[str]) -> None:
+        self.needle, self.ids, self.since = needle, ids, set[str]()
+        for part in (ids, self.since, self):  # strings only: the collector need not walk them
+            untrack(part)
 
 
 class SortIndex:
@@ -35,6 +48,7 @@ class SortIndex:
         self._sorted = _presorted(entries)
         self._untracked = 0
         self._untrack()
+        self.remembered: Remembered | None = None  # the last search whose matches were all put in order
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -42,6 +56,11 @@ class SortIndex:
     def update(self, tasks: Mapping[str, TaskRecord], changed: Iterable[str]) -> None:
         """Re-place the changed tasks (ids the store no longer holds are dropped)."""
         entries, ordered, key = self._entries, self._sorted, self._key
+        if self.remembered is not None:
+            since = self.remembered.since
+            since.update(changed)
+            if len(since) > SINCE_KEPT:
+                self.remembered = None
         for task_id in changed:
             old = entries.get(task_id)
             rec = tasks.get(task_id)
@@ -74,10 +93,25 @@ class SortIndex:
         """Task ids in order, lazily (the caller holds the store's lock while it reads), paced."""
         return map(_task_id, paced(reversed(self._sorted) if reverse else iter(self._sorted)))
 
-    def in_order(self, task_ids: Iterable[str], reverse: bool) -> Iterator[str]:
+    def in_order(self, task_ids: Iterable[str], reverse: bool, needle: str | None = None) -> Iterator[str]:
         """`task_ids` in the index's order (as `ids` walks it), sorted by their entries: tuples
-        compared in C, no key function and no record read per id (ids it does not hold are left out)."""
-        return map(_task_id, sorted(filter(None, map(self._entries.get, task_ids)), reverse=reverse))
+        compared in C, no key function and no record read per id (ids it does not hold are left out).
+        With `needle` (they are all its matches) they are remembered for `matching`."""
+        ordered = list(map(_task_id, sorted(filter(None, map(self._entries.get, task_ids)))))
+        if needle is not None:
+            self.remembered = Remembered(needle, ordered)
+        return reversed(ordered) if reverse else iter(ordered)
+
+    def matching(self, needle: str) -> Remembered | None:
+        """Remembered matches that hold every match of `needle` (it contains their needle)."""
+        remembered = self.remembered
+        return remembered if remembered is not None and remembered.needle in needle else None
+
+    def merged(self, head: list[str], extra: Iterable[str], reverse: bool, limit: int | None) -> list[str]:
+        """The first `limit` of `head` (ids in order) and `extra` (ids in no order), in order."""
+        entries = self._entries
+        both = sorted(filter(None, map(entries.get, [*head, *extra])), reverse=reverse)
+        return list(map(_task_id, both[:limit]))
 
     def stale(self, size: int) -> bool:
         """Holds many more ids than a store of `size` tasks: evicted tasks left behind."""
@@ -88,6 +122,7 @@ class SortIndex:
         kept = [entry for entry in self._sorted if entry[2] in tasks]
         self._entries = {entry[2]: entry for entry in kept}
         self._sorted = _presorted(kept)
+        self.remembered = None
         self._untrack()
 
 

@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
-from itertools import islice
+from itertools import filterfalse, islice
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,7 +20,7 @@ from .paced import paced, wanted_while
 from .queries import SORT_KEYS, first_sorted, matches, sort_records, timeline, wanted_states
 from .records import ARRIVAL, Changes, TaskEvent, TaskRecord, WorkerRecord
 from .search_texts import SearchTexts
-from .sort_index import SortIndex
+from .sort_index import Remembered, SortIndex
 from .states import FAILURE, FINISHED
 
 NOTIFY_EVERY = 0.1  # s between batches to subscribers
@@ -312,6 +312,9 @@ class EventStore:
             return list(walk), False
         ids = index.ids(reverse)
         if texts is not None and needle is not None:
+            remembered = index.matching(needle) if limit is not None else None
+            if remembered is not None:  # the next key typed, or the same search refreshed
+                return self._refined(remembered, index, texts, needle, test, reverse, limit), True
             cap = index_limit(len(tasks), None)
             scan = texts.ids(needle, False, tasks)
             matched = list(islice(scan, cap + 1))
@@ -321,11 +324,23 @@ class EventStore:
                 if len(head) == limit:
                     return head, True
                 matched.extend(scan)  # the rest of the same scan: it is remembered when complete
-                return first(filter(None, map(tasks.get, index.in_order(matched, reverse))), test, limit), True
+                return first(filter(None, map(tasks.get, index.in_order(matched, reverse, needle))), test, limit), True
             if len(matched) <= cap:  # few: sorted outside the lock
                 return list(filter(None, map(tasks.get, matched))), False
             ids = texts.among(ids, needle)
         return first(filter(None, map(tasks.get, ids)), test, limit), True
+
+    def _refined(self, remembered: Remembered, index: SortIndex, texts: SearchTexts, needle: str,
+                 test: Callable[[TaskRecord], bool] | None, reverse: bool, limit: int) -> list[TaskRecord]:
+        """A search's matches from the ones remembered for a needle it contains, already in the index's
+        order: re-tested (in C) until `limit` pass, and the ids changed since placed among them. A name
+        fragment typed while sorted by name: 25-40 ms per key to find and sort 20,000 matches -> ~1 ms."""
+        tasks, since = self._fold.tasks, remembered.since
+        walk = reversed(remembered.ids) if reverse else iter(remembered.ids)
+        still = filterfalse(since.__contains__, texts.among(paced(walk), needle))  # unchanged: placed right
+        head = [rec.task_id for rec in first(filter(None, map(tasks.get, still)), test, limit)]
+        changed = first(filter(None, map(tasks.get, texts.among(iter(list(since)), needle))), test, None)
+        return list(filter(None, map(tasks.get, index.merged(head, [r.task_id for r in changed], reverse, limit))))
 
     # -- kept indexes: the search texts, the sort indexes -----------------------------------------
 
