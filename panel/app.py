@@ -68,6 +68,16 @@ class StalkApp(App):
         self._switching_to_mounted = False
         self._collect_armed = False
         self._last_key: events.Key | None = None
+        self._css_variables: tuple[object, dict[str, str]] | None = None  # (theme, its variables)
+
+    def get_css_variables(self) -> dict[str, str]:
+        """Textual rebuilds the theme's whole colour system at every call (~1 ms), and screens ask at
+        every table refresh (a key, a live re-query): the same answer until the theme changes."""
+        theme, cached = self.current_theme, getattr(self, "_css_variables", None)  # None in App.__init__
+        if cached is None or cached[0] is not theme:
+            self._css_variables = cached = (theme, super().get_css_variables())
+        self.theme_variables = cached[1]
+        return cached[1]
 
     def delay_update(self, delay: float = 0.05) -> None:
         """Textual holds every paint for 50 ms on a mode switch, to mask the new screen's mounting.

@@ -6,6 +6,7 @@ import asyncio
 import gc
 
 import pytest
+from textual.app import App
 from textual.widget import Widget
 from textual.widgets.data_table import CellDoesNotExist
 
@@ -169,3 +170,6 @@ async def test_a_mode_screen_comes_back_in_the_theme_chosen_while_it_was_away(ea
         assert app.screen is tasks
         assert table.styles.background != before  # the new theme's colours
         assert table.has_class("-probe")
+        assert app.get_css_variables() is app.get_css_variables()  # kept, not rebuilt per table refresh
+        assert app.get_css_variables() == App.get_css_variables(app)  # the new theme's, as Textual makes them
+        assert table._variables == app.get_css_variables()  # the table's rows are drawn with them
