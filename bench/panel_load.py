@@ -530,8 +530,8 @@ def main() -> None:
     print(f"  RSS MB every {opts.rss_every:.0f} s: " + " ".join(f"{mb:.0f}" for mb in rss))
     print(f"  RSS start {rss[0]:.1f} MB  end {rss[-1]:.1f} MB  growth {rss[-1] - rss[0]:+.1f} MB"
           f"  (max {max(rss):.1f})")
-    # The first rounds build the store's indexes once: the search texts at the first `/`, a sort index
-    # at each sort key's first use (one `o` per round, six keys); all stay while they are read.
+    # The first rounds build the search texts once (at the first `/`; they stay while they are read);
+    # the sort indexes are built when the Tasks screen first shows and kept.
     warm_from = max(10.0, opts.duration / 2)
     warm = [mb for t, mb in sampler.samples if t >= warm_from]
     if len(warm) >= 2:
