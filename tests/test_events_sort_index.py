@@ -214,11 +214,12 @@ def test_an_index_prepared_to_keep_is_never_freed(monkeypatch):
     store = EventStore()
     store.ingest_many([sent("a", 1.0, name="demo.b"), sent("b", 2.0, name="demo.a")])
     store.prepare_sort("name", keep=True)
+    store.prepare_search(keep=True)
     store.prepare_sort("queue")
     clock = store_module.time.monotonic() + store_module.INDEX_KEPT * 3
     monkeypatch.setattr(store_module.time, "monotonic", lambda: clock)
     store._drop_unread()
-    assert set(store._indexes) == {"name"}
+    assert set(store._indexes) == {"name", "search"}
     store.ingest(sent("c", 3.0, name="demo.0"))  # and it still follows every change
     store._notify()
     assert [r.task_id for r in store.query(sort_key="name", reverse=False, wait=0.01)] == ["c", "b", "a"]

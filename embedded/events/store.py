@@ -344,8 +344,12 @@ class EventStore:
 
     # -- kept indexes: the search texts, the sort indexes -----------------------------------------
 
-    def prepare_search(self) -> None:
-        """Build the search texts now, e.g. when a search box opens (~50 ms for 100,000 tasks)."""
+    def prepare_search(self, keep: bool = False) -> None:
+        """Build the search texts now, e.g. when a search box opens (~50 ms and ~15 MB for 100,000 tasks).
+        `keep`: never free them (a view where a search may start at any key: a search typed while they
+        are built waits for the build, 100-200 ms while 1,000 events/s arrive)."""
+        if keep:
+            self._pinned.add(SEARCH)
         self._build(SEARCH, SearchTexts)
 
     def prepare_sort(self, sort_key: str, keep: bool = False) -> None:

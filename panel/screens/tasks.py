@@ -71,13 +71,15 @@ class TasksScreen(StalkScreen):
         table.focus()
         self._show_status()
         if self.events is not None:
-            self.run_worker(self._prepare_sorts, thread=True, group="tasks-sorts", exit_on_error=False)
+            self.run_worker(self._prepare_indexes, thread=True, group="tasks-indexes", exit_on_error=False)
 
-    def _prepare_sorts(self) -> None:
-        """Every sort key's index, built once and kept: a sort key then answers at once (its first use
-        otherwise waited for a build of the whole store: 100-200 ms under load, bench/panel_load.py)."""
+    def _prepare_indexes(self) -> None:
+        """The search texts and every sort key's index, built once and kept: a sort key or the first key
+        of a search then answers at once (otherwise it waited for a build of the whole store: 100-200 ms
+        under load, bench/panel_load.py)."""
         for key in SORT_KEYS:
             self.events.prepare_sort(key, keep=True)
+        self.events.prepare_search(keep=True)
 
     # -- query loop -----------------------------------------------------------------------------
 

@@ -319,19 +319,19 @@ async def test_resubmit_turns_reprs_back_into_json(eager_stack) -> None:
 
 
 @sync
-async def test_the_tasks_screen_keeps_an_index_for_every_sort_key(eager_stack) -> None:
-    """Built when the screen first shows and never freed: a sort key's first use answers on the UI
-    thread (the store's quick read) instead of waiting for a build of the whole store."""
+async def test_the_tasks_screen_keeps_the_search_texts_and_an_index_for_every_sort_key(eager_stack) -> None:
+    """Built when the screen first shows and never freed: a sort key's first use and a search's first
+    key answer on the UI thread (the store's quick read) instead of waiting for a build of the store."""
     app = live_app(eager_stack)
     store = eager_stack.events
     async with app.run_test(size=SIZE) as pilot:
         await idle(pilot)
         await pilot.press("2")
-        wanted = set(SORT_KEYS) - {"received"}
-        await until(pilot, lambda: wanted <= set(store._indexes), "every sort index")
+        wanted = set(SORT_KEYS) - {"received"} | {"search"}
+        await until(pilot, lambda: wanted <= set(store._indexes), "every sort index and the search texts")
         assert wanted <= store._pinned
-        for key in wanted:
-            store.query(sort_key=key, wait=0.5)  # a quick read: StoreBusy if it had no index
+        for key in wanted - {"search"}:
+            store.query(sort_key=key, search="demo", wait=0.5)  # a quick read: StoreBusy if one were missing
 
 
 @sync
