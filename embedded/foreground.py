@@ -26,6 +26,7 @@ class Foreground:
     def __init__(self) -> None:
         self._free = threading.Event()
         self._free.set()
+        self._busy = False  # mirrors `not _free.is_set()`: read once per event ingested, a plain attribute
         self._until = 0.0  # monotonic time the current hold ends by itself
         self._since = 0.0  # monotonic time the current stretch of holds began
         self._turn_until = 0.0  # monotonic time until which a new stretch may not begin
@@ -43,9 +44,11 @@ class Foreground:
         if self._until >= self._since + LONGEST_STRETCH:
             self._turn_until = self._until + BACKGROUND_TURN
         self._holder = threading.get_ident()
+        self._busy = True
         self._free.clear()
 
     def release(self) -> None:
+        self._busy = False
         self._free.set()
 
     @property
@@ -54,7 +57,7 @@ class Foreground:
 
     def step_aside(self) -> None:
         """Wait while another thread holds the foreground (returns at once when it is free)."""
-        if self._free.is_set() or threading.get_ident() == self._holder:
+        if not self._busy or threading.get_ident() == self._holder:
             return
         left = self._until - time.monotonic()
         if left > 0:

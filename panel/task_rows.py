@@ -44,8 +44,11 @@ def progress_of(record: Any, finished_too: bool = False) -> float | None:
 
 def args_preview(record: Any, width: int = 30) -> str:
     """"(2, 3) {'x': 1}": the args and kwargs reprs, empty ones left out."""
-    parts = [str(text) for text in (field(record, "args"), field(record, "kwargs"))
-             if text is not None and str(text).strip() not in EMPTY_REPRS]
+    return args_text(field(record, "args"), field(record, "kwargs"), width)
+
+
+def args_text(args: Any, kwargs: Any, width: int = 30) -> str:
+    parts = [str(text) for text in (args, kwargs) if text is not None and str(text).strip() not in EMPTY_REPRS]
     return preview(" ".join(parts), width * 2) if parts else ""
 
 
@@ -85,12 +88,11 @@ class TaskRow(NamedTuple):
     def of_record(cls, rec: TaskRecord) -> TaskRow:
         """`of` for the store's own records: attributes read directly (rows are made 500 at a time, on
         every key and live refresh; `field`'s lookups were half their cost)."""
-        parts = [str(text) for text in (rec.args, rec.kwargs) if text is not None and str(text).strip() not in EMPTY_REPRS]
         return cls(
             str(rec.task_id),
             "PENDING" if rec.state is None else str(rec.state),
             "?" if rec.name is None else str(rec.name),
-            preview(" ".join(parts), 60) if parts else "",
+            args_text(rec.args, rec.kwargs),
             "-" if rec.worker is None else str(rec.worker),
             str(rec.queue if rec.queue is not None else "-" if rec.routing_key is None else rec.routing_key),
             rec.received if rec.received is not None else rec.sent if rec.sent is not None else rec.updated,

@@ -339,7 +339,7 @@ class EventStore:
         walk = reversed(remembered.ids) if reverse else iter(remembered.ids)
         still = filterfalse(since.__contains__, texts.among(paced(walk), needle))  # unchanged: placed right
         head = [rec.task_id for rec in first(filter(None, map(tasks.get, still)), test, limit)]
-        changed = first(filter(None, map(tasks.get, texts.among(iter(list(since)), needle))), test, None)
+        changed = first(filter(None, map(tasks.get, texts.among(iter(since), needle))), test, None)
         return list(filter(None, map(tasks.get, index.merged(head, [r.task_id for r in changed], reverse, limit))))
 
     # -- kept indexes: the search texts, the sort indexes -----------------------------------------
