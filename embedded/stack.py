@@ -10,6 +10,7 @@ from collections.abc import Callable
 from celery import Celery
 
 from .broker.base import BrokerError, BrokerInfo
+from .broker.declare_once import skip_declared
 from .broker.select import start_broker
 from .celery_app import app_source_files, client_app, configure_app, load_app, worker_specs
 from .children import beat_argv, child_env, node_name, worker_argv
@@ -49,6 +50,7 @@ class Stack:
         self.control = None  # submit/revoke/inspect (embedded.control), set by _start_control
         self.journal: PublishJournal | None = None  # own redis only: re-publishes what a broker crash lost
         self._sent_events = None  # embedded.events.sent_batch.SentEvents, not in eager mode
+        self._unskip_declared: Callable[[], None] | None = None  # embedded.broker.declare_once
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -66,6 +68,7 @@ class Stack:
                 self._saved_conf = dict(self.app.conf.changes)
             configure_app(self.app, self.broker.broker_url, self.broker.backend_url,
                           eager=self.mode == "eager", visibility_timeout=self.config.broker.visibility_timeout)
+            self._unskip_declared = skip_declared(self.app)  # innermost of the sender's wrappers
             self._start_journal()
             self._start_events()
             self._start_control()
@@ -93,6 +96,9 @@ class Stack:
         self._stop_sent_events()
         if self.journal is not None:
             self.journal.stop()
+        if self._unskip_declared is not None:
+            self._unskip_declared()
+            self._unskip_declared = None
         self.supervisor.shutdown()
         self._stop_events()
         clear_status(self.paths.state)
