@@ -86,18 +86,20 @@ class PublishJournal:
                 pass  # broker restarting: try again next round
 
     def prune(self) -> None:
-        """Drop entries whose task has stored a result (the oldest first, in batches)."""
+        """Drop every entry whose task has stored a result, one MGET per batch of ids. Only the oldest
+        batch was read each round: above 400 sends/s the journal grew without end, and long tasks at
+        its head kept every finished task behind them."""
         if self._backend is None:
             return
         with self._lock:
-            ids = list(self._entries)[:PRUNE_BATCH]
-        if not ids:
-            return
-        values = self._backend.mget([f"celery-task-meta-{i}" for i in ids])
-        with self._lock:
-            for task_id, value in zip(ids, values, strict=True):
-                if value is not None:
-                    self._entries.pop(task_id, None)
+            ids = list(self._entries)
+        for start in range(0, len(ids), PRUNE_BATCH):
+            batch = ids[start:start + PRUNE_BATCH]
+            values = self._backend.mget([f"celery-task-meta-{i}" for i in batch])
+            with self._lock:
+                for task_id, value in zip(batch, values, strict=True):
+                    if value is not None:
+                        self._entries.pop(task_id, None)
 
     # -- recovery ---------------------------------------------------------------------------------
 
