@@ -86,9 +86,9 @@ class PublishJournal:
                 pass  # broker restarting: try again next round
 
     def prune(self) -> None:
-        """Drop every entry whose task has stored a result, one MGET per batch of ids. Only the oldest
-        batch was read each round: above 400 sends/s the journal grew without end, and long tasks at
-        its head kept every finished task behind them."""
+        """Drop every entry whose task has stored a result, one MGET per batch of ids. All of them, not
+        the oldest batch alone: at more than one batch of sends per round the journal would grow to
+        its cap, and long tasks at its head would keep every finished task behind them."""
         if self._backend is None:
             return
         with self._lock:
