@@ -112,6 +112,11 @@ def module_stack(data_dir: Path, env: dict[str, str] | None = None, **flags: Any
     assert not [p for p in descendants() if p.pid not in before]
 
 
+def server_url(server: EmbeddedRedisServer) -> str:
+    """The `server` fixture's redis URL, password included."""
+    return f"redis://:{SERVER_PASSWORD}@127.0.0.1:{server.port}/0"
+
+
 @pytest.fixture
 def server() -> Iterator[EmbeddedRedisServer]:
     """The embedded broker alone (a redis-protocol server on a free loopback port), password SERVER_PASSWORD."""

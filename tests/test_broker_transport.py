@@ -12,10 +12,7 @@ from embedded.broker.fake_server import EmbeddedRedisServer
 from embedded.celery_app import configure_app
 
 from .conftest import SERVER_PASSWORD as PASSWORD
-
-
-def url(server: EmbeddedRedisServer) -> str:
-    return f"redis://:{PASSWORD}@127.0.0.1:{server.port}/0"
+from .conftest import server_url as url
 
 
 @pytest.mark.parametrize(("broker", "eager", "chosen"), [

@@ -21,7 +21,7 @@ from embedded.events.redis_feed import NotJson, decode
 from embedded.events.sent_batch import SentEvents
 
 from .conftest import SERVER_PASSWORD as PASSWORD
-from .conftest import wait_until
+from .conftest import server_url, wait_until
 
 
 def envelope(body: object, *, content_type: str = "application/json", compression: str | None = None) -> bytes:
@@ -47,7 +47,7 @@ def test_decode_refuses_anything_but_json_before_reading_the_body():
 
 
 def app_for(server: EmbeddedRedisServer) -> Celery:
-    app = Celery("feed", set_as_current=False, broker=f"redis://:{PASSWORD}@127.0.0.1:{server.port}/0")
+    app = Celery("feed", set_as_current=False, broker=server_url(server))
     app.conf.update(broker_connection_retry_on_startup=True, task_send_sent_event=True)
     return app
 

@@ -10,18 +10,18 @@ from embedded import journal
 from embedded.celery_app import configure_app
 from embedded.journal import PublishJournal
 
-from .conftest import SERVER_PASSWORD as PASSWORD
+from .conftest import server_url
 
 
 def test_prune_drops_every_finished_task_behind_running_ones(server, monkeypatch):
     monkeypatch.setattr(journal, "PRUNE_BATCH", 10)
-    url = f"redis://:{PASSWORD}@127.0.0.1:{server.port}/0"
+    url = server_url(server)
     app = configure_app(Celery("t", set_as_current=False), url, url)
     book = PublishJournal(app, url, url)
+    client = redis.Redis.from_url(url)
     try:
         ids = [app.send_task("t.noop", queue="celery").id for _ in range(55)]
         running, finished = ids[:15], ids[15:]  # the oldest 15 are still running: no result yet
-        client = redis.Redis.from_url(url)
         for task_id in finished:
             client.set(f"celery-task-meta-{task_id}", '{"status": "SUCCESS"}')
         book.prune()
@@ -29,6 +29,6 @@ def test_prune_drops_every_finished_task_behind_running_ones(server, monkeypatch
         client.set(f"celery-task-meta-{running[0]}", '{"status": "SUCCESS"}')
         book.prune()
         assert len(book) == len(running) - 1
-        client.close()
     finally:
+        client.close()
         book.stop()
