@@ -25,7 +25,7 @@ def app():
                     "options": {"queue": "slow"}},
     })
 
-    @app.task(name="t.ping")
+    @app.task(name="t.ping", shared=False)  # not added to every app made later in this process
     def ping(*_args, **_kwargs):
         return "pong"
 
