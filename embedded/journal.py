@@ -95,11 +95,16 @@ class PublishJournal:
             ids = list(self._entries)
         for start in range(0, len(ids), PRUNE_BATCH):
             batch = ids[start:start + PRUNE_BATCH]
-            values = self._backend.mget([f"celery-task-meta-{i}" for i in batch])
+            stored = self._stored(batch)
             with self._lock:
-                for task_id, value in zip(batch, values, strict=True):
-                    if value is not None:
+                for task_id, done in zip(batch, stored, strict=True):
+                    if done:
                         self._entries.pop(task_id, None)
+
+    def _stored(self, ids: list[str]) -> list[bool]:
+        """For each id, whether its task has stored a result (one MGET on the result backend)."""
+        values = self._backend.mget([f"celery-task-meta-{i}" for i in ids])  # type: ignore[union-attr]
+        return [value is not None for value in values]
 
     # -- recovery ---------------------------------------------------------------------------------
 
@@ -131,8 +136,7 @@ class PublishJournal:
         present = self._ids_in_broker(queues)
         lost = [task_id for task_id in ids if task_id not in present]
         if lost and self._backend is not None:
-            values = self._backend.mget([f"celery-task-meta-{i}" for i in lost])
-            lost = [i for i, v in zip(lost, values, strict=True) if v is None]
+            lost = [i for i, done in zip(lost, self._stored(lost), strict=True) if not done]
         return lost
 
     def _ids_in_broker(self, queues: set[str]) -> set[str]:
