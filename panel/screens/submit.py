@@ -21,6 +21,7 @@ from ..actions import bindings
 from ..formatting import printable
 from ..messages import Notice, OpenTask
 from ..submit_form import NUMBER_FIELDS, describe_task, local_problems, registered_tasks, request_of
+from ..widgets.json_area import JsonArea
 from .base import StalkScreen
 
 
@@ -66,9 +67,9 @@ class SubmitScreen(StalkScreen):
             with Vertical(id="submit-form"):
                 yield Static(id="task-doc")
                 yield Label("args (JSON list)")
-                yield TextArea("[]", id="args", language=None, soft_wrap=True)
+                yield JsonArea("[]", id="args", language=None, soft_wrap=True)
                 yield Label("kwargs (JSON object)")
-                yield TextArea("{}", id="kwargs", language=None, soft_wrap=True)
+                yield JsonArea("{}", id="kwargs", language=None, soft_wrap=True)
                 with Horizontal(id="submit-options"):
                     yield Select([], prompt="queue: as routed", id="queue", allow_blank=True)
                     yield Input(placeholder="priority", id="priority", type="integer", tooltip="0-9")

@@ -223,6 +223,23 @@ async def test_submit_shows_success_in_detail_and_tasks(eager_stack) -> None:
 
 
 @sync
+async def test_typed_arguments_go_between_the_brackets(eager_stack) -> None:
+    """Keys only, as a user types them: the cursor waits inside `[]` and `{}`."""
+    app = live_app(eager_stack)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot)
+        await pilot.press("7")
+        await idle(pilot)
+        await pilot.press("ctrl+l", *"demo.add", "enter", *"2, 3", "tab", *'"x": 1')
+        screen = app.screen
+        assert screen.query_one("#args", TextArea).text == "[2, 3]"
+        assert screen.query_one("#kwargs", TextArea).text == '{"x": 1}'
+        await pilot.press(*["backspace"] * 6, "shift+tab", "ctrl+s")  # kwargs back to {}, args kept
+        await until(pilot, lambda: screen.sent, "the submit")
+        assert screen.sent == [{"name": "demo.add", "args": "[2, 3]", "kwargs": "{}"}]
+
+
+@sync
 async def test_detail_has_the_mode_bar_and_number_keys_leave_it(eager_stack) -> None:
     app = app_with(eager_stack, busy_store())
     async with app.run_test(size=SIZE) as pilot:
