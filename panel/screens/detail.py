@@ -140,6 +140,8 @@ def _timeline(events: list[Any]) -> list[str]:
     for event in events:
         state = EVENT_STATES.get(event.type, event.type.replace("task-", "").upper())
         note = {k: v for k, v in (event.fields or {}).items() if v not in (None, "", {})}
+        if isinstance(note.get("runtime"), (int, float)):
+            note["runtime"] = duration(note["runtime"])  # as the header says it: 63ms, not 0.0628526...
         text = "  ".join(f"{k}={preview(v, 50)}" for k, v in note.items())
         lines.append(f"{clock_time(event.timestamp)}  {markup(state, f'{state:<9}')}  "
                      f"{escape(event.hostname or '')}  [$foreground-muted]{escape(text)}[/]")
