@@ -22,6 +22,7 @@ def beat_cells(row: BeatRow, now: float, variables: Mapping[str, str]) -> tuple[
 class BeatTable(KeyedTable):
     COLUMNS = ("entry", "task", "schedule", "args", "last run", "next run", "runs")
     WIDTHS = (20, 22, 16, 10, 11, 21, 6)
+    FLEX = {"entry": 36, "task": 40, "args": None}
 
     def show_entries(self, rows: list[BeatRow], now: float, variables: Mapping[str, str]) -> None:
         self.show([(r.name, beat_cells(r, now, variables)) for r in rows])

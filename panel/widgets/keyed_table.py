@@ -1,17 +1,40 @@
-"""A DataTable of keyed rows that is diffed, not rebuilt: the cursor stays on its row across refreshes."""
+"""A DataTable of keyed rows that is diffed, not rebuilt: the cursor stays on its row across refreshes.
+Its flexible columns share the width the others leave, so a wide terminal shows whole names."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from textual import events
 from textual.widgets import DataTable
+
+
+def fitted_widths(columns: Sequence[str], widths: Sequence[int], flex: Mapping[str, int | None], room: int,
+                  padding: int = 1) -> tuple[int, ...]:
+    """`widths` with what `room` leaves shared out among the `flex` columns, each up to its cap (None:
+    no cap). Never narrower than `widths`: in a narrow terminal the table scrolls sideways rather
+    than cut the names that tell its rows apart."""
+    fitted = dict(zip(columns, widths, strict=True))
+    spare = room - sum(widths) - 2 * padding * len(columns)
+    growing = [c for c in flex if flex[c] is None or flex[c] > fitted[c]]
+    while spare > 0 and growing:
+        share, extra = divmod(spare, len(growing))
+        for i, column in enumerate(growing):
+            cap = flex[column]
+            give = share + (1 if i < extra else 0)
+            give = give if cap is None else min(give, cap - fitted[column])
+            fitted[column] += give
+            spare -= give
+        growing = [c for c in growing if flex[c] is None or fitted[c] < flex[c]]
+    return tuple(fitted[c] for c in columns)
 
 
 class RowTable(DataTable):
     """A row-cursor table whose rows are keyed; subclasses set COLUMNS and WIDTHS (keys = titles)."""
 
     COLUMNS: tuple[str, ...] = ()
-    WIDTHS: tuple[int | None, ...] = ()
+    WIDTHS: tuple[int, ...] = ()
+    FLEX: Mapping[str, int | None] = {}  # column -> widest it grows (None: no cap) with the width left
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
@@ -19,6 +42,26 @@ class RowTable(DataTable):
     def on_mount(self) -> None:
         for column, width in zip(self.COLUMNS, self.WIDTHS, strict=True):
             self.add_column(column, key=column, width=width)
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self.fit_columns(self.size.width - self.styles.scrollbar_size_vertical)
+
+    def fit_columns(self, room: int) -> None:
+        """Widen the FLEX columns to fill `room` cells (back to WIDTHS as it shrinks). DataTable has no
+        public way to change a column's width: set it, then ask for the dimensions and cached lines
+        again (private names: Textual is pinned, and tests/panel/test_table_widths.py would fail)."""
+        if not self.FLEX:
+            return
+        widths = fitted_widths(self.COLUMNS, self.WIDTHS, self.FLEX, room, self.cell_padding)
+        changed = False
+        for key, width in zip(self.COLUMNS, widths, strict=True):
+            column = self.columns.get(key)  # type: ignore[call-overload]
+            if column is not None and column.width != width:
+                column.width, changed = width, True
+        if changed:
+            self._require_update_dimensions = True
+            self._clear_caches()
+            self.refresh()
 
     @property
     def selected(self) -> str | None:

@@ -29,6 +29,7 @@ class ProcessTable(RowTable):
     """Row key = process name; `show(snapshot)` touches only cells whose text changed."""
 
     COLUMNS, WIDTHS = COLUMNS, WIDTHS
+    FLEX = {"queues": 48, "last error": None}
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)

@@ -29,6 +29,7 @@ def queue_cells(row: QueueRow, top: int, variables: Mapping[str, str]) -> tuple[
 class QueueTable(KeyedTable):
     COLUMNS = ("queue", "waiting", "depth", "consumed by")
     WIDTHS = (20, 8, BAR, 40)
+    FLEX = {"queue": 36, "consumed by": None}
 
     def show_queues(self, rows: list[QueueRow], variables: Mapping[str, str]) -> None:
         top = max((r.waiting or 0 for r in rows), default=0)

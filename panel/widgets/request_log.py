@@ -39,6 +39,7 @@ class RequestLog(KeyedTable):
                 Binding("right", "screen.next_quota", show=False)]
     COLUMNS = ("at", "state", "units", "", "settled", "key (task id)")
     WIDTHS = (14, 8, 6, 8, 14, 40)
+    FLEX = {"key (task id)": None}
 
     def show_requests(self, rows: list[Any], variables: Mapping[str, str]) -> None:
         """Row key = state, key and time (denials may repeat a key), so the cursor follows its row."""

@@ -45,6 +45,7 @@ class WorkerTable(KeyedTable):
     COLUMNS = ("worker", "status", "process", "pool", "conc", "active", "reserved", "processed", "load 1m 5m",
                "heartbeat")
     WIDTHS = (24, 7, 15, 7, 4, 6, 8, 9, 10, 9)
+    FLEX = {"worker": 48}
 
     def show_workers(self, rows: list[WorkerRow], now: float, variables: Mapping[str, str]) -> None:
         self.show([(r.hostname, worker_cells(r, now, variables)) for r in rows])

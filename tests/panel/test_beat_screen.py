@@ -156,3 +156,11 @@ def test_beat_error_keeps_last_rows_snapshot(snap_compare, eager_stack, control)
 
 def test_beat_without_control_snapshot(snap_compare, eager_stack):
     assert snap_compare(app_with(eager_stack), terminal_size=SIZE, run_before=on_beat())
+
+
+def test_beat_wide_terminal_snapshot(snap_compare, eager_stack, control):
+    """At 170 columns the entry, task and args columns take the spare width: long names are whole."""
+    long = {"task": "jobs.collect_high_frequency_plugins", "schedule": crontab(minute="*/15"),
+            "args": ("rss", "atom", "json-feed")}
+    control.user_app.conf.beat_schedule = {**SCHEDULE, "collect-high-frequency-plugins": long}
+    assert snap_compare(app_with(eager_stack, control), terminal_size=(170, 36), run_before=on_beat())
