@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.widgets import Label, Static
 
 from ..actions import bindings
 from ..beat_rows import BeatRow
+from ..markup_text import escape
 from ..widgets.beat_table import BeatTable
 from .polled import PolledScreen
 

@@ -10,7 +10,6 @@ from typing import Any
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.markup import escape
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
@@ -18,6 +17,7 @@ from textual.widgets import Static
 from ..actions import bindings
 from ..colours import markup
 from ..formatting import bar, clock_time, duration, pretty_repr, preview
+from ..markup_text import escape
 from ..messages import Notice
 from ..submit_form import json_from_repr
 from ..task_rows import DONE_STATES, progress_of

@@ -5,12 +5,12 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label, Static
 
 from ..actions import bindings
+from ..markup_text import escape
 from ..quota_data import QuotaData, fetch_quota
 from ..widgets.hourly_chart import HourlyChart
 from ..widgets.quota_history import QuotaHistory

@@ -11,7 +11,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.fuzzy import Matcher
-from textual.markup import escape
 from textual.message import Message
 from textual.widgets import Input, Label, OptionList, Select, Static, TextArea
 
@@ -19,6 +18,7 @@ from embedded.control import Problem
 
 from ..actions import bindings
 from ..formatting import printable
+from ..markup_text import escape
 from ..messages import Notice, OpenTask
 from ..submit_form import NUMBER_FIELDS, describe_task, local_problems, registered_tasks, request_of
 from ..widgets.json_area import JsonArea

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.widgets import Label
 
 from ..actions import bindings
+from ..markup_text import escape
 from ..widgets.queue_table import QueueTable
 from ..widgets.worker_table import WorkerTable
 from ..worker_forms import Autoscale, RateLimit, check_autoscale, check_rate_limit

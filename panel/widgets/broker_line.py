@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
 from textual.widgets import Static
 
 from embedded import BrokerInfo
+
+from ..markup_text import escape
 
 
 class BrokerLine(Static):

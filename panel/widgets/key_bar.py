@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from rich.cells import cell_len
 from textual import events
-from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Static
+
+from ..markup_text import escape
 
 GAP = "  "
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.markup import escape
 from textual.widgets import Static
+
+from ..markup_text import escape
 
 WIDTH = 30
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from rich.markup import escape
 from textual.widgets import Static
 
 from ..formatting import duration
+from ..markup_text import escape
 from .quota_meter import quota_bar
 
 WIDTH = 60
