@@ -19,6 +19,7 @@ class ConfirmScreen(ModalScreen[bool]):
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
     ConfirmScreen > Vertical { width: 64; height: auto; border: thick $error; background: $surface; padding: 1 2; }
+    ConfirmScreen Label { width: 1fr; }  /* wraps: an auto-width Label cut the detail at the border */
     ConfirmScreen #question { text-style: bold; margin-bottom: 1; }
     ConfirmScreen Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
     ConfirmScreen Button { margin-left: 2; }

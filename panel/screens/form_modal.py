@@ -37,6 +37,7 @@ class FormScreen(ModalScreen[Any]):
     DEFAULT_CSS = """
     FormScreen { align: center middle; }
     FormScreen > Vertical { width: 64; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
+    FormScreen Label { width: 1fr; }  /* long titles and notes wrap inside the border */
     FormScreen #form-title { text-style: bold; margin-bottom: 1; }
     FormScreen #form-note { color: $foreground-muted; margin-bottom: 1; }
     FormScreen .form-label { margin-top: 1; }

@@ -229,6 +229,12 @@ def test_detail_revoke_confirm_snapshot(snap_compare, eager_stack):
                         run_before=on_detail(PROGRESS, "t"))
 
 
+def test_detail_revoke_wraps_its_detail_snapshot(snap_compare, eager_stack):
+    """v on a running task: the dialog's two-line explanation wraps inside the border (it was cut)."""
+    assert snap_compare(app_with(eager_stack, busy_store()), terminal_size=SIZE,
+                        run_before=on_detail(PROGRESS, "v"))
+
+
 # -- Submit -------------------------------------------------------------------------------------
 
 
