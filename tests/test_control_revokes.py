@@ -32,6 +32,19 @@ def test_store_persists_with_mode_0600(tmp_path):
     assert store.ids() == ["a", "c"]
 
 
+def test_entry_reads_the_file_again_only_when_it_changed(tmp_path):
+    store = RevokeStore(revoke_store_path(tmp_path))
+    assert store.entry("a") is None  # no file yet
+    store.add(["a"])
+    assert store.entry("a").task_id == "a" and store.entry("zzz") is None
+    RevokeStore(store.path).add(["b"], terminate=True, signal="SIGKILL")  # another process writes
+    assert (store.entry("b").terminate, store.entry("b").signal) == (True, "SIGKILL")
+    parsed = store._by_id
+    assert store.entry("a") is not None and store._by_id is parsed  # unchanged file: not parsed again
+    store.discard(["a"])
+    assert store.entry("a") is None
+
+
 def test_corrupt_store_reads_empty_and_is_replaced(tmp_path):
     path = revoke_store_path(tmp_path)
     path.parent.mkdir(parents=True)

@@ -8,11 +8,11 @@ from .cluster import ClusterView
 from .control import INSPECT_KINDS, Control, signal_name
 from .problems import ControlError, Problem, SubmitError
 from .request import SubmitRequest
-from .revokes import RevokeStore, load_into_worker_state, revoke_store_path
+from .revokes import RevokeEntry, RevokeStore, load_into_worker_state, revoke_store_path
 from .validate import SubmitContext, validate
 
 __all__ = [
-    "INSPECT_KINDS", "BeatEntry", "ClusterView", "Control", "ControlError", "Problem", "RevokeStore",
+    "INSPECT_KINDS", "BeatEntry", "ClusterView", "Control", "ControlError", "Problem", "RevokeEntry", "RevokeStore",
     "SubmitContext", "SubmitError", "SubmitRequest", "load_into_worker_state", "revoke_store_path",
     "client", "signal_name", "validate",
 ]

@@ -21,7 +21,7 @@ from . import beat, queues
 from .cluster import ClusterView
 from .problems import ControlError, Problem, SubmitError, error
 from .request import Checked
-from .revokes import RevokeStore
+from .revokes import RevokeEntry, RevokeStore
 from .validate import SubmitContext, validate
 
 INSPECT_KINDS = ("active", "reserved", "scheduled", "registered", "stats", "ping", "active_queues",
@@ -174,6 +174,10 @@ class Control:
 
     def revoked(self) -> list[str]:
         return self.revokes.ids() if self.revokes is not None else []
+
+    def revoke_entry(self, task_id: str) -> RevokeEntry | None:
+        """When and how `task_id` was revoked through Stalk (None if it was not)."""
+        return self.revokes.entry(task_id) if self.revokes is not None else None
 
     def reapply_revokes(self, destination: list[str] | None = None) -> int:
         """Broadcast every stored revoke again (to `destination` workers, or all)."""

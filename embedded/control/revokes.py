@@ -42,6 +42,8 @@ class RevokeStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._stamp: tuple[int, int, int] | None = None  # the file's mtime, size, inode when parsed
+        self._by_id: dict[str, RevokeEntry] = {}
 
     def add(self, task_ids: Iterable[str], terminate: bool = False, signal: str = "SIGTERM") -> None:
         now = time.time()
@@ -65,6 +67,20 @@ class RevokeStore:
 
     def __contains__(self, task_id: object) -> bool:
         return task_id in set(self.ids())
+
+    def entry(self, task_id: str) -> RevokeEntry | None:
+        """The stored revoke of `task_id`, if any (the detail screen asks on every refresh: the file
+        is parsed again only when it changed)."""
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        if self._stamp != stamp:
+            self._by_id = {e.task_id: e for e in self.entries()}
+            self._stamp = stamp
+        found = self._by_id.get(task_id)
+        return found if found is not None and found.revoked_at >= time.time() - MAX_AGE else None
 
     def _read(self) -> list[RevokeEntry]:
         entries = self._parse()

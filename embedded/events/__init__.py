@@ -7,10 +7,10 @@ batched change notifications, and SQLite history.
 from .history import HistoryError, read_tasks
 from .paced import Unwanted
 from .records import Changes, TaskEvent, TaskRecord, WorkerRecord
-from .states import ALL_STATES, FINISHED, precedence
+from .states import ALL_STATES, FINISHED, RUNNING, precedence
 from .store import EventStore, StoreBusy
 
 __all__ = [
-    "ALL_STATES", "FINISHED", "Changes", "EventStore", "HistoryError", "StoreBusy", "TaskEvent",
+    "ALL_STATES", "FINISHED", "RUNNING", "Changes", "EventStore", "HistoryError", "StoreBusy", "TaskEvent",
     "TaskRecord", "Unwanted", "WorkerRecord", "precedence", "read_tasks",
 ]

@@ -14,6 +14,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
+from embedded.events import RUNNING
+
 from ..actions import bindings
 from ..colours import markup
 from ..formatting import bar, clock_time, duration, pretty_repr, preview
@@ -42,6 +44,7 @@ class DetailData:
     children: list[Any] = field(default_factory=list)
     parent: Any = None
     groups: dict[str, tuple[int, int] | None] = field(default_factory=dict)  # group id -> (done, total)
+    revoke: Any = None  # Stalk's stored revoke of an unfinished task (embedded.control RevokeEntry)
 
 
 def read_detail(task_id: str, store: Any, control: Any, cache: dict[str, tuple] | None = None) -> DetailData:
@@ -65,7 +68,22 @@ def read_detail(task_id: str, store: Any, control: Any, cache: dict[str, tuple] 
         groups[group_id] = group_progress(group_id, control, members)
         if cache is not None:
             cache[group_id] = (time.monotonic(), seen, groups[group_id])
-    return DetailData(record, list(store.events_of(task_id)), children, parent, groups)
+    revoke = None
+    if record.state not in DONE_STATES and hasattr(control, "revoke_entry"):
+        revoke = control.revoke_entry(task_id)
+    return DetailData(record, list(store.events_of(task_id)), children, parent, groups, revoke)
+
+
+def _revoke_line(rec: Any, revoke: Any) -> str:
+    """A revoke the workers have not acted on yet: Celery reports a revoked task queued with an eta
+    (or behind others) only when it comes due, and one revoked while running only if terminated."""
+    asked = f"[$warning]revoke requested {clock_time(revoke.revoked_at)}[/]"
+    if revoke.terminate:
+        return f"{asked}  [$foreground-muted]{escape(revoke.signal)} sent to the task if it is running[/]"
+    if rec.state in RUNNING:
+        return f"{asked}  [$foreground-muted]it was already running: it runs to its end (t terminates it)[/]"
+    when = f"it comes due (eta {escape(str(rec.eta))})" if rec.eta else "they take it from the queue"
+    return f"{asked}  [$foreground-muted]workers discard it when {when}[/]"
 
 
 def group_progress(group_id: str, control: Any, members: list[Any]) -> tuple[int, int] | None:
@@ -165,6 +183,8 @@ def render_detail(task_id: str, data: DetailData) -> str:
     if rec is None:
         return f"[b]{escape(task_id)}[/b]\n\n[$foreground-muted]not in the event store (yet)[/]"
     lines = _header(task_id, rec)
+    if data.revoke is not None:
+        lines.append(_revoke_line(rec, data.revoke))
     sections = [("args", pretty_repr(rec.args or "()")), ("kwargs", pretty_repr(rec.kwargs or "{}"))]
     if rec.result is not None:
         sections.append(("result", pretty_repr(rec.result)))
@@ -245,12 +265,15 @@ class DetailScreen(Screen):
         detail = ("SIGTERM the running task; it will not be retried." if terminate
                   else "Workers will discard it if it has not started; the revoke survives worker restarts.")
 
+        def send() -> None:  # on a thread
+            control.revoke(self.task_id, terminate=terminate)
+            self.app.call_from_thread(self.fetch)  # the stored revoke shows before any event comes
+
         def answered(yes: bool | None) -> None:
             if yes:
                 past = "terminated" if terminate else "revoked"
                 self.app.run_stack_action(  # type: ignore[attr-defined]
-                    f"{verb.lower()} {self.task_id}", lambda: control.revoke(self.task_id, terminate=terminate),
-                    f"{past} {self.task_id}")
+                    f"{verb.lower()} {self.task_id}", send, f"{past} {self.task_id}")
 
         self.app.push_screen(ConfirmScreen(f"{verb} task {self.task_id}?", detail, yes=verb), answered)
 

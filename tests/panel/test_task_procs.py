@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from textual.widgets import Input, Static
 
 from panel.app import make_app
 from panel.screens.confirm import ConfirmScreen
@@ -15,6 +16,11 @@ from .harness import sync
 from .test_task_screens import fill_submit, idle, problems_text, table_ids, until
 
 pytestmark = [pytest.mark.procs, pytest.mark.xdist_group("panel-tasks")]
+
+
+def detail_text(app) -> str:
+    screen = app.screen
+    return str(screen.query_one("#detail-body", Static).render()) if isinstance(screen, DetailScreen) else ""
 
 
 def detail_state(app) -> str | None:
@@ -40,7 +46,19 @@ async def _submit_then_revoke(stack) -> None:
         await until(pilot, lambda: added in table_ids(app), "the task in the table")
         assert app.screen.query_one(TaskTable).row(added).state == "SUCCESS"
 
+        screen = await fill_submit(pilot, "demo.slow_add", "[1, 2]")  # due in 10 min: held by the worker
+        screen.query_one("#countdown", Input).value = "600"
+        await until(pilot, lambda: "ready" in problems_text(screen), "the control API's verdict", 30)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: detail_state(app) == "RECEIVED", "the worker to hold the task", 30)
+        await pilot.press("v", "y")  # Celery reports it REVOKED only when it comes due
+        await until(pilot, lambda: "revoke requested" in detail_text(app), "the stored revoke shown", 30)
+        assert "workers discard it when it comes due (eta " in detail_text(app)
+        assert detail_state(app) == "RECEIVED" and app.screen.task_id in stack.control.revoked()
+        await pilot.press("escape")
+
         screen = await fill_submit(pilot, "demo.long_running", "[30]")
+        screen.query_one("#countdown", Input).value = ""  # the form keeps what the last submit had
         await until(pilot, lambda: "ready" in problems_text(screen), "the control API's verdict", 30)
         await pilot.press("ctrl+s")
         await until(pilot, lambda: detail_state(app) in ("STARTED", "PROGRESS"), "the long task to run", 30)

@@ -10,7 +10,8 @@ from typing import Any
 from textual.app import App, ComposeResult
 from textual.widgets import Input, Static, TextArea
 
-from embedded.control import Control
+from embedded.control import Control, RevokeEntry
+from embedded.events import TaskRecord
 from panel.app import make_app
 from panel.colours import role_of
 from panel.formatting import pretty_repr
@@ -25,7 +26,7 @@ from panel.widgets.mode_bar import ModeBar
 from panel.widgets.task_table import TaskTable
 
 from .conftest import SIZE
-from .harness import sync
+from .harness import FROZEN, sync
 from .test_task_snapshots import (
     CHILDREN,
     FAILED,
@@ -383,6 +384,20 @@ async def test_filter_search_and_sort_narrow_the_table(eager_stack) -> None:
         await until(pilot, lambda: app.screen.filter.sort_key == "state", "sort by the clicked column")
         await pilot.click(TaskTable, offset=(2, 0))  # again: the other direction
         await until(pilot, lambda: app.screen.filter.reverse, "the clicked column reversed")
+
+
+def test_a_stored_revoke_shows_until_the_workers_act_on_it() -> None:
+    """Celery reports a revoked task held for its eta only when it comes due, and a revoked running
+    task not at all: the detail says what was asked and what will happen."""
+    queued = TaskRecord("q-1", name="demo.slow_add", state="RECEIVED", eta="2030-01-31T09:00:00+00:00")
+    asked = RevokeEntry("q-1", FROZEN)
+    body = render_detail("q-1", DetailData(queued, revoke=asked))
+    assert "revoke requested" in body and "workers discard it when it comes due (eta 2030-01-31T09:00:00" in body
+    running = TaskRecord("r-1", name="demo.long_running", state="PROGRESS")
+    assert "runs to its end (t terminates it)" in render_detail("r-1", DetailData(running, revoke=asked))
+    killed = RevokeEntry("r-1", FROZEN, terminate=True, signal="SIGKILL")
+    assert "SIGKILL sent to the task" in render_detail("r-1", DetailData(running, revoke=killed))
+    assert "revoke requested" not in render_detail("q-1", DetailData(queued))
 
 
 @sync

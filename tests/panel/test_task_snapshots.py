@@ -7,7 +7,7 @@ from typing import Any
 
 from textual.widgets import TextArea
 
-from embedded.control import ClusterView, Control
+from embedded.control import ClusterView, Control, RevokeEntry
 from embedded.events import EventStore
 from panel.app import make_app
 from panel.messages import OpenTask
@@ -227,6 +227,20 @@ def test_detail_group_parent_snapshot(snap_compare, eager_stack):
 def test_detail_revoke_confirm_snapshot(snap_compare, eager_stack):
     assert snap_compare(app_with(eager_stack, busy_store()), terminal_size=SIZE,
                         run_before=on_detail(PROGRESS, "t"))
+
+
+class RevokedControl(Control):
+    """A real Control whose revoke store says PROGRESS and PENDING were revoked 5 s before FROZEN."""
+
+    def revoke_entry(self, task_id: str) -> RevokeEntry | None:
+        return RevokeEntry(task_id, FROZEN - 5) if task_id in (PROGRESS, PENDING) else None
+
+
+def test_detail_revoke_requested_snapshot(snap_compare, eager_stack):
+    """Revoked through Stalk while queued: the worker's task-revoked comes only when the task is due."""
+    control = RevokedControl(eager_stack.app, user_app=eager_stack.user_app, worker_specs=eager_stack.worker_specs)
+    assert snap_compare(app_with(eager_stack, busy_store(), control), terminal_size=SIZE,
+                        run_before=on_detail(PENDING))
 
 
 def test_detail_revoke_wraps_its_detail_snapshot(snap_compare, eager_stack):
