@@ -22,6 +22,12 @@ def test_dashboard_busy(snap_compare, eager_stack):
                         run_before=feeding(BrokerChanged(REDIS), ProcessesChanged(BUSY)))
 
 
+def test_dashboard_busy_80x24(snap_compare, eager_stack):
+    """A classic terminal: the mode bar drops the brand and shortens Dashboard, queue bars narrow."""
+    assert snap_compare(app_for(eager_stack), terminal_size=(80, 24),
+                        run_before=feeding(BrokerChanged(REDIS), ProcessesChanged(BUSY)))
+
+
 def test_dashboard_eager_empty(snap_compare, eager_stack):
     assert snap_compare(app_for(eager_stack), terminal_size=SIZE, run_before=feeding())
 
