@@ -40,6 +40,8 @@ class SubmitScreen(StalkScreen):
     SCOPE = "submit"
     BINDINGS = bindings("submit")
     CSS_PATH = "../styles/submit.tcss"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # options in two rows below 100 columns
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # smaller JSON boxes below 30 rows
 
     class Loaded(Message):
         def __init__(self, tasks: list[str], queues: list[str]) -> None:
@@ -71,7 +73,7 @@ class SubmitScreen(StalkScreen):
                 yield Label("kwargs (JSON object)")
                 yield JsonArea("{}", id="kwargs", language=None, soft_wrap=True)
                 with Horizontal(id="submit-options"):
-                    yield Select([], prompt="queue: as routed", id="queue", allow_blank=True)
+                    yield Select([], prompt="queue: routed", tooltip="blank: the queue the app routes the task to", id="queue", allow_blank=True)
                     yield Input(placeholder="priority", id="priority", type="integer", tooltip="0-9")
                     yield Input(placeholder="countdown", id="countdown", type="number",
                                 tooltip="seconds from now (or give an eta)")

@@ -257,6 +257,12 @@ def test_submit_bad_json_snapshot(snap_compare, eager_stack):
                         run_before=on_submit("demo.add", '[2,\n 3 "x"]'))
 
 
+def test_submit_valid_80x24_snapshot(snap_compare, eager_stack):
+    """80x24: the options in two rows, shorter JSON boxes; every field and the verdict still show."""
+    assert snap_compare(app_with(eager_stack, EventStore()), terminal_size=(80, 24),
+                        run_before=on_submit("demo.slow_add", "[2, 3]", '{"seconds": 0.5}', priority="5"))
+
+
 def test_submit_valid_snapshot(snap_compare, eager_stack):
     assert snap_compare(app_with(eager_stack, EventStore()), terminal_size=SIZE,
                         run_before=on_submit("demo.slow_add", "[2, 3]", '{"seconds": 0.5}', priority="5"))
