@@ -24,6 +24,8 @@ from .supervisor.child import Child
 from .supervisor.logs import LogLine
 from .supervisor.registry import ChildRegistry, InstanceLock
 
+EMBEDDED_DROPPED = "not run: the embedded broker's in-memory queue was dropped when Stalk stopped"
+
 
 class Stack:
     """Broker + workers + beat for one data dir. `with Stack(config) as stack:` starts and stops it."""
@@ -100,6 +102,7 @@ class Stack:
             self._unskip_declared()
             self._unskip_declared = None
         self.supervisor.shutdown()
+        self._drop_embedded_queue()
         self._stop_events()
         clear_status(self.paths.state)
         stop = getattr(self._broker_handle, "stop", None)
@@ -197,6 +200,15 @@ class Stack:
         if self._sent_events is not None:
             self._sent_events.stop()
             self._sent_events = None
+
+    def _drop_embedded_queue(self) -> None:
+        """The embedded broker keeps its queues in memory: what had not finished when it stops never
+        will, and history must not show it waiting forever."""
+        if self.mode == "embedded" and self.events is not None:
+            dropped = self.events.lose_unfinished(EMBEDDED_DROPPED)
+            if dropped:
+                logging.getLogger("stalk").warning("[stalk] %d unfinished task(s) dropped with the embedded "
+                                                   "broker's in-memory queues", dropped)
 
     def _stop_events(self) -> None:
         """Stop the receiver; flush history."""

@@ -233,3 +233,25 @@ def test_a_workers_task_events_leave_in_batches_and_all_arrive(stack):
     assert {e["type"] for e in from_worker} == {"task-received", "task-started", "task-succeeded"}
     assert len(from_worker) == 180
     assert messages <= 90, f"{len(events)} events in {messages} messages"  # Celery alone: about one per 2 events
+
+
+def test_the_embedded_brokers_unfinished_tasks_are_lost_in_history_when_it_stops(running_stack):
+    """Its queues live in memory: a task held for its eta, or queued where nobody consumes, will never
+    run once Stalk stops, so history says LOST with why instead of RECEIVED / PENDING forever."""
+    from embedded.events import read_tasks
+    from embedded.stack import EMBEDDED_DROPPED
+
+    stack = running_stack(broker={"mode": "embedded"}, beat=False, app=APP)
+    store = store_of(stack)
+    done = send(stack, "ev.add", 1, 1)
+    held = stack.app.send_task("ev.add", (2, 2), countdown=600).id
+    queued = stack.app.send_task("ev.add", (3, 3), queue="nobody-consumes").id
+    assert store.wait_for(done, {"SUCCESS"}, timeout=20) is not None
+    assert store.wait_for(held, {"RECEIVED"}, timeout=20) is not None
+    assert wait_until(lambda: store.get(queued) is not None, timeout=20), "the task-sent event"
+    history = stack.paths.history_db
+    stack.stop()
+    rows = {row["task_id"]: row for row in read_tasks(history, limit=10)}
+    assert rows[done]["state"] == "SUCCESS"
+    for task_id in (held, queued):
+        assert (rows[task_id]["state"], rows[task_id]["exception"]) == ("LOST", EMBEDDED_DROPPED)

@@ -31,6 +31,22 @@ def life(uuid: str = "t1", start: float = 100.0, end: str = "task-succeeded", **
     ]
 
 
+def test_lose_unfinished_leaves_done_tasks_and_a_late_finish_still_wins():
+    fold = Fold(track_dirty=True)
+    fold.apply_many(life("ok", result="3"))
+    fold.apply_many(life("rejected")[:1] + [ev("task-rejected", "rejected", 103.0)])
+    fold.apply_many(life("queued")[:1] + life("held")[:2] + life("retrying")[:3])
+    fold.apply(ev("task-retried", "retrying", 104.0, exception="E()"))
+    lost = fold.lose_unfinished("dropped", 200.0)
+    assert sorted(lost) == ["held", "queued", "retrying"]
+    assert {t: fold.tasks[t].state for t in fold.tasks} == {
+        "ok": "SUCCESS", "rejected": "REJECTED", "queued": "LOST", "held": "LOST", "retrying": "LOST"}
+    assert (fold.tasks["held"].exception, fold.tasks["held"].finished) == ("dropped", 200.0)
+    assert set(lost) <= set(fold.dirty)  # written to history at stop
+    fold.apply(ev("task-succeeded", "held", 201.0, result="4"))  # its worker's last batch, heard late
+    assert (fold.tasks["held"].state, fold.tasks["held"].result) == ("SUCCESS", "4")
+
+
 def test_a_task_life_is_folded_into_one_record():
     fold = Fold()
     fold.apply_many(life(result="3", runtime=0.5))

@@ -16,6 +16,7 @@ from .states import (
     CUSTOM_RANK,
     FAILURE,
     FINISHED,
+    LOST,
     PENDING,
     PROGRESS,
     RANK,
@@ -130,6 +131,20 @@ class Fold(WorkerFold):
         self.published[task_id] = (priority, group_id)
         if len(self.published) > MAX_INTERNED:
             self.published.popitem(last=False)
+
+    def lose_unfinished(self, reason: str, ts: float) -> list[str]:
+        """Every task not done becomes LOST with `reason`: its queue is gone (the embedded broker's
+        memory at exit). A late event of a finish still wins: LOST ranks below SUCCESS and FAILURE."""
+        done = FINISHED | {REJECTED}
+        ids = [task_id for state, ids in self.by_state.items() if state not in done for task_id in ids]
+        for task_id in ids:
+            rec = self.tasks[task_id]
+            self._move(rec, LOST, ts)
+            rec.finished, rec.exception = ts, reason
+            self.changed_tasks.add(task_id)
+            if self.dirty is not None:
+                self.dirty[task_id] = rec
+        return ids
 
     def _intern(self, text: str | None) -> str | None:
         if text is None:

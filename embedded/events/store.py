@@ -164,6 +164,11 @@ class EventStore:
         out = [r.task_id for r in reversed(records) if r.state not in FINISHED]
         return (out + unheard[::-1])[:limit]
 
+    def lose_unfinished(self, reason: str) -> int:
+        """Mark every unfinished task LOST with `reason` (written to history at stop); how many."""
+        with self._lock:
+            return len(self._fold.lose_unfinished(reason, time.time()))
+
     def declare_worker(self, hostname: str, pool: str | None, concurrency: int | None) -> None:
         """What events do not say (pool, concurrency), from the stack's worker specs."""
         with self._lock:
