@@ -56,6 +56,7 @@ async def _submit_then_revoke(stack) -> None:
         assert "workers discard it when it comes due (eta " in detail_text(app)
         assert detail_state(app) == "RECEIVED" and app.screen.task_id in stack.control.revoked()
         await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, TasksScreen), "back on Tasks")
 
         screen = await fill_submit(pilot, "demo.long_running", "[30]")
         screen.query_one("#countdown", Input).value = ""  # the form keeps what the last submit had
