@@ -86,9 +86,10 @@ async def drive(stack: Any, inputs: list[dict[str, str]]) -> dict[str, int]:
             else:
                 assert len(control.published) == published + 1, (form, expected)
                 await quick(pilot)
-                app.pop_screen()  # the sent task's detail, on the Tasks mode
-                await pilot.press("7")
+                await app.pop_screen()  # the sent task's detail, on the Tasks mode (a 7 before it is gone
+                await pilot.press("7")  # raced the dismissal: the next form went to the Tasks screen)
                 await quick(pilot)
+                assert app.screen is screen
             failures = [n for n in app._notifications if n.severity == "error" and n.title != "Not sent"]
             assert not failures, [n.message for n in failures]
             app.clear_notifications()
