@@ -15,6 +15,24 @@ from textual.widgets import Static
 from ..markup_text import escape
 
 GAP = "  "
+Key = tuple[str, str, bool, str, str]  # key shown, description, enabled, action, key to press
+
+
+def _width(keys: list[Key], gap: str) -> int:
+    return sum(cell_len(k) + 1 + cell_len(d) for k, d, *_ in keys) + len(gap) * max(0, len(keys) - 1)
+
+
+def _layout(keys: list[Key], gap: str) -> tuple[str, list[tuple[int, int, str]]]:
+    parts: list[str] = []
+    spans: list[tuple[int, int, str]] = []
+    x = 0
+    for key, description, enabled, _action, press in keys:
+        look = "" if enabled else "dim "
+        parts.append(f"[{look}b $accent]{escape(key)}[/] [{look}$foreground]{escape(description)}[/]")
+        width = cell_len(key) + 1 + cell_len(description)
+        spans.append((x, x + width, press))
+        x += width + len(gap)
+    return gap.join(parts), spans
 
 
 class KeyBar(Static):
@@ -38,30 +56,40 @@ class KeyBar(Static):
         if screen is self.screen:
             self.call_after_refresh(self._show_keys)
 
+    def on_resize(self, _event: events.Resize) -> None:
+        self._show_keys()
+
     def _show_keys(self) -> None:
-        text, self._spans = self.layout_for(self.screen)
+        text, self._spans = self.layout_for(self.screen, self.size.width or 10_000)
         if text != self._text:
             self._text = text
             self.update(text, layout=False)  # one line, docked: its size never changes
 
-    def layout_for(self, screen: Screen) -> tuple[str, list[tuple[int, int, str]]]:
+    def layout_for(self, screen: Screen, width: int = 10_000) -> tuple[str, list[tuple[int, int, str]]]:
         """Markup of `key description` for each shown binding (one per action, in binding order), and
-        where each sits."""
-        parts: list[str] = []
-        spans: list[tuple[int, int, str]] = []
+        where each sits. What does not fit `width` is left out from the right, but `? Help` (which
+        lists every key) stays: with narrower gaps first, then fewer keys."""
+        keys = self.shown_keys(screen)
+        for gap in (GAP, " "):
+            if _width(keys, gap) <= width:
+                return _layout(keys, gap)
+        helps = [k for k in keys if k[3] == "help"]
+        others = [k for k in keys if k[3] != "help"]
+        while others and _width(others + helps, " ") > width:
+            others.pop()
+        return _layout(others + helps, " ")
+
+    def shown_keys(self, screen: Screen) -> list[Key]:
+        """One Key per shown binding (the first binding of each action)."""
+        keys: list[Key] = []
         actions: set[str] = set()
-        x = 0
         for _node, binding, enabled, _tooltip in screen.active_bindings.values():
             if not binding.show or binding.action in actions:
                 continue
             actions.add(binding.action)
-            key = self.app.get_key_display(binding)
-            look = "" if enabled else "dim "
-            parts.append(f"[{look}b $accent]{escape(key)}[/] [{look}$foreground]{escape(binding.description)}[/]")
-            width = cell_len(key) + 1 + cell_len(binding.description)
-            spans.append((x, x + width, binding.key.split(",")[0]))
-            x += width + len(GAP)
-        return GAP.join(parts), spans
+            keys.append((self.app.get_key_display(binding), binding.description, enabled, binding.action,
+                         binding.key.split(",")[0]))
+        return keys
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)

@@ -7,6 +7,7 @@ import gc
 
 import pytest
 from textual.app import App
+from textual.markup import to_content
 from textual.widget import Widget
 from textual.widgets.data_table import CellDoesNotExist
 
@@ -77,6 +78,26 @@ async def test_mode_bar_click_switches(eager_stack):
         await pilot.click("ModeBar", offset=(68, 0))  # "6 Logs"
         await pilot.pause()
         assert app.current_mode == "logs"
+
+
+@sync
+async def test_a_narrow_key_bar_keeps_help_and_its_clicks_land(eager_stack):
+    """At 80 columns the Workers keys do not all fit: the last ones give way, `? Help` stays."""
+    app = app_for(eager_stack)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("3")
+        await pilot.pause()
+        bar = app.screen.query_one(KeyBar)
+        plain = to_content(bar.layout_for(app.screen, bar.size.width)[0]).plain
+        assert len(plain) <= bar.size.width and plain.endswith("? Help"), plain
+        assert plain.startswith("+ Grow pool - Shrink pool") and "Palette" not in plain
+        wide = to_content(bar.layout_for(app.screen, 200)[0]).plain
+        assert "p Purge queue  ^q Quit  ? Help  : Palette" in wide
+        help_at = plain.index("? Help")
+        await pilot.click(KeyBar, offset=(1 + help_at, 0))
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
 
 
 @sync
