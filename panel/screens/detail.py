@@ -244,6 +244,10 @@ class DetailScreen(Screen):
             control = getattr(self.stack, "control", None)
             self.post_message(self.Fetched(read_detail(self.task_id, store, control, self._groups)))
 
+    def _refetch(self) -> None:
+        if self.is_attached:  # the user may have left the detail while the revoke was sent
+            self.fetch()
+
     @on(Fetched)
     def _fetched(self, message: Fetched) -> None:
         self.data = message.data
@@ -267,7 +271,7 @@ class DetailScreen(Screen):
 
         def send() -> None:  # on a thread
             control.revoke(self.task_id, terminate=terminate)
-            self.app.call_from_thread(self.fetch)  # the stored revoke shows before any event comes
+            self.app.call_from_thread(self._refetch)  # the stored revoke shows before any event comes
 
         def answered(yes: bool | None) -> None:
             if yes:
