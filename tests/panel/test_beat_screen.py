@@ -164,3 +164,15 @@ def test_beat_wide_terminal_snapshot(snap_compare, eager_stack, control):
             "args": ("rss", "atom", "json-feed")}
     control.user_app.conf.beat_schedule = {**SCHEDULE, "collect-high-frequency-plugins": long}
     assert snap_compare(app_with(eager_stack, control), terminal_size=(170, 36), run_before=on_beat())
+
+
+@sync
+async def test_a_narrow_terminal_scrolls_to_the_next_run(eager_stack, control) -> None:
+    """At 80 columns 'next run' lies past the right edge: → scrolls the table to it (it was hidden)."""
+    app = app_with(eager_stack, control)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await on_beat()(pilot)
+        table = app.screen.query_one("#beat-table")
+        assert table.max_scroll_x > 0
+        await on_beat(*["right"] * 60)(pilot)
+        assert table.scroll_x == table.max_scroll_x
