@@ -16,7 +16,6 @@ from .states import (
     CUSTOM_RANK,
     FAILURE,
     FINISHED,
-    LOST,
     PENDING,
     PROGRESS,
     RANK,
@@ -138,12 +137,7 @@ class Fold(WorkerFold):
         done = FINISHED | {REJECTED}
         ids = [task_id for state, ids in self.by_state.items() if state not in done for task_id in ids]
         for task_id in ids:
-            rec = self.tasks[task_id]
-            self._move(rec, LOST, ts)
-            rec.finished, rec.exception = ts, reason
-            self.changed_tasks.add(task_id)
-            if self.dirty is not None:
-                self.dirty[task_id] = rec
+            self.lose(self.tasks[task_id], ts, reason)
         return ids
 
     def _intern(self, text: str | None) -> str | None:

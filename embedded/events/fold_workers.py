@@ -66,15 +66,18 @@ class WorkerFold:
         running = [self.tasks[task_id] for state in RUNNING for task_id in self.by_state.get(state, ())]
         lost = [r for r in running if r.worker == hostname]
         for rec in lost:
-            self._move(rec, LOST, ts)
-            rec.finished = ts
-            rec.exception = f"worker {hostname} went offline while the task ran"
-            self.changed_tasks.add(rec.task_id)
-            if self.dirty is not None:
-                self.dirty[rec.task_id] = rec
+            self.lose(rec, ts, f"worker {hostname} went offline while the task ran")
         ids = [r.task_id for r in lost]
         self.lost.extend(ids)
         return ids
+
+    def lose(self, rec: TaskRecord, ts: float | None, reason: str) -> None:
+        """`rec` becomes LOST for `reason` (changed, and written to history)."""
+        self._move(rec, LOST, ts)
+        rec.finished, rec.exception = ts, reason
+        self.changed_tasks.add(rec.task_id)
+        if self.dirty is not None:
+            self.dirty[rec.task_id] = rec
 
     def expire_workers(self, now: float, skip: Callable[[str], bool] = lambda _h: False) -> list[str]:
         """Workers whose heartbeats stopped (2 x freq + 1 s, like Celery's window) go offline."""

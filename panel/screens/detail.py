@@ -69,7 +69,7 @@ def read_detail(task_id: str, store: Any, control: Any, cache: dict[str, tuple] 
         if cache is not None:
             cache[group_id] = (time.monotonic(), seen, groups[group_id])
     revoke = None
-    if record.state not in DONE_STATES and hasattr(control, "revoke_entry"):
+    if record.state not in DONE_STATES and control is not None:
         revoke = control.revoke_entry(task_id)
     return DetailData(record, list(store.events_of(task_id)), children, parent, groups, revoke)
 

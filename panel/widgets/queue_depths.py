@@ -7,6 +7,7 @@ from textual.widgets import Static
 
 from ..formatting import bar
 from ..markup_text import escape
+from .task_cells import fit
 
 BAR_MAX, BAR_MIN = 20, 4
 COUNT = 7  # " 123456": the count after the bar
@@ -40,6 +41,5 @@ def depths_markup(depths: dict[str, int] | None, available: bool, width: int) ->
     lines = ["[b]Queues[/b]  waiting"]
     for queue, depth in sorted(depths.items()):
         style = "$warning" if depth else "$foreground-muted"
-        name = queue if len(queue) <= name_width else queue[: name_width - 1] + "…"
-        lines.append(f"{escape(f'{name:<{name_width}}')}  [{style}]{bar(depth / top, bar_width)}[/] {depth:>6}")
+        lines.append(f"{escape(fit(queue, name_width))}  [{style}]{bar(depth / top, bar_width)}[/] {depth:>6}")
     return "\n".join(lines)
