@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from celery import Celery
@@ -24,6 +25,7 @@ from .supervisor.child import Child
 from .supervisor.logs import LogLine
 from .supervisor.registry import ChildRegistry, InstanceLock
 
+PING_UNANNOUNCED_AFTER = 5.0  # seconds: ping a worker that has not logged "<name> ready." by then
 EMBEDDED_DROPPED = "not run: the embedded broker's in-memory queue was dropped when Stalk stopped"
 
 
@@ -266,7 +268,15 @@ class Stack:
         threading.Thread(target=loop, name="stalk-status", daemon=True).start()
 
     def _pinger(self, hostname: str) -> Callable[[Child], bool]:
-        def ready(_child: Child) -> bool:
+        """Ping once the worker logs that it is ready: a ping sent before its control queue exists is
+        lost and costs the whole reply timeout. A worker whose logging hides that line is pinged anyway
+        after a few seconds."""
+        marker = f"{hostname} ready."
+
+        def ready(child: Child) -> bool:
+            started = child.started_at or 0.0
+            if not child.said(marker) and time.time() - started < PING_UNANNOUNCED_AFTER:
+                return False
             replies = self.app.control.ping(destination=[hostname], timeout=1.0)
             return any(hostname in reply for reply in replies or [])
 
@@ -308,6 +318,6 @@ def _log_says(marker: str) -> Callable[[Child], bool]:
     """A readiness probe that waits for `marker` in the child's output (beat has no ping)."""
 
     def ready(child: Child) -> bool:
-        return any(marker in line.text for line in child.logs.since(0))
+        return child.said(marker)
 
     return ready

@@ -67,6 +67,7 @@ class Child:
         self.popen: subprocess.Popen[bytes] | None = None
         self.restarts = 0
         self.started_at: float | None = None
+        self.start_seq = 0  # the log's last line before this run of the process
         self.exit_code: int | None = None
         self.last_error: str | None = None
         self.next_restart_at: float | None = None
@@ -118,11 +119,16 @@ class Child:
             self.started_at = time.time()
             self.exit_code = None
         generation = self._generation
+        self.start_seq = self.logs.last_seq
         self.logs.append(f"[stalk] started {self.spec.name} (pid {self.popen.pid})")
         threading.Thread(target=self._pump, args=(self.popen,), name=f"stalk-log-{self.spec.name}",
                          daemon=True).start()
         threading.Thread(target=self._await_ready, args=(generation, on_change),
                          name=f"stalk-ready-{self.spec.name}", daemon=True).start()
+
+    def said(self, marker: str) -> bool:
+        """Whether this run of the process (not an earlier one) has printed `marker`."""
+        return any(marker in line.text for line in self.logs.since(self.start_seq))
 
     def _pump(self, popen: subprocess.Popen[bytes]) -> None:
         assert popen.stdout is not None
