@@ -7,12 +7,15 @@ becomes one problem line, not a blank screen.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from .task_rows import field as get
 
 INSPECT_TIMEOUT = 0.5
+INSPECTED = {"reserved": "reserved", "stats": "pool sizes", "active_queues": "worker queues"}  # kind: part name
+POOL_NAMES = {"thread": "threads"}  # pool module -> the name `celery worker -P` takes
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class WorkerRow:
 class QueueRow:
     name: str
     waiting: int | None
-    consumers: tuple[str, ...]  # supervised processes consuming it
+    consumers: tuple[str, ...]  # supervised processes (or, for workers Stalk does not run, hostnames) consuming it
 
 
 @dataclass
@@ -45,6 +48,7 @@ class WorkersData:
     has_control: bool = False
     task_names: tuple[str, ...] = ()
     problems: list[str] = field(default_factory=list)
+    loaded: bool = False  # False until the first fetch has come back
 
 
 def _part(data: WorkersData, name: str, fn: Any) -> Any:
@@ -85,10 +89,31 @@ def pool_sizes(stats: dict[str, Any] | None) -> dict[str, int]:
     return sizes
 
 
+def pool_names(stats: dict[str, Any] | None) -> dict[str, str]:
+    """Pool name per worker from `inspect stats` (`celery.concurrency.prefork:TaskPool` -> prefork): worker
+    events do not carry it, so a worker Stalk does not run is known only this way."""
+    names = {}
+    for hostname, reply in (stats or {}).items():
+        pool = reply.get("pool") if isinstance(reply, dict) else None
+        implementation = pool.get("implementation") if isinstance(pool, dict) else None
+        if isinstance(implementation, str) and implementation:
+            module = implementation.split(":", 1)[0].rsplit(".", 1)[-1]
+            names[hostname] = POOL_NAMES.get(module, module)
+    return names
+
+
+def consumed_queues(replies: dict[str, Any] | None) -> dict[str, tuple[str, ...]]:
+    """Queue names per worker from `inspect active_queues`."""
+    return {hostname: tuple(q["name"] for q in reply if isinstance(q, dict) and q.get("name"))
+            for hostname, reply in (replies or {}).items() if isinstance(reply, list)}
+
+
 def worker_rows(records: list[Any], processes: list[Any], reserved: dict[str, Any] | None,
-                sizes: dict[str, int] | None = None) -> list[WorkerRow]:
-    """Event-store workers merged with supervised worker processes, keyed by Celery hostname."""
-    sizes = sizes or {}
+                sizes: dict[str, int] | None = None, pools: dict[str, str] | None = None,
+                queues: dict[str, tuple[str, ...]] | None = None) -> list[WorkerRow]:
+    """Event-store workers merged with supervised worker processes, keyed by Celery hostname; what the
+    workers answered (pool, size, queues) fills in what events do not say."""
+    sizes, pools, queues = sizes or {}, pools or {}, queues or {}
     procs = {p.hostname: p for p in processes if getattr(p, "role", "") == "worker" and p.hostname}
     rows: dict[str, WorkerRow] = {}
     for r in records:
@@ -97,25 +122,34 @@ def worker_rows(records: list[Any], processes: list[Any], reserved: dict[str, An
         load = get(r, "load", "loadavg", default=()) or ()
         rows[hostname] = WorkerRow(
             hostname=hostname, online=bool(get(r, "online", default=False)),
-            process=proc.name if proc else None, pool=str(get(r, "pool", default="-")),
+            process=proc.name if proc else None, pool=str(get(r, "pool") or pools.get(hostname, "-")),
             concurrency=sizes.get(hostname, _count(get(r, "concurrency"))), active=_count(get(r, "active")),
             reserved=_reserved(reserved, hostname),
             processed=_count(get(r, "processed")), load=tuple(float(x) for x in load),
-            heartbeat=get(r, "last_heartbeat", "heartbeat"), queues=tuple(proc.queues) if proc else ())
+            heartbeat=get(r, "last_heartbeat", "heartbeat"),
+            queues=tuple(proc.queues) if proc else queues.get(hostname, ()))
     for hostname, proc in procs.items():
         if hostname not in rows:
             rows[hostname] = WorkerRow(hostname, False, proc.name, "-", None, None, _reserved(reserved, hostname),
                                        None, (), None, tuple(proc.queues))
+    for hostname in (set(pools) | set(queues)) - set(rows):  # answered, but no event from it yet
+        rows[hostname] = WorkerRow(hostname, True, None, pools.get(hostname, "-"), sizes.get(hostname), None,
+                                   _reserved(reserved, hostname), None, (), None, queues.get(hostname, ()))
     order = {name: i for i, name in enumerate(p.name for p in procs.values())}
     return sorted(rows.values(), key=lambda w: (order.get(w.process or "", len(order)), w.hostname))
 
 
-def queue_rows(depths: dict[str, int] | None, processes: list[Any]) -> list[QueueRow]:
+def queue_rows(depths: dict[str, int] | None, processes: list[Any], workers: list[WorkerRow] = ()) -> list[QueueRow]:
+    """Queues with their depth and consumers: supervised processes by name, other workers by hostname."""
     consumers: dict[str, list[str]] = {}
     for p in processes:
         if getattr(p, "role", "") == "worker":
             for q in p.queues:
                 consumers.setdefault(q, []).append(p.name)
+    for w in workers:
+        if w.process is None:
+            for q in w.queues:
+                consumers.setdefault(q, []).append(w.hostname)
     names = sorted(set(consumers) | set(depths or {}))
     return [QueueRow(q, (depths or {}).get(q) if depths is not None else None, tuple(consumers.get(q, ())))
             for q in names]
@@ -127,13 +161,24 @@ def fetch_workers(stack: Any, processes: list[Any]) -> WorkersData:
     control = getattr(stack, "control", None)
     data.has_events, data.has_control = events is not None, control is not None
     records = (_part(data, "workers", events.workers) or []) if events is not None else []
-    reserved = depths = stats = None
+    answers: dict[str, Any] = {}
+    depths = None
     if control is not None:
-        reserved = _part(data, "reserved", lambda: control.inspect("reserved", timeout=INSPECT_TIMEOUT))
-        stats = _part(data, "pool sizes", lambda: control.inspect("stats", timeout=INSPECT_TIMEOUT))
+        answers = inspect_all(data, control)
         depths = _part(data, "queue depths", control.queue_depths)
         names = _part(data, "registered tasks", control.registered_tasks)
         data.task_names = tuple(sorted(names or ()))
-    data.workers = worker_rows(list(records), processes, reserved, pool_sizes(stats))
-    data.queues = queue_rows(depths, processes)
+    stats = answers.get("stats")
+    data.workers = worker_rows(list(records), processes, answers.get("reserved"), pool_sizes(stats),
+                               pool_names(stats), consumed_queues(answers.get("active_queues")))
+    data.queues = queue_rows(depths, processes, data.workers)
+    data.loaded = True
     return data
+
+
+def inspect_all(data: WorkersData, control: Any) -> dict[str, Any]:
+    """The INSPECTED broadcasts at once: each waits its whole timeout when not every worker answers."""
+    with ThreadPoolExecutor(len(INSPECTED), thread_name_prefix="stalk-inspect") as pool:
+        futures = {kind: pool.submit(_part, data, name, lambda k=kind: control.inspect(k, timeout=INSPECT_TIMEOUT))
+                   for kind, name in INSPECTED.items()}
+        return {kind: future.result() for kind, future in futures.items()}

@@ -73,6 +73,8 @@ class WorkersScreen(PolledScreen):
         d = self.data
         if self.stack is None:
             text = "[$foreground-muted]waiting for the stack[/]"
+        elif not d.loaded:
+            text = "[$foreground-muted]asking the workers…[/]"
         else:
             online = sum(1 for w in d.workers if w.online)
             known = [q.waiting for q in d.queues if q.waiting is not None]

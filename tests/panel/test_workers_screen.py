@@ -13,7 +13,7 @@ from panel.messages import BrokerChanged, ProcessesChanged
 from panel.screens.confirm import ConfirmScreen
 from panel.screens.form_modal import FormScreen
 from panel.worker_forms import check_autoscale, check_rate_limit
-from panel.workers_data import queue_rows, worker_rows
+from panel.workers_data import consumed_queues, pool_names, queue_rows, worker_rows
 
 from .conftest import SIZE
 from .harness import BUSY, FROZEN, REDIS, frozen_clock, settle, sync
@@ -83,6 +83,18 @@ def test_rows_merge_event_store_and_supervisor() -> None:
     queues = {q.name: q for q in queue_rows({"default": 3, "orphan": 1}, PROCESSES)}
     assert queues["orphan"].consumers == () and queues["media"].consumers == ("worker:slow",)
     assert queues["media"].waiting is None and queues["default"].waiting == 3
+
+
+def test_a_worker_that_only_answered_inspect_gets_a_row() -> None:
+    stats = {"ext@h": {"pool": {"implementation": "celery.concurrency.thread:TaskPool", "max-concurrency": 3}}}
+    queues = consumed_queues({"ext@h": [{"name": "default"}, {"name": "bulk"}], "bad@h": "not a list"})
+    assert pool_names(stats) == {"ext@h": "threads"} and queues == {"ext@h": ("default", "bulk")}
+    rows = worker_rows([], PROCESSES, None, {"ext@h": 3}, pool_names(stats), queues)
+    ext = next(r for r in rows if r.hostname == "ext@h")
+    assert (ext.online, ext.process, ext.pool, ext.concurrency, ext.queues) == (True, None, "threads", 3,
+                                                                                ("default", "bulk"))
+    by_queue = {q.name: q.consumers for q in queue_rows({}, PROCESSES, rows)}
+    assert by_queue["bulk"] == ("ext@h",) and by_queue["default"] == ("worker:default", "ext@h")
 
 
 def test_form_checks_give_one_line() -> None:
