@@ -249,6 +249,9 @@ def test_history_is_written_in_batches_and_reloaded(tmp_path):
         rows = read_tasks(db, state="failure")
         assert [r["task_id"] for r in rows] == ["bad"]
         assert len(read_tasks(db, limit=1000)) == 501
+        assert [r.task_id for r in again.recent_failures(8)] == ["bad"]  # the Dashboard's, after a restart
+        again.ingest_many(life("worse", 950.0, end="task-failed", exception="KeyError('y')"))
+        assert [r.task_id for r in again.recent_failures(8)] == ["worse", "bad"]
     finally:
         again.stop()
 

@@ -76,10 +76,14 @@ class Fold(WorkerFold):
             self.apply(event)
 
     def add_loaded(self, records: Iterable[TaskRecord]) -> None:
-        """Records from the history db (oldest first), not marked dirty or changed."""
+        """Records from the history db (oldest first), not marked dirty or changed. Their failures
+        count as recent ones: the Dashboard shows the last failures across a restart."""
+        failed: list[TaskRecord] = []
         for record in records:
             if record.task_id in self.tasks:
                 continue
+            if record.state == FAILURE:
+                failed.append(record)
             record.arrival = self._arrivals = self._arrivals + 1
             self.tasks[record.task_id] = untrack(record)  # type: ignore[assignment]
             self.by_state.setdefault(record.state, {})[record.task_id] = None
@@ -87,6 +91,8 @@ class Fold(WorkerFold):
                 self.finished_order[record.task_id] = None
             self._evict()
         untrack(self.tasks)  # once, not per record (start-up)
+        failed.sort(key=lambda r: r.finished or 0.0)
+        self.failures[:0] = [r.task_id for r in failed[-100:]]
 
     # -- records --------------------------------------------------------------------------------
 
