@@ -7,7 +7,7 @@ from ..net import LOOPBACK, free_port, port_in_use
 from ..secrets import load_or_create_password
 from ..supervisor import ChildSpec, ProcState, Supervisor
 from . import fake_server, redis_server
-from .base import BrokerError, BrokerInfo, redact
+from .base import BrokerError, BrokerInfo
 from .external import check_external
 
 BROKER_START_TIMEOUT = 15.0
@@ -78,5 +78,5 @@ def _external(config: StackConfig) -> BrokerInfo:
     if backend is None and url.startswith("redis"):
         backend = url
     check_external(url)
-    durability = f"external ({redact(url)}): durability is the external broker's"
+    durability = "the external broker's own (Stalk attached to it: it runs no broker, workers or beat)"
     return BrokerInfo("external", url, backend, durability)

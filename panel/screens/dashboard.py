@@ -6,6 +6,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.widgets import Label
 
 from ..actions import bindings
 from ..dashboard_data import DashboardData, fetch_dashboard
@@ -21,6 +22,11 @@ from .base import StalkScreen
 from .confirm import ConfirmScreen
 
 POLL_EVERY = 1.0
+NO_PROCESSES = {
+    "external": "Stalk is attached to an external broker and runs no process: the workers that answer are on "
+                "Workers (3).",
+    "eager": "Eager mode runs every task inside Stalk: no broker, worker or beat process.",
+}
 
 
 class DashboardScreen(StalkScreen):
@@ -36,6 +42,7 @@ class DashboardScreen(StalkScreen):
     def compose_body(self) -> ComposeResult:
         yield BrokerLine(id="broker")
         yield ProcessTable(id="processes")
+        yield Label(id="no-processes")
         with Horizontal(id="lower"):
             with Vertical(id="left"):
                 yield Activity(id="activity")
@@ -48,12 +55,21 @@ class DashboardScreen(StalkScreen):
         self._polling = False
         self.watch(self.app, "processes", self._show_processes)
         self.watch(self.app, "theme", lambda _t: self._show_processes(self.app.processes))  # type: ignore[attr-defined]
-        self.watch(self.app, "phase", lambda _p: self._start_polling())
+        self.watch(self.app, "phase", lambda _p: self._phase_changed())
         self.query_one(ProcessTable).focus()
 
     def _show_processes(self, snapshot: tuple) -> None:
         table = self.query_one(ProcessTable)
         table.show(snapshot, self.app.clock(), self.app.get_css_variables())  # type: ignore[attr-defined]
+        ready = self.app.phase.kind == "ready"  # type: ignore[attr-defined]
+        why = NO_PROCESSES.get(getattr(self.stack, "mode", None) or "", "") if ready and not snapshot else ""
+        label = self.query_one("#no-processes", Label)
+        label.update(f"[$foreground-muted]{why}[/]")
+        label.display = bool(why)
+
+    def _phase_changed(self) -> None:
+        self._show_processes(self.app.processes)  # type: ignore[attr-defined]
+        self._start_polling()
 
     # -- polling (dolphie: the next poll is scheduled when the last one finished) ---------------
 

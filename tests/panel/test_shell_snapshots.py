@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import Input
 
+from embedded import BrokerInfo
 from panel.messages import (
     BrokerChanged,
     BrokerHealth,
@@ -15,6 +16,10 @@ from panel.messages import (
 
 from .conftest import SIZE
 from .harness import BUSY, REDIS, STARTING, app_for, feeding, log_lines, settle
+from .stand_ins import StackView
+
+EXTERNAL = BrokerInfo("external", "amqp://guest:guest@rabbit.internal:5672//", "redis://cache.internal:6379/3",
+                      "the external broker's own (Stalk attached to it: it runs no broker, workers or beat)")
 
 
 def test_dashboard_busy(snap_compare, eager_stack):
@@ -30,6 +35,14 @@ def test_dashboard_busy_80x24(snap_compare, eager_stack):
 
 def test_dashboard_eager_empty(snap_compare, eager_stack):
     assert snap_compare(app_for(eager_stack), terminal_size=SIZE, run_before=feeding())
+
+
+def test_dashboard_external(snap_compare, eager_stack):
+    """Attached to a cluster Stalk does not run: no process rows, and a line that says why."""
+    view = StackView(eager_stack, eager_stack.events, eager_stack.control)
+    view.mode = "external"
+    assert snap_compare(app_for(view), terminal_size=SIZE, run_before=feeding(
+        BrokerChanged(EXTERNAL), PhaseChanged(Phase("ready", "attached"))))
 
 
 def test_dashboard_starting(snap_compare, eager_stack):
