@@ -15,12 +15,17 @@ from embedded import LogLine
 
 from ..actions import bindings
 from ..colours import state_text
+from ..markup_text import escape
 from ..messages import LogsFetched, LogsShow
 from ..widgets.log_view import LogView
 from .base import StalkScreen
 
 POLL_EVERY = 0.25
 KEEP = 5000
+NO_PROCESS = {  # why a stack in this mode has no log to show
+    "external": "Stalk runs no process on an external broker: its workers log where they run",
+    "eager": "eager mode runs no process: tasks run inside Stalk",
+}
 
 
 class LogsScreen(StalkScreen):
@@ -43,7 +48,7 @@ class LogsScreen(StalkScreen):
         self.needle = ""
         self._polling = False
         self.watch(self.app, "processes", self._show_processes)
-        self.watch(self.app, "phase", lambda _p: self._start_polling())
+        self.watch(self.app, "phase", lambda _p: self._phase_changed())
 
     # -- process list ---------------------------------------------------------------------------
 
@@ -86,6 +91,10 @@ class LogsScreen(StalkScreen):
 
     # -- lines ----------------------------------------------------------------------------------
 
+    def _phase_changed(self) -> None:
+        self._show_status()
+        self._start_polling()
+
     def _start_polling(self) -> None:
         if not self._polling and self.stack is not None and self.stack.broker is not None:
             self._polling = True
@@ -126,12 +135,17 @@ class LogsScreen(StalkScreen):
         self._show_status()
 
     def _show_status(self) -> None:
+        status = self.query_one("#log-status", Label)
+        why = NO_PROCESS.get(getattr(self.stack, "mode", None) or "")
+        if self.current is None and why:
+            status.update(f"[b]no process[/b]  [$foreground-muted]{why}[/]")
+            return
         view = self.query_one(LogView)
         total = len(self.lines.get(self.current or "", ()))
         follow = "[$success]follow on[/]" if view.auto_scroll else "[$warning]follow off[/]"
-        where = self.current or "no process"
-        needle = f"  filter: [b]{self.needle}[/b]" if self.needle else ""
-        self.query_one("#log-status", Label).update(f"[b]{where}[/b]  {total} lines  {follow}{needle}")
+        where = escape(self.current or "no process")
+        needle = f"  filter: [b]{escape(self.needle)}[/b]" if self.needle else ""
+        status.update(f"[b]{where}[/b]  {total} lines  {follow}{needle}")
 
     # -- follow and filter ----------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from embedded.events import StoreBusy, Unwanted
 from embedded.foreground import FOREGROUND
 
 from ..actions import bindings
+from ..markup_text import escape
 from ..messages import OpenTask
 from ..task_rows import SORT_KEYS, TASK_STATES, TaskFilter, TaskRow, parse_filter
 from ..widgets.task_table import TaskTable
@@ -155,13 +156,13 @@ class TasksScreen(StalkScreen):
             arrow = "↓" if self.filter.reverse else "↑"
             limit = f" (first {LIMIT})" if self._shown >= LIMIT else ""
             described = self.filter.describe()
-            where = f"  filter: [b]{described}[/b]" if described else ""
+            where = f"  filter: [b]{escape(described)}[/b]" if described else ""
             text = f"[b]{self._shown}[/b] tasks{limit}{where}  sort: {self.filter.sort_key} {arrow}"
             if not self._shown:
                 text += ("  [$foreground-muted]no task matches (esc clears the filter)[/]" if described
                          else "  [$foreground-muted]no tasks yet: 7 opens Submit[/]")
         if problem:
-            text += f"  [$error]{problem}[/]"
+            text += f"  [$error]{escape(problem)}[/]"
         if text != self._status_text:  # one fixed-height line: no layout pass per refresh
             self._status_text = text
             self.query_one("#task-status", Label).update(text, layout=False)

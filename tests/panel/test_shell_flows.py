@@ -9,11 +9,12 @@ import pytest
 from textual.app import App
 from textual.markup import to_content
 from textual.widget import Widget
+from textual.widgets import Label
 from textual.widgets.data_table import CellDoesNotExist
 
 from embedded import ProcState, Stack
 from panel.app import make_app
-from panel.messages import BrokerChanged, ProcessesChanged
+from panel.messages import BrokerChanged, LogsFetched, ProcessesChanged
 from panel.screens.confirm import ConfirmScreen
 from panel.screens.help import HelpScreen
 from panel.widgets.key_bar import KeyBar
@@ -21,7 +22,7 @@ from panel.widgets.process_table import ProcessTable
 from tests.conftest import make_config
 
 from .conftest import SIZE
-from .harness import BUSY, REDIS, app_for, settle, sync
+from .harness import BUSY, REDIS, app_for, log_lines, settle, sync
 
 
 @sync
@@ -194,3 +195,22 @@ async def test_a_mode_screen_comes_back_in_the_theme_chosen_while_it_was_away(ea
         assert app.get_css_variables() is app.get_css_variables()  # kept, not rebuilt per table refresh
         assert app.get_css_variables() == App.get_css_variables(app)  # the new theme's, as Textual makes them
         assert table._variables == app.get_css_variables()  # the table's rows are drawn with them
+
+
+@sync
+async def test_logs_filter_with_brackets_is_shown_as_typed(eager_stack):
+    """Log lines start with `[stalk]` or `[2026-...`: a filter typed with its bracket must read back whole
+    in the status line (unescaped it was markup that swallowed the rest of the line)."""
+    app = app_for(eager_stack)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.post_message(ProcessesChanged(BUSY))
+        await pilot.press("6")
+        await pilot.pause()
+        app.screen.post_message(LogsFetched({"broker": log_lines("broker")}))
+        await pilot.pause()
+        await pilot.press("slash", *"[stalk]")
+        await pilot.pause()
+        status = str(app.screen.query_one("#log-status", Label).render())
+        assert "filter: [stalk]" in status, status
+        assert "follow on" in status

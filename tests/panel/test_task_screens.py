@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from textual.app import App, ComposeResult
-from textual.widgets import Input, Static, TextArea
+from textual.widgets import Input, Label, Static, TextArea
 
 from embedded.control import Control, RevokeEntry
 from embedded.events import TaskRecord
@@ -384,6 +384,24 @@ async def test_filter_search_and_sort_narrow_the_table(eager_stack) -> None:
         await until(pilot, lambda: app.screen.filter.sort_key == "state", "sort by the clicked column")
         await pilot.click(TaskTable, offset=(2, 0))  # again: the other direction
         await until(pilot, lambda: app.screen.filter.reverse, "the clicked column reversed")
+
+
+@sync
+async def test_a_search_for_arguments_reads_back_in_the_status_line(eager_stack) -> None:
+    """Args show as `[2, 3]`, so a search may hold brackets: a search for `[ok]` was markup and the
+    status line read `filter: “”`."""
+    control = eager_stack.control
+    wanted = control.submit({"name": "demo.fail", "args": ["[ok] boom"]}).id
+    other = control.submit({"name": "demo.fail", "args": ["boom"]}).id
+    app = live_app(eager_stack)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot)
+        await pilot.press("2")
+        await until(pilot, lambda: {wanted, other} <= set(table_ids(app)), "the tasks in the table")
+        await pilot.press("slash", *"[ok]")
+        await until(pilot, lambda: table_ids(app) == [wanted], "the search by arguments")
+        status = str(app.screen.query_one("#task-status", Label).render())
+        assert "filter: “[ok]”" in status and "sort:" in status, status
 
 
 def test_a_stored_revoke_shows_until_the_workers_act_on_it() -> None:
