@@ -8,6 +8,7 @@ from typing import Any
 
 from textual import events, on, work
 from textual.app import App
+from textual.notifications import SeverityLevel
 from textual.reactive import var
 from textual.widget import AwaitMount
 from textual.worker import Worker, WorkerState
@@ -69,6 +70,13 @@ class StalkApp(App):
         self._collect_armed = False
         self._last_key: events.Key | None = None
         self._css_variables: tuple[object, dict[str, str]] | None = None  # (theme, its variables)
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every notice is plain text: they quote task names, exceptions and what the user typed (an eta
+        of `[/]` made the toast's markup invalid and the panel died rendering it). Screens' notify
+        always passes markup=True, so it is ignored here; no notice uses markup."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def get_css_variables(self) -> dict[str, str]:
         """Textual rebuilds the theme's whole colour system at every call (~1 ms), and screens ask at

@@ -461,3 +461,23 @@ async def test_a_filter_key_while_the_store_is_busy_still_gets_its_rows(eager_st
             assert screen._dirty or screen._inflight  # handed over, not shown from a stale read
         await until(pilot, lambda: table_ids(app) and all(
             app.screen.query_one(TaskTable).row(t).state == "FAILURE" for t in table_ids(app)), "failures")
+
+
+@sync
+async def test_a_refused_submit_quoting_markup_is_a_notice_not_a_crash(eager_stack) -> None:
+    """The refusal quotes what was typed: `[/]` typed as the eta made the toast's markup invalid and the
+    panel died rendering it (MarkupError; seen in a terminal: tests run without toasts unless asked)."""
+    app = live_app(eager_stack)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await idle(pilot)
+        screen = await fill_submit(pilot, "demo.add", "[1, 2]")
+        screen.query_one("#eta", Input).focus()
+        await pilot.press("left_square_bracket", "slash", "right_square_bracket")
+        await until(pilot, lambda: "eta" in problems_text(screen), "the eta problem")
+        await pilot.press("ctrl+s")
+        await idle(pilot)
+        await pilot.pause(0.3)
+        app.export_screenshot()  # renders every widget, the toast too, as a terminal would
+        toasts = [str(toast.render()) for toast in app.screen.query("Toast")]
+        assert any("got '[/]'" in text for text in toasts), toasts
+        assert app.is_running and app.screen is screen
