@@ -65,7 +65,7 @@ class SubmitScreen(StalkScreen):
         with Horizontal():
             with Vertical(id="submit-pick"):
                 yield Input(placeholder="task name (fuzzy)", id="task-name")
-                yield OptionList(id="task-options")
+                yield OptionList(id="task-options", markup=False)  # task names as written
             with Vertical(id="submit-form"):
                 yield Static(id="task-doc")
                 yield Label("args (JSON list)")

@@ -4,7 +4,9 @@ Its flexible columns share the width the others leave, so a wide terminal shows 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+from rich.text import Text
 from textual import events
 from textual.widgets import DataTable
 
@@ -29,7 +31,23 @@ def fitted_widths(columns: Sequence[str], widths: Sequence[int], flex: Mapping[s
     return tuple(fitted[c] for c in columns)
 
 
-class RowTable(DataTable):
+def plain(cell: object) -> object:
+    """A str cell as plain Text: DataTable parses str cells as markup, and cells quote the user's app
+    (a task name or quota key holding `[/]` raised MarkupError while rendering and the panel died)."""
+    return Text(cell, end="") if isinstance(cell, str) else cell
+
+
+class PlainTable(DataTable):
+    """A DataTable whose str cells are shown as written."""
+
+    def add_row(self, *cells: Any, **kwargs: Any) -> Any:
+        return super().add_row(*map(plain, cells), **kwargs)
+
+    def update_cell(self, row_key: Any, column_key: Any, value: Any, *, update_width: bool = False) -> None:
+        super().update_cell(row_key, column_key, plain(value), update_width=update_width)
+
+
+class RowTable(PlainTable):
     """A row-cursor table whose rows are keyed; subclasses set COLUMNS and WIDTHS (keys = titles)."""
 
     COLUMNS: tuple[str, ...] = ()

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from ..formatting import clock_time, preview
 from ..task_rows import field
+from .keyed_table import PlainTable
 
 
-class RecentFailures(DataTable):
+class RecentFailures(PlainTable):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", **kwargs)
         self._shown: list[str] = []

@@ -8,6 +8,7 @@ from textual.app import App, ComposeResult
 from panel.beat_rows import BeatRow
 from panel.widgets.beat_table import BeatTable
 from panel.widgets.keyed_table import fitted_widths
+from panel.widgets.recent_failures import RecentFailures
 
 from .harness import sync
 
@@ -55,3 +56,32 @@ async def test_a_wide_terminal_shows_whole_names_and_a_narrow_one_gives_the_widt
         await pilot.resize_terminal(100, 10)
         await pilot.pause()
         assert entry_width(app) == 20
+
+
+class MarkupTables(App):
+    """Cells hold what the user's app says: a task name or quota key may hold `[/]`, which a DataTable
+    parses as markup in a str cell (MarkupError while rendering: the panel died)."""
+
+    def compose(self) -> ComposeResult:
+        yield BeatTable()
+        yield RecentFailures()
+
+    def on_mount(self) -> None:
+        row = BeatRow(name="odd", task="jobs.[/]odd", schedule="every [b]5[/b] s", args="[]", queue=None,
+                      last_run=None, next_run=None, total=0)
+        self.query_one(BeatTable).show_entries([row], 0.0, {})
+        failure = {"task_id": "t1", "name": "jobs.[/]odd", "exception": "E('[/]')", "finished": 0.0}
+        self.query_one(RecentFailures).show([failure])
+
+
+@sync
+async def test_table_cells_are_plain_text_not_markup() -> None:
+    app = MarkupTables()
+    async with app.run_test(size=(120, 10)) as pilot:
+        await pilot.pause()
+        app.query_one(BeatTable).update_cell("odd", "task", "jobs.[/]again")
+        await pilot.pause()
+        beat = "".join(segment.text for segment in app.query_one(BeatTable).render_line(1))
+        failures = "".join(segment.text for segment in app.query_one(RecentFailures).render_line(1))
+        assert "jobs.[/]again" in beat and "every [b]5[/b] s" in beat
+        assert "jobs.[/]odd" in failures
