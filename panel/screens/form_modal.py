@@ -57,9 +57,9 @@ class FormScreen(ModalScreen[Any]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.title_text, id="form-title")
+            yield Label(self.title_text, id="form-title", markup=False)  # names a worker as written
             if self.note:
-                yield Label(self.note, id="form-note")
+                yield Label(self.note, id="form-note", markup=False)
             for f in self.fields:
                 yield Label(f.label, classes="form-label")
                 suggester = SuggestFromList(f.suggestions, case_sensitive=False) if f.suggestions else None

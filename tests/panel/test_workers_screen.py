@@ -143,6 +143,23 @@ async def test_purge_asks_first_and_sends_only_on_yes(eager_stack) -> None:
 
 
 @sync
+async def test_a_queue_named_like_markup_is_purged_by_its_name(eager_stack) -> None:
+    """The dialog quotes the queue's name: `[/]` in it was markup (MarkupError: the panel died)."""
+    control = Control(depths={"[/]odd": 2})
+    app, _view = app_with(eager_stack, busy_events(), control)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_workers("tab")(pilot)
+        await until(pilot, lambda: app.screen.query_one("#queue-table").selected == "[/]odd", "the odd queue")
+        await pilot.press("p")
+        assert isinstance(app.screen, ConfirmScreen)
+        app.export_screenshot()  # renders the dialog
+        assert str(app.screen.query_one("#question").render()) == "Purge queue [/]odd?"
+        await pilot.press("y")
+        await app.workers.wait_for_complete()
+        assert control.calls == [("purge", ("[/]odd",))]
+
+
+@sync
 async def test_shutdown_is_confirmed(eager_stack) -> None:
     control = busy_control()
     app, _view = app_with(eager_stack, busy_events(), control)
