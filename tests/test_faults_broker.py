@@ -4,6 +4,8 @@ stopped and started again under a running stack (submissions refused clearly, no
 from __future__ import annotations
 
 import gc
+import os
+import signal
 import time
 from collections import Counter
 
@@ -118,3 +120,24 @@ def test_broker_stopped_and_started_loses_nothing(running_stack):
     assert deaf.get(after.id).state == "SUCCESS"
     del before, after
     gc.collect()  # results freed after the broker is gone would retry unsubscribing from it
+
+
+def test_a_worker_rides_out_a_broker_kill_and_acks_the_task_that_ran_through_it(running_stack):
+    """Celery 5.7 on stock kombu: a worker holding an unacked message when its broker dies calls the
+    AttributeError raised while closing the old channel unrecoverable and exits, and the task that ran
+    on through the outage stays unacked until the visibility timeout runs it again. Stalk's transport
+    keeps the old channel's connection parameters: the worker reconnects and acks that task once."""
+    stack = fault_stack(running_stack, broker={"appendfsync": "always"})
+    worker = stack.process("worker:faults")
+    result = stack.app.send_task("faults.sleepy", (6,), queue="faults")
+    assert stack.events.wait_for(result.id, "STARTED", timeout=30) is not None
+    os.kill(stack.process("broker").pid, signal.SIGKILL)
+    wait_until(lambda: stack.process("broker").restarts == 1)
+    wait_until(lambda: stack.process("broker").state is ProcState.RUNNING)
+    assert result.get(timeout=60) == result.id
+    again = stack.process("worker:faults")
+    assert (again.pid, again.restarts, again.state) == (worker.pid, 0, ProcState.READY), again
+    broker = redis.Redis.from_url(stack.broker.broker_url)
+    wait_until(lambda: broker.hlen("unacked") == 0, timeout=20)  # acked: nothing left to deliver again
+    assert runs(stack)[result.id] == 1
+    assert stack.app.send_task("faults.sleepy", (0.1,), queue="faults").get(timeout=30)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 from kombu import connection as kombu_connection
 from kombu.transport import redis as kombu_redis
 
@@ -25,6 +26,7 @@ class Channel(kombu_redis.Channel):
     """Caches the synchronous client; a new pool (the channel reconnected) gets a new one."""
 
     _sync_client: Any = None
+    _sync_params: dict[str, Any] | None = None  # what the synchronous pool last connected with
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
@@ -37,6 +39,23 @@ class Channel(kombu_redis.Channel):
     def close(self) -> None:
         self._sync_client = None
         super().close()
+
+    def _connparams(self, asynchronous: bool = False) -> Any:
+        """When the broker goes away, Celery's consumer detaches the transport from its connection and
+        then closes the old channel, whose unacked messages still need a client: to be restored on
+        close, and to be acked when a task that ran on through the outage finishes. Stock kombu builds
+        that client from the detached transport and raises AttributeError ('NoneType' object has no
+        attribute 'hostname'); Celery calls it unrecoverable and the worker exits instead of
+        reconnecting, and the finished task's message stays unacked until the visibility timeout
+        delivers it again. The channel keeps the parameters it connected with and uses them then."""
+        if self.connection is not None and self.connection.client is not None:
+            params = super()._connparams(asynchronous)
+            if not asynchronous:
+                self._sync_params = params
+            return params
+        if self._sync_params is None:
+            raise redis.exceptions.ConnectionError("the connection to the broker is closed")
+        return dict(self._sync_params)
 
 
 class Transport(kombu_redis.Transport):
