@@ -15,6 +15,7 @@ class BrokerLine(Static):
     def on_mount(self) -> None:
         self.watch(self.app, "broker", self.show)
         self.watch(self.app, "broker_problem", lambda _p: self.show(self.app.broker))  # type: ignore[attr-defined]
+        self.watch(self.app, "processes", lambda _p: self.show(self.app.broker))  # type: ignore[attr-defined]
 
     def show(self, info: BrokerInfo | None) -> None:
         if info is None:
@@ -22,8 +23,17 @@ class BrokerLine(Static):
             return
         problem = self.app.broker_problem  # type: ignore[attr-defined]
         health = "[$error]down[/]" if problem else "[$success]up[/]"
-        where = escape(info.display_url) + (f"  pid {info.pid}" if info.pid else "")
+        pid = self._pid(info)
+        where = escape(info.display_url) + (f"  pid {pid}" if pid else "")
         if info.mode == "eager":
             health, where = "[$foreground-muted]in process[/]", ""
         self.update(f"[b]Broker[/b]  [b]{info.mode}[/b] {health}  {where}\n"
                     f"[$foreground-muted]Durability:[/] {escape(info.durability)}")
+
+    def _pid(self, info: BrokerInfo) -> int | None:
+        """The supervised broker's pid now (it changes when the broker is restarted), else the one it
+        started with."""
+        for p in self.app.processes:  # type: ignore[attr-defined]
+            if p.role == "broker":
+                return p.pid
+        return info.pid

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 
 import pytest
@@ -214,3 +215,17 @@ async def test_logs_filter_with_brackets_is_shown_as_typed(eager_stack):
         status = str(app.screen.query_one("#log-status", Label).render())
         assert "filter: [stalk]" in status, status
         assert "follow on" in status
+
+
+@sync
+async def test_broker_line_follows_a_restarted_broker_pid(eager_stack):
+    """The broker's pid changes when the supervisor restarts it: the line showed the first one forever."""
+    app = app_for(eager_stack)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.post_message(BrokerChanged(REDIS))
+        restarted = [dataclasses.replace(p, pid=4999, restarts=1) if p.role == "broker" else p for p in BUSY]
+        app.post_message(ProcessesChanged(restarted))
+        await pilot.pause()
+        line = str(app.screen.query_one("#broker").render())
+        assert "pid 4999" in line and "pid 4101" not in line, line
