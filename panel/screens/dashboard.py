@@ -144,6 +144,11 @@ class DashboardScreen(StalkScreen):
 
         self.app.push_screen(ConfirmScreen(question.format(name=name), detail, yes=verb.title()), answered)
 
+    @on(ProcessTable.RowSelected)
+    def _row_selected(self) -> None:
+        """enter on the focused table (its own binding) does what the screen's enter says."""
+        self.action_logs()
+
     def action_logs(self) -> None:
         name = self.query_one(ProcessTable).selected
         self.app.switch_mode("logs")

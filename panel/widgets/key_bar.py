@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from rich.cells import cell_len
 from textual import events
+from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Static
 
@@ -80,10 +81,22 @@ class KeyBar(Static):
         return _layout(others + helps, " ")
 
     def shown_keys(self, screen: Screen) -> list[Key]:
-        """One Key per shown binding (the first binding of each action)."""
+        """One Key per shown binding (the first binding of each action). A focused table's hidden
+        `enter` (select the row) shadows the screen's shown one, which its RowSelected handler runs:
+        the screen's is what the key does, so the bar shows it, after the screen's other keys."""
+        own = {k.strip(): b for b in screen.BINDINGS if isinstance(b, Binding) and b.show for k in b.key.split(",")}
+        shown: list[tuple[Binding, bool]] = []
+        shadowed: list[tuple[Binding, bool]] = []
+        for key, (node, binding, enabled, _tooltip) in screen.active_bindings.items():
+            if not binding.show and node is not screen and key in own:
+                shadowed.append((own[key], enabled))
+            elif node is screen.app and shadowed:
+                shown += shadowed
+                shadowed = []
+            shown.append((binding, enabled))
         keys: list[Key] = []
         actions: set[str] = set()
-        for _node, binding, enabled, _tooltip in screen.active_bindings.values():
+        for binding, enabled in shown + shadowed:
             if not binding.show or binding.action in actions:
                 continue
             actions.add(binding.action)

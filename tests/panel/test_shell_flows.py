@@ -189,7 +189,10 @@ async def test_a_mode_screen_comes_back_in_the_theme_chosen_while_it_was_away(ea
         await pilot.pause()
         table.add_class("-probe")  # a class set while suspended restyles at once
         await pilot.press("2")
-        await pilot.pause()
+        for _ in range(50):  # the restyle runs after the resume's refresh: under load, a few frames later
+            await pilot.pause(0.05)
+            if table.styles.background != before:
+                break
         assert app.screen is tasks
         assert table.styles.background != before  # the new theme's colours
         assert table.has_class("-probe")
@@ -229,3 +232,17 @@ async def test_broker_line_follows_a_restarted_broker_pid(eager_stack):
         await pilot.pause()
         line = str(app.screen.query_one("#broker").render())
         assert "pid 4999" in line and "pid 4101" not in line, line
+
+
+@sync
+async def test_enter_on_a_process_opens_its_logs(eager_stack):
+    """The process table's own enter (select the row) swallowed the Dashboard's: enter did nothing."""
+    app = app_for(eager_stack)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.post_message(ProcessesChanged(BUSY))
+        await pilot.pause()
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert app.current_mode == "logs"
+        assert app.screen.current == "worker:default"
