@@ -16,7 +16,7 @@ MODES: dict[str, str] = {  # mode name -> title, in the order of their number ke
     "submit": "Submit",
 }
 
-SCOPE_TITLES = {"app": "Everywhere", **MODES, "detail": "Task detail", "help": "Help"}
+SCOPE_TITLES = {"app": "Everywhere", **MODES, "detail": "Task detail", "worker": "Worker detail", "help": "Help"}
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,10 @@ ACTIONS: list[Action] = [
     Action("workers", "x", "shutdown", "Shutdown"),
     Action("workers", "p", "purge", "Purge queue"),
     Action("workers", "tab", "focus_next", "Next table", show=False),
+    Action("workers", "enter", "open_worker", "Worker detail", show=False),
+    # Worker detail
+    Action("worker", "escape", "back", "Back"),
+    Action("worker", "enter", "open_task", "Open task"),
     # Beat
     Action("beat", "n", "run_now", "Run now"),
     # Quota

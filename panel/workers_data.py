@@ -11,11 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from embedded.control import pool_name
+
 from .task_rows import field as get
 
 INSPECT_TIMEOUT = 0.5
 INSPECTED = {"reserved": "reserved", "stats": "pool sizes", "active_queues": "worker queues"}  # kind: part name
-POOL_NAMES = {"thread": "threads"}  # pool module -> the name `celery worker -P` takes
 
 
 @dataclass(frozen=True)
@@ -95,10 +96,9 @@ def pool_names(stats: dict[str, Any] | None) -> dict[str, str]:
     names = {}
     for hostname, reply in (stats or {}).items():
         pool = reply.get("pool") if isinstance(reply, dict) else None
-        implementation = pool.get("implementation") if isinstance(pool, dict) else None
-        if isinstance(implementation, str) and implementation:
-            module = implementation.split(":", 1)[0].rsplit(".", 1)[-1]
-            names[hostname] = POOL_NAMES.get(module, module)
+        name = pool_name(pool.get("implementation")) if isinstance(pool, dict) else None
+        if name:
+            names[hostname] = name
     return names
 
 

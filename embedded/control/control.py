@@ -23,6 +23,7 @@ from .problems import ControlError, Problem, SubmitError, error
 from .request import Checked
 from .revokes import RevokeEntry, RevokeStore
 from .validate import SubmitContext, validate
+from .worker_report import WorkerReport, worker_report
 
 INSPECT_KINDS = ("active", "reserved", "scheduled", "registered", "stats", "ping", "active_queues",
                  "revoked", "conf")
@@ -228,6 +229,13 @@ class Control:
             return self.view.broadcast(kind, dest, timeout)
         except Exception as exc:
             raise ControlError(f"inspect {kind}: broker unreachable: {exc}") from None
+
+    def worker_report(self, hostname: str, timeout: float = 1.0) -> WorkerReport:
+        """Everything `hostname` says about itself: pool, broker, queues, the tasks it holds, processed
+        counts, resource usage (answered=False when it does not answer within `timeout`)."""
+        if self.eager:
+            return WorkerReport(hostname, answered=False)
+        return worker_report(hostname, lambda kind: self.inspect(kind, hostname, timeout))
 
     def registered_tasks(self, refresh: bool = False) -> set[str]:
         if refresh:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual import on
 from textual.app import ComposeResult
 from textual.widgets import Label
 
@@ -20,6 +21,7 @@ from ..workers_data import WorkerRow, WorkersData, fetch_workers
 from .confirm import ConfirmScreen
 from .form_modal import FormField, FormScreen
 from .polled import PolledScreen
+from .worker_detail import WorkerDetailScreen
 
 
 def merged(problems: list[str]) -> list[str]:
@@ -44,7 +46,7 @@ class WorkersScreen(PolledScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Label(id="workers-status")
-        yield Label("[b]Workers[/b]", classes="section-title")
+        yield Label("[b]Workers[/b]  [$foreground-muted]enter shows one in full[/]", classes="section-title")
         yield WorkerTable(id="worker-table")
         yield Label("[b]Queues[/b]  [$foreground-muted]tab selects a queue, p purges it[/]", classes="section-title")
         yield QueueTable(id="queue-table")
@@ -106,6 +108,14 @@ class WorkersScreen(PolledScreen):
         return row
 
     # -- worker actions -------------------------------------------------------------------------
+
+    def action_open_worker(self) -> None:
+        if row := self._worker():
+            self.app.push_screen(WorkerDetailScreen(row.hostname, row.process))
+
+    @on(WorkerTable.RowSelected)
+    def _worker_selected(self) -> None:
+        self.action_open_worker()
 
     def _pool(self, verb: str) -> None:
         if (row := self._worker()) and (control := self._need_control()):

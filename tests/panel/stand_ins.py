@@ -54,6 +54,13 @@ class Control:
         self.entries = entries or []
         self.fail = fail or {}
         self.calls: list[tuple[str, tuple]] = []
+        self.reports: dict[str, Any] = {}  # hostname -> embedded.control.WorkerReport
+
+    def worker_report(self, hostname: str, timeout: float = 1.0) -> Any:
+        from embedded.control import WorkerReport
+
+        self._call("worker_report", hostname)
+        return self.reports.get(hostname) or WorkerReport(hostname, answered=False)
 
     def _call(self, name: str, *args: Any) -> None:
         self.calls.append((name, args))

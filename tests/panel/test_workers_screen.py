@@ -7,11 +7,16 @@ import time
 
 import pytest
 
+from embedded.control import HeldTask, WorkerReport
+from embedded.control.worker_report import worker_report
 from embedded.events import EventStore
 from panel.app import make_app
 from panel.messages import BrokerChanged, ProcessesChanged
 from panel.screens.confirm import ConfirmScreen
+from panel.screens.detail import DetailScreen
 from panel.screens.form_modal import FormScreen
+from panel.screens.worker_detail import WorkerDetailScreen
+from panel.widgets.held_table import HeldTable
 from panel.worker_forms import check_autoscale, check_rate_limit
 from panel.workers_data import consumed_queues, pool_names, queue_rows, worker_rows
 
@@ -246,6 +251,62 @@ def test_workers_rate_limit_modal_snapshot(snap_compare, eager_stack):
     assert snap_compare(app, terminal_size=SIZE, run_before=on_workers("l", *"demo.add", "tab", *"fast", "enter"))
 
 
+def busy_report() -> WorkerReport:
+    """What `default@stalk-host` says about itself in the busy fixture (one of each kind of held task)."""
+    return WorkerReport(
+        "default@stalk-host", answered=True, pid=4102, uptime=3725.0, pool="prefork", processes=(4110, 4111),
+        concurrency=2, prefetch=8, broker="redis://127.0.0.1:6390/0", queues=("default", "priority"),
+        registered=("demo.add", "demo.long_running", "demo.slow"),
+        active=(HeldTask("5f0c2a11-7d3e-4c1a-9a7e-2b1f0c3d4e5f", "demo.long_running", "[30]", "{}",
+                         started=FROZEN - 12, worker_pid=4111),),
+        reserved=(HeldTask("9b7e6d5c-1a2b-4c3d-8e9f-0a1b2c3d4e5f", "demo.add", "[2, 3]", "{}"),),
+        scheduled=(HeldTask("c0ffee00-1111-4222-8333-444455556666", "demo.slow", "[]", "{'seconds': 5}",
+                            eta=FROZEN + 290),),
+        processed={"demo.add": 1_180, "demo.long_running": 24}, rusage={"utime": 61.5, "stime": 8.25, "maxrss": 62_648},
+    )
+
+
+def test_worker_detail_snapshot(snap_compare, eager_stack):
+    control = busy_control()
+    control.reports["default@stalk-host"] = busy_report()
+    app, _view = app_with(eager_stack, busy_events(), control)
+    assert snap_compare(app, terminal_size=SIZE, run_before=on_workers("enter"))
+
+
+def test_worker_detail_no_answer_snapshot(snap_compare, eager_stack):
+    app, _view = app_with(eager_stack, busy_events(), busy_control())
+    assert snap_compare(app, terminal_size=SIZE, run_before=on_workers("down", "down", "enter"))
+
+
+def test_worker_report_reads_what_celery_answers() -> None:
+    replies = {
+        "stats": {"pid": 7, "uptime": 12, "prefetch_count": 4, "total": {"a.b": 3},
+                  "pool": {"implementation": "celery.concurrency.prefork:TaskPool", "max-concurrency": 2,
+                           "processes": [8, 9]},
+                  "broker": {"transport": "amqp", "hostname": "rabbit", "port": 5672, "virtual_host": "/",
+                             "userid": "guest"},
+                  "rusage": {"utime": 1.5, "stime": 0.5, "maxrss": 2048, "nvcsw": 3}},
+        "active": [{"id": "t1", "name": "a.b", "args": [1, 2], "kwargs": {"k": "[/]"}, "time_start": 99.5,
+                    "worker_pid": 9, "acknowledged": True}],
+        "reserved": [{"id": "t2", "name": "a.b", "args": [], "kwargs": {}}],
+        "scheduled": [{"eta": "2030-01-31T09:00:00+00:00", "priority": 6,
+                       "request": {"id": "t3", "name": "a.c", "args": ["x"], "kwargs": {}}}],
+        "active_queues": [{"name": "default"}, {"name": "bulk"}],
+        "registered": ["a.c [rate_limit=1/s]", "a.b"],
+    }
+    report = worker_report("w@h", lambda kind: {"w@h": replies[kind]})
+    assert (report.pid, report.pool, report.processes, report.concurrency, report.prefetch) == (7, "prefork", (8, 9), 2, 4)
+    assert report.broker == "amqp://rabbit:5672/" and report.queues == ("default", "bulk")
+    assert report.registered == ("a.b", "a.c") and report.processed == {"a.b": 3}
+    assert report.rusage == {"utime": 1.5, "stime": 0.5, "maxrss": 2048.0}
+    assert report.active[0] == HeldTask("t1", "a.b", "[1, 2]", "{'k': '[/]'}", started=99.5, worker_pid=9)
+    assert report.scheduled[0].eta == 1896080400.0 and report.scheduled[0].task_id == "t3"
+    silent = worker_report("w@h", lambda kind: {})
+    assert not silent.answered
+    broken = worker_report("w@h", lambda kind: {"w@h": replies[kind]} if kind != "stats" else 1 / 0)
+    assert broken.answered and broken.problems == ("stats: division by zero",) and broken.pid is None
+
+
 # -- the real thing: a redis stack, its worker, a real Control ----------------------------------
 
 
@@ -303,6 +364,40 @@ async def test_real_worker_grows_runs_a_beat_entry_and_its_queue_is_purged(runni
         await pilot.press("y")
         await until(pilot, lambda: stack.control.queue_depths().get("pw") == 0, "the purge")
         await until(pilot, lambda: any("purged 5" in str(n.message) for n in app._notifications), "the notice")
+
+
+@pytest.mark.procs
+@pytest.mark.xdist_group("panel-workers")
+@sync
+async def test_real_worker_detail_shows_what_it_holds_and_opens_a_task(running_stack) -> None:
+    stack = running_stack(broker={"mode": "redis"}, beat=False)
+    running = stack.control.submit({"name": "demo.long_running", "args": [8]}).id
+    due = stack.control.submit({"name": "demo.add", "args": [1, 2], "countdown": 600}).id
+    app = make_app(stack.config, stack=stack, clock=time.time, probe_broker=False)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await app.workers.wait_for_complete()
+            await pilot.press("3")
+            workers = app.screen
+            hostname = await until(pilot, lambda: next((w.hostname for w in workers.data.workers
+                                                        if w.online and w.process == "worker:default"), None),
+                                   "the default worker online")
+            index = [w.hostname for w in workers.data.workers].index(hostname)
+            await pilot.press(*["down"] * index, "enter")
+            detail = app.screen
+            assert isinstance(detail, WorkerDetailScreen) and detail.hostname == hostname
+            held = lambda: {t.task_id for t in (*detail.report.active, *detail.report.scheduled)}  # noqa: E731
+            await until(pilot, lambda: detail.report is not None and {running, due} <= held(), "the held tasks")
+            assert detail.report.pool == "prefork" and "default" in detail.report.queues
+            assert detail.query_one(HeldTable).selected == running  # running tasks first
+            await pilot.press("enter")
+            assert isinstance(app.screen, DetailScreen) and app.screen.task_id == running
+            await pilot.press("escape")
+            await until(pilot, lambda: app.screen is detail, "back on the worker")
+            await pilot.press("escape")
+            await until(pilot, lambda: app.screen is workers, "back on Workers")
+    finally:
+        stack.control.revoke(running, terminate=True)
 
 
 def test_workers_eager_empty_snapshot(snap_compare, eager_stack):
