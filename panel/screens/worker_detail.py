@@ -70,6 +70,7 @@ class WorkerDetailScreen(Screen):
     SCOPE = "worker"
     BINDINGS = bindings("worker")
     CSS_PATH = "../styles/worker_detail.tcss"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # counts under the tasks below 100 columns
 
     class Fetched(Message):
         def __init__(self, report: WorkerReport) -> None:

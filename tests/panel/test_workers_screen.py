@@ -405,3 +405,11 @@ def test_workers_eager_empty_snapshot(snap_compare, eager_stack):
     from .harness import app_for
 
     assert snap_compare(app_for(eager_stack), terminal_size=SIZE, press=["3", "wait:300"])
+
+
+def test_worker_detail_80x24_snapshot(snap_compare, eager_stack):
+    """A classic terminal: the counts go under the tasks, whose columns keep the whole width."""
+    control = busy_control()
+    control.reports["default@stalk-host"] = busy_report()
+    app, _view = app_with(eager_stack, busy_events(), control)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=on_workers("enter"))
