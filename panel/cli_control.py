@@ -22,6 +22,7 @@ from embedded.control import (
     RevokeStore,
     SubmitError,
     client,
+    pool_name,
     revoke_store_path,
     validate,
 )
@@ -233,7 +234,7 @@ def _worker_rows(control: Control, timeout: float) -> list[dict[str, Any]]:
         s = stats.get(host) or {}
         pool = s.get("pool") or {}
         rows.append({
-            "hostname": host, "online": True, "pool": pool.get("implementation", "").split(":")[0].rsplit(".", 1)[-1],
+            "hostname": host, "online": True, "pool": pool_name(pool.get("implementation")) or "",
             "processes": len(pool.get("processes") or []) or pool.get("max-concurrency"),
             "active": len(active.get(host) or []), "processed": sum((s.get("total") or {}).values()),
             "queues": [q.get("name") for q in queues.get(host) or []],
