@@ -378,7 +378,7 @@ def _print_entries(entries: list[Any]) -> None:
         return
     click.echo(f"{'ENTRY':<28} {'TASK':<32} {'SCHEDULE':<22} {'RUNS':>5}  {'LAST RUN':<19}  NEXT RUN")
     for e in entries:
-        last = f"{e.last_run:%Y-%m-%d %H:%M:%S}" if e.last_run else "-"
+        last = f"{e.last_run:%Y-%m-%d %H:%M:%S}" if e.last_run and e.total_run_count else "never"  # beat stamps new entries
         nxt = f"{e.next_run:%Y-%m-%d %H:%M:%S}" if e.next_run else "-"
         click.echo(f"{e.name:<28} {e.task:<32} {e.schedule:<22} {e.total_run_count:>5}  {last:<19}  {nxt}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shelve
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from celery.beat import ScheduleEntry
 from celery.schedules import crontab
 
 from embedded.control import Control, ControlError
-from embedded.control.beat import beat_entries, read_schedule_file
+from embedded.control.beat import beat_entries, describe, foreign_zone, read_schedule_file
 
 NOW = datetime(2030, 1, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 
@@ -60,3 +61,23 @@ def test_run_entry_now_and_unknown_entry(app):
     with pytest.raises(ControlError, match=r"beat entry 'nope': not in the app's beat_schedule \(entries: "
                                            r"every-10s, nightly\)"):
         control.run_beat_entry("nope")
+
+
+def test_a_crontab_on_another_clock_says_which(monkeypatch):
+    """`cron 1 0 * * *` read in America/Los_Angeles runs at 08:01 on a UTC machine, where next runs are shown:
+    the schedule names the zone (its abbreviation, else its name) whenever the two clocks differ."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        def zone_of(timezone: str) -> str | None:
+            zoned = Celery("zoned", set_as_current=False)
+            zoned.conf.timezone = timezone
+            return foreign_zone(crontab(minute=1, hour=0, app=zoned), datetime(2030, 1, 15, tzinfo=UTC))
+
+        assert zone_of("America/Los_Angeles") == "PST"
+        assert zone_of("America/Sao_Paulo") == "America/Sao_Paulo"  # its abbreviation is "-03"
+        assert zone_of("UTC") is None and zone_of("Europe/London") is None  # same clock in January
+        assert describe(crontab(minute=1, hour=0, app=Celery("utc", set_as_current=False))) == "crontab 1 0 * * *"
+    finally:
+        monkeypatch.undo()  # TZ as it was (tests/panel/conftest.py sets UTC), then read again
+        time.tzset()

@@ -81,11 +81,28 @@ def describe(sched: Any) -> str:
     if isinstance(sched, crontab):
         fields = (sched._orig_minute, sched._orig_hour, sched._orig_day_of_month,
                   sched._orig_month_of_year, sched._orig_day_of_week)
-        return "crontab " + " ".join(str(f) for f in fields)
+        zone = foreign_zone(sched)
+        return "crontab " + " ".join(str(f) for f in fields) + (f" {zone}" if zone else "")
     if isinstance(sched, schedule):
         seconds = sched.run_every.total_seconds()
         return f"every {seconds:g} s" if seconds < 120 else f"every {seconds / 60:g} min"
     return str(sched)
+
+
+def foreign_zone(sched: crontab, now: datetime | None = None) -> str | None:
+    """The zone a crontab is read in (the app's timezone, or the schedule's own) when its clock differs
+    from this machine's now: `0 0 * * *` in America/Los_Angeles runs at 08:00 UTC, and next-run times are
+    shown in local time."""
+    try:
+        zone = sched.tz
+        moment = now or sched.now()  # the app's clock (frozen in tests)
+    except Exception:  # no app bound: read in the machine's time
+        return None
+    there = moment.astimezone(zone) if zone is not None else None
+    if there is None or there.utcoffset() == moment.astimezone().utcoffset():
+        return None
+    short = there.tzname() or ""
+    return short if short.isalpha() else str(getattr(zone, "key", zone))  # PST, not America/Los_Angeles
 
 
 def read_schedule_file(path: Path) -> dict[str, Any]:

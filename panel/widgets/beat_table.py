@@ -21,7 +21,7 @@ def beat_cells(row: BeatRow, now: float, variables: Mapping[str, str]) -> tuple[
 
 class BeatTable(KeyedTable):
     COLUMNS = ("entry", "task", "schedule", "args", "last run", "next run", "runs")
-    WIDTHS = (20, 22, 16, 10, 11, 21, 6)
+    WIDTHS = (20, 22, 18, 10, 10, 20, 6)  # schedule: "cron 1 0 * * * PST" whole
     FLEX = {"entry": 36, "task": 40, "args": None}
 
     def show_entries(self, rows: list[BeatRow], now: float, variables: Mapping[str, str]) -> None:

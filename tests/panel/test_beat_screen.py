@@ -13,6 +13,7 @@ from celery.beat import ScheduleEntry
 from celery.schedules import crontab, schedule
 
 from embedded.control import Control
+from embedded.demo.schedule import zoned_crontab
 from panel.app import make_app
 from panel.beat_rows import BeatRow, schedule_text, when
 from panel.messages import BrokerChanged, ProcessesChanged
@@ -162,7 +163,10 @@ def test_beat_wide_terminal_snapshot(snap_compare, eager_stack, control):
     """At 170 columns the entry, task and args columns take the spare width: long names are whole."""
     long = {"task": "jobs.collect_high_frequency_plugins", "schedule": crontab(minute="*/15"),
             "args": ("rss", "atom", "json-feed")}
-    control.user_app.conf.beat_schedule = {**SCHEDULE, "collect-high-frequency-plugins": long}
+    pacific = {"task": "jobs.report", "schedule": zoned_crontab(minute=1, hour=0, zone="America/Los_Angeles"),
+               "args": ("youtube",)}  # read on the Pacific clock: the schedule says so (next run: local)
+    control.user_app.conf.beat_schedule = {**SCHEDULE, "collect-high-frequency-plugins": long,
+                                           "quota-reset-notice": pacific}
     assert snap_compare(app_with(eager_stack, control), terminal_size=(170, 36), run_before=on_beat())
 
 
