@@ -195,6 +195,7 @@ def beat(app: str | None, celery_args: tuple[str, ...]) -> None:
 
 
 from . import cli_quota  # noqa: E402,F401  (registers `stalk quota`)
+from .cli_canvas import chain  # noqa: E402,F401  (registers `stalk chain` and `stalk group`)
 from .cli_control import submit  # noqa: E402,F401  (registers submit, revoke, workers, queues, ...)
 from .cli_demo import demo  # noqa: E402,F401  (registers `stalk demo`)
 from .cli_tasks import tasks  # noqa: E402,F401  (registers `stalk tasks`)

@@ -84,6 +84,29 @@ def test_queues_purge_workers_inspect_and_external_mode(stack, tmp_path):
     assert all(r["online"] and r["pool"] == "prefork" for r in rows)
 
 
+def test_chain_and_group_from_the_command_line(stack):
+    """Celery canvas as the seeds' pipelines use it; every step validated first, nothing sent when one is
+    wrong (a chain's later steps get the previous result as their first argument)."""
+    dd = str(stack.paths.data_dir)
+    chained = stalk("chain", "demo.add [2, 3]", "demo.add [10]", "--wait", "--data-dir", dd)
+    assert "sent chain of 2" in chained.stdout and "result: 15" in chained.stdout
+    grouped = json.loads(stalk("group", "demo.add [1, 1]", 'demo.slow_add [2, 2] {"seconds": 0.1}', "--wait",
+                               "--json", "--data-dir", dd).stdout)
+    assert (grouped["steps"], grouped["state"], grouped["result"]) == (2, "SUCCESS", [2, 4])
+    assert len(grouped["task_ids"]) == 2 and stack.control.group_progress(grouped["group"]) == (2, 2)
+    for task_id in grouped["task_ids"]:
+        assert stack.events.wait_for(task_id, "SUCCESS", timeout=20) is not None
+    bad = stalk("group", "demo.add [1", "demo.nope", "--data-dir", dd, check=False)
+    assert bad.returncode == 2 and bad.stdout == ""
+    (line,) = bad.stderr.splitlines()
+    assert "step 1: args: invalid JSON" in line and "step 2: task 'demo.nope'" in line
+    too_many = stalk("chain", "demo.add [2, 3]", "demo.add [1, 2]", "--data-dir", dd, check=False)
+    assert too_many.returncode == 2 and "step 2: task 'demo.add'" in too_many.stderr
+    failed = stalk("group", "demo.add [1, 2]", 'demo.fail ["boom"]', "--wait", "--data-dir", dd, check=False)
+    assert failed.returncode == 1 and "FAILURE" in failed.stderr and "boom" in failed.stderr
+    assert stalk("chain", "demo.add [1, 2]", "--data-dir", dd, check=False).returncode == 2  # one step: submit
+
+
 def test_no_stack_and_unreachable_broker_are_one_line(tmp_path):
     none = stalk("queues", "--data-dir", str(tmp_path / "none"), check=False)
     assert none.returncode == 1 and len(none.stderr.splitlines()) == 1 and "no Stalk is running" in none.stderr

@@ -231,3 +231,12 @@ def test_arguments_that_do_not_fit_the_signature_are_refused_before_sending():
     assert control.validate_submit({"name": "demo.slow_add", "args": [1, 1], "kwargs": {"seconds": 2}}) == []
     with pytest.raises(SubmitError):
         control.submit({"name": "demo.add", "args": [1, 2, 3]})
+
+
+def test_a_canvas_step_parses_like_the_submit_options():
+    import panel.cli  # noqa: F401  (registers the commands: cli_canvas is imported by it, not before it)
+    from panel.cli_canvas import parse_step
+
+    assert parse_step("demo.add") == {"name": "demo.add"}
+    assert parse_step(' demo.add [2, 3]  {"x": [1]} ') == {"name": "demo.add", "args": "[2, 3]", "kwargs": '{"x": [1]}'}
+    assert parse_step("demo.add [1,") == {"name": "demo.add", "args": "[1,"}  # left for validation to name
