@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from .cli import EXIT_USAGE, cli, fail
-from .cli_control import JSON_OPTION, connect, emit, run, target_options
+from .cli_control import JSON_OPTION, connect, emit, run, target_options, wait_outcome
 
 
 def parse_step(text: str) -> dict[str, Any]:
@@ -36,18 +36,6 @@ def parse_step(text: str) -> dict[str, Any]:
     return request
 
 
-def _wait(result: Any, timeout: float) -> dict[str, Any]:
-    try:
-        value = result.get(timeout=timeout, propagate=False)
-    except Exception as exc:  # timeout, no result backend
-        fail(f"sent {result.id}, but no result within {timeout:g} s: {type(exc).__name__}: {exc}")
-    failed = [r for r in getattr(result, "results", None) or [result] if r.state != "SUCCESS"]
-    if not failed:
-        return {"state": "SUCCESS", "result": value}
-    first = failed[0]
-    return {"state": first.state, "error": f"{first.id}: {type(first.result).__name__}: {first.result}"}
-
-
 def _send(ctx: click.Context, kind: str, steps: tuple[str, ...], force: bool, wait: bool, timeout: float,
           as_json: bool, params: dict[str, Any]) -> None:
     requests = [parse_step(step) for step in steps]
@@ -56,7 +44,7 @@ def _send(ctx: click.Context, kind: str, steps: tuple[str, ...], force: bool, wa
     ids = [r.id for r in result.results] if kind == "group" else [result.id]
     out: dict[str, Any] = {kind: result.id, "steps": len(requests), "task_ids": ids}
     if wait:
-        out.update(_wait(result, timeout))
+        out.update(wait_outcome(result, timeout))
     emit(as_json, out, lambda: _print(kind, out, wait))
     if wait and out.get("state") != "SUCCESS":
         raise SystemExit(1)

@@ -143,7 +143,7 @@ def submit(ctx: click.Context, task: str, args_: str | None, kwargs_: str | None
     queue = checked.options.get("queue") or _route(target.control, task, checked.args, checked.kwargs)
     out: dict[str, Any] = {"task_id": result.id, "name": task, "queue": queue}
     if wait:
-        out.update(_wait(result, timeout))
+        out.update(wait_outcome(result, timeout))
     emit(as_json, out, lambda: _print_sent(out, wait))
     if wait and out.get("state") != "SUCCESS":
         raise SystemExit(1)
@@ -156,15 +156,20 @@ def _route(control: Control, task: str, args: list, kwargs: dict) -> str | None:
         return None
 
 
-def _wait(result: Any, timeout: float) -> dict[str, Any]:
+def wait_outcome(result: Any, timeout: float) -> dict[str, Any]:
+    """The outcome of a task, a chain (its last step) or a group (every member, the first failure named)."""
     try:
         value = result.get(timeout=timeout, propagate=False)
     except Exception as exc:  # timeout, no result backend
         fail(f"sent {result.id}, but no result within {timeout:g} s: {type(exc).__name__}: {exc}")
-    state = result.state
-    if state == "SUCCESS":
-        return {"state": state, "result": value}
-    return {"state": state, "error": f"{type(value).__name__}: {value}" if value is not None else state}
+    members = getattr(result, "results", None)
+    failed = [r for r in members or [result] if r.state != "SUCCESS"]
+    if not failed:
+        return {"state": "SUCCESS", "result": value}
+    first = failed[0]
+    reason = first.result if members else value
+    where = f"{first.id}: " if members else ""
+    return {"state": first.state, "error": f"{where}{type(reason).__name__}: {reason}" if reason is not None else first.state}
 
 
 def _print_sent(out: dict[str, Any], wait: bool) -> None:
@@ -396,7 +401,7 @@ def run_entry(ctx: click.Context, name: str, wait: bool, timeout: float, as_json
     result = run(lambda: control.run_beat_entry(name))
     out: dict[str, Any] = {"entry": name, "task_id": result.id}
     if wait:
-        out.update(_wait(result, timeout))
+        out.update(wait_outcome(result, timeout))
     emit(as_json, out, lambda: click.echo(f"sent {name} [{result.id}]"
                                           + (f": {out.get('result', out.get('error'))}" if wait else "")))
     if wait and out.get("state") != "SUCCESS":

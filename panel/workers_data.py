@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from embedded.control import pool_name
+from embedded.control import pool_name, queue_names
 
 from .task_rows import field as get
 
@@ -104,8 +104,7 @@ def pool_names(stats: dict[str, Any] | None) -> dict[str, str]:
 
 def consumed_queues(replies: dict[str, Any] | None) -> dict[str, tuple[str, ...]]:
     """Queue names per worker from `inspect active_queues`."""
-    return {hostname: tuple(q["name"] for q in reply if isinstance(q, dict) and q.get("name"))
-            for hostname, reply in (replies or {}).items() if isinstance(reply, list)}
+    return {hostname: queue_names(reply) for hostname, reply in (replies or {}).items() if isinstance(reply, list)}
 
 
 def worker_rows(records: list[Any], processes: list[Any], reserved: dict[str, Any] | None,

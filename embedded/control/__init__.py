@@ -10,10 +10,10 @@ from .problems import ControlError, Problem, SubmitError
 from .request import SubmitRequest
 from .revokes import RevokeEntry, RevokeStore, load_into_worker_state, revoke_store_path
 from .validate import SubmitContext, validate
-from .worker_report import HeldTask, WorkerReport, pool_name
+from .worker_report import HeldTask, WorkerReport, pool_name, queue_names
 
 __all__ = [
     "INSPECT_KINDS", "BeatEntry", "ClusterView", "Control", "ControlError", "HeldTask", "Problem", "RevokeEntry",
     "RevokeStore", "SubmitContext", "SubmitError", "SubmitRequest", "WorkerReport", "load_into_worker_state",
-    "pool_name", "revoke_store_path", "client", "signal_name", "validate",
+    "pool_name", "queue_names", "revoke_store_path", "client", "signal_name", "validate",
 ]

@@ -75,7 +75,7 @@ def _report(hostname: str, replies: dict[str, Any], problems: tuple[str, ...]) -
                                                                     if isinstance(p, int)),
         concurrency=_int(pool.get("max-concurrency")), prefetch=_int(stats.get("prefetch_count")),
         broker=broker_text(_dict(stats.get("broker"))),
-        queues=tuple(q["name"] for q in _list(replies.get("active_queues")) if isinstance(q, dict) and q.get("name")),
+        queues=queue_names(replies.get("active_queues")),
         registered=tuple(sorted(str(n).split(" ", 1)[0] for n in _list(replies.get("registered")))),
         active=tuple(held(t) for t in _list(replies.get("active")) if isinstance(t, dict)),
         reserved=tuple(held(t) for t in _list(replies.get("reserved")) if isinstance(t, dict)),
@@ -103,6 +103,11 @@ def scheduled(entry: dict[str, Any]) -> HeldTask:
     except ValueError:
         when = None
     return HeldTask(task.task_id, task.name, task.args, task.kwargs, eta=when)
+
+
+def queue_names(reply: Any) -> tuple[str, ...]:
+    """The queue names of one worker's `inspect active_queues` reply."""
+    return tuple(q["name"] for q in _list(reply) if isinstance(q, dict) and q.get("name"))
 
 
 def pool_name(implementation: Any) -> str | None:
