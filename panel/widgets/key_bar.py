@@ -61,6 +61,8 @@ class KeyBar(Static):
         self._show_keys()
 
     def _show_keys(self) -> None:
+        if not self.is_attached:  # a refresh queued before its screen was closed runs after it
+            return
         text, self._spans = self.layout_for(self.screen, self.size.width or 10_000)
         if text != self._text:
             self._text = text

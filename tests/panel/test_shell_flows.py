@@ -121,6 +121,25 @@ async def test_key_bar_follows_focus_and_clicks_run_the_key(eager_stack):
 
 
 @sync
+async def test_a_key_bar_refresh_queued_before_its_screen_closed_is_dropped(eager_stack):
+    """CI saw NoScreen: a bindings change queued the bar's refresh, escape closed the screen first."""
+    app = app_for(eager_stack)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        help_screen = app.screen
+        assert isinstance(help_screen, HelpScreen)
+        bar = help_screen.query_one(KeyBar)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not bar.is_attached
+        bar._show_keys()  # what the queued callback runs
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
+
+
+@sync
 async def test_focus_changes_leave_no_dead_widgets(eager_stack):
     """Textual's Footer rebuilt a widget per key on each focus change and kept the old ones alive."""
     app = app_for(eager_stack)
