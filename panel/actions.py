@@ -73,6 +73,7 @@ ACTIONS: list[Action] = [
     # Submit
     Action("submit", "ctrl+s", "submit", "Submit", priority=True),
     Action("submit", "ctrl+l", "pick_task", "Pick task", priority=True),
+    Action("submit", "escape", "leave_field", "Leave field", key_display="esc"),
     # Workers and queues
     Action("workers", "plus", "grow", "Grow pool", key_display="+"),
     Action("workers", "minus", "shrink", "Shrink pool", key_display="-"),

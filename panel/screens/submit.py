@@ -168,6 +168,16 @@ class SubmitScreen(StalkScreen):
         box.focus()
         box.select_all()
 
+    def action_leave_field(self) -> None:
+        """Every field takes printable keys, so the number keys, `?` and `:` work again only with none
+        focused (`tab` goes back to the first)."""
+        self.set_focus(None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave_field" and self.focused is None:
+            return None  # shown dimmed: no field to leave
+        return True
+
     def prefill(self, name: str, args: str, kwargs: str, queue: str | None) -> None:
         """Re-submit from Task detail: the same task, arguments (JSON text) and queue."""
         self.query_one("#task-name", Input).value = name

@@ -18,10 +18,12 @@ from panel.formatting import pretty_repr
 from panel.messages import OpenTask
 from panel.screens.confirm import ConfirmScreen
 from panel.screens.detail import DetailData, DetailScreen, read_detail, render_detail
+from panel.screens.help import HelpScreen
 from panel.screens.submit import SubmitScreen
 from panel.screens.tasks import TasksScreen
 from panel.submit_form import json_from_repr, local_problems, request_of
 from panel.task_rows import SORT_KEYS, TASK_STATES, TaskFilter, TaskRow, parse_filter, progress_of
+from panel.widgets.key_bar import KeyBar
 from panel.widgets.mode_bar import ModeBar
 from panel.widgets.task_table import TaskTable
 
@@ -238,6 +240,29 @@ async def test_typed_arguments_go_between_the_brackets(eager_stack) -> None:
         await pilot.press(*["backspace"] * 6, "shift+tab", "ctrl+s")  # kwargs back to {}, args kept
         await until(pilot, lambda: screen.sent, "the submit")
         assert screen.sent == [{"name": "demo.add", "args": "[2, 3]", "kwargs": "{}"}]
+
+
+@sync
+async def test_escape_leaves_a_submit_field_and_number_keys_switch_again(eager_stack) -> None:
+    """Every Submit field takes printable keys (the task name has focus on arrival): a keyboard user
+    typed `2` into the field and could not leave the screen."""
+    app = live_app(eager_stack)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot)
+        await pilot.press("7")
+        await idle(pilot)
+        screen = app.screen
+        assert isinstance(screen, SubmitScreen) and screen.focused is not None
+        await pilot.press("ctrl+l", *"demo.add", "enter", "1")
+        assert screen.query_one("#args", TextArea).text == "[1]"
+        assert "Leave field" in screen.query_one(KeyBar).layout_for(screen)[0]
+        await pilot.press("escape", "2")
+        assert isinstance(app.screen, TasksScreen)
+        await pilot.press("7")  # back: in the task name again, the form as it was left
+        assert app.screen is screen and screen.focused is screen.query_one("#task-name", Input)
+        assert screen.task_name == "demo.add" and screen.query_one("#args", TextArea).text == "[1]"
+        await pilot.press("escape", "question_mark")
+        assert isinstance(app.screen, HelpScreen)
 
 
 @sync
