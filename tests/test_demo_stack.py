@@ -60,6 +60,11 @@ def test_ingest_is_a_chain_fetch_archive_enrich_cache(stack):
     archive = stack.paths.data_dir / "demo" / "archive" / "youtube" / "3JZ_D3ELwOQ.json"
     record = json.loads(archive.read_text())
     assert record["api_response"]["source"] == "api" and record["llm_outputs"][0]["output_type"] == "enrichments"
+    rec = stack.events.wait_for(result.id, timeout=10)  # its id ran the chain's last task
+    assert rec is not None and (rec.name, rec.replaced, rec.state) == (
+        "demo.cache_video", "demo.ingest_youtube_video", "SUCCESS")
+    assert rec.sent <= rec.received <= rec.started <= rec.finished
+    assert [r.task_id for r in stack.events.query(search="ingest_youtube")] == [result.id]
     again = run(stack, "demo.ingest_youtube_video", url)
     assert again.result == {"status": "already_archived", "video_id": "3JZ_D3ELwOQ"}
     hits = run(stack, "demo.cache_search", "archive enrichment", 3).result["results"]

@@ -57,6 +57,27 @@ def test_a_task_life_is_folded_into_one_record():
     assert fold.counts["SUCCESS"] == 1 and sum(fold.counts.values()) == 1
 
 
+def test_a_replaced_task_follows_its_replacement_and_says_what_it_replaced():
+    """Task.replace: the replacement (a chain's last task) takes the id; the replaced task ends with
+    Ignore, which sends no event, so its record sat in STARTED with its own name and times."""
+    fold = Fold()
+    fold.apply_many(life("t1", end="task-progress", meta={"current": 1, "total": 3})[:3])
+    assert fold.tasks["t1"].state == "STARTED"
+    fold.apply(ev("task-sent", "t1", 110.0, name="demo.cache", args="({'v': 1},)", kwargs="{}", queue="cache",
+                  parent_id="p2", root_id="t1", retries=0))
+    rec = fold.tasks["t1"]
+    assert (rec.name, rec.replaced, rec.state, rec.args, rec.queue) == (
+        "demo.cache", "demo.add", "PENDING", "({'v': 1},)", "cache")
+    assert (rec.received, rec.started, rec.worker, rec.parent_id) == (None, None, None, "p2")
+    assert fold.counts["PENDING"] == 1 and fold.counts["STARTED"] == 0
+    fold.apply_many([ev("task-received", "t1", 111.0, name="demo.cache", retries=0),
+                     ev("task-started", "t1", 112.0), ev("task-succeeded", "t1", 113.0, result="'ok'")])
+    assert (rec.state, rec.sent, rec.received, rec.started, rec.finished) == ("SUCCESS", 110.0, 111.0, 112.0, 113.0)
+    fold.apply(ev("task-received", "t1", 120.0, name="demo.store", retries=0))  # replaced once more
+    assert (rec.replaced, rec.state, rec.finished) == ("demo.add → demo.cache", "RECEIVED", None)
+    assert fold.counts["SUCCESS"] == 0 and fold.counts["RECEIVED"] == 1
+
+
 def test_late_events_never_move_a_finished_task_back():
     fold = Fold()
     events = life(result="3")

@@ -196,6 +196,8 @@ class Fold(WorkerFold):
         get = event.get
         name = get("name")
         if name is not None:
+            if rec.name is not None and name != rec.name:
+                self._replaced(rec)
             rec.name = self._intern(name)
         args = get("args")
         if args is not None:
@@ -219,6 +221,22 @@ class Fold(WorkerFold):
         priority = get("priority")
         if priority is not None:
             rec.priority = priority
+
+    def _replaced(self, rec: TaskRecord) -> None:
+        """The id now names another task: Task.replace gives its replacement (a chain's last task)
+        the replaced task's id, and the replaced task sends no event of its end (it raises Ignore).
+        The record follows the replacement from its start and keeps what it replaced."""
+        rec.replaced = rec.name if rec.replaced is None else f"{rec.replaced} → {rec.name}"
+        rec.received = rec.started = rec.finished = rec.runtime = rec.retried = None
+        rec.result = rec.exception = rec.traceback = rec.progress = rec.attempts = None
+        rec.worker = rec.eta = rec.expires = rec.parent_id = rec.root_id = None
+        rec.retries = 0
+        old = rec.state
+        if old != PENDING:
+            self.by_state.get(old, {}).pop(rec.task_id, None)
+            self.by_state[PENDING][rec.task_id] = None
+            self.finished_order.pop(rec.task_id, None)
+            rec.state = PENDING
 
     # -- task events ----------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ def matches(state: str | None, name: str | None, queue: str | None, worker: str 
         tests.append(lambda r: r.worker is not None and worker in r.worker)
     if search:
         needle = search.lower()
-        tests.append(lambda r: any(needle in (v or "").lower() for v in (r.task_id, r.name, r.args, r.kwargs)))
+        tests.append(lambda r: any(needle in (v or "").lower() for v in (r.task_id, r.name, r.args, r.kwargs, r.replaced)))
     if not tests:
         return None
     if len(tests) == 1:
@@ -47,7 +47,7 @@ def matches(state: str | None, name: str | None, queue: str | None, worker: str 
 
 def search_text(rec: TaskRecord) -> str:
     """What free-text search looks in, lowercased (fields apart: a match never spans two)."""
-    return "\0".join((rec.task_id, rec.name or "", rec.args or "", rec.kwargs or "")).lower()
+    return "\0".join((rec.task_id, rec.name or "", rec.args or "", rec.kwargs or "", rec.replaced or "")).lower()
 
 
 def sort_records(records: list[TaskRecord], sort_key: str, reverse: bool) -> list[TaskRecord]:

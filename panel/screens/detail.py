@@ -113,7 +113,7 @@ def _header(task_id: str, rec: Any) -> list[str]:
                         _line("retries", rec.retries), _line("runtime", duration(rec.runtime))]),
              "  ".join([_line("sent", clock_time(rec.sent)), _line("received", clock_time(rec.received)),
                         _line("started", clock_time(rec.started)), _line("finished", clock_time(rec.finished))])]
-    extra = [_line(k, v) for k, v in (("eta", rec.eta), ("expires", rec.expires)) if v]
+    extra = [_line(k, v) for k, v in (("replaces", rec.replaced), ("eta", rec.eta), ("expires", rec.expires)) if v]
     if extra:
         lines.append("  ".join(extra))
     fraction = progress_of(rec, finished_too=True)

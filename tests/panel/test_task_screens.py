@@ -110,6 +110,8 @@ def test_detail_renders_relations_and_traceback() -> None:
     failed = render_detail(FAILED, DetailData(store.get(FAILED), store.events_of(FAILED)))
     assert "traceback" in failed and "KeyError" in failed
     assert "not in the event store" in render_detail("nope", DetailData())
+    replaced = TaskRecord("r1", "demo.cache_video", "SUCCESS", replaced="demo.ingest_youtube_video")
+    assert "replaces[/] demo.ingest_youtube_video" in render_detail("r1", DetailData(replaced))
 
 
 def test_group_progress_is_asked_again_only_when_members_move() -> None:
