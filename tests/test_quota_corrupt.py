@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -120,3 +122,29 @@ def test_stack_start_on_a_corrupt_quota_db_is_a_config_error(config_factory):
     with pytest.raises(ConfigError, match="quota db .* is corrupt"):
         stack.start()
     assert snapshot(config.paths.quota_db) == before
+
+
+CHARGE = """
+import sys
+from embedded.quota import QuotaLedger
+with QuotaLedger(sys.argv[1]) as ledger:
+    ledger.reserve("api", 5, "from-another-process")
+"""
+
+
+def test_opening_the_ledger_again_keeps_this_processs_view_live(tmp_path):
+    """Found in the panel: it keeps a ledger open and opens another at each poll. Reading the file's
+    header with a plain open() and close() dropped every POSIX lock this process held on the db, so a
+    worker closing its connection thought itself the last one and deleted the WAL and shared-memory
+    files: the panel went on reading the deleted ones and showed yesterday's numbers for good."""
+    path = tmp_path / "quota.sqlite3"
+    kept = QuotaLedger(path)
+    kept.define(QuotaSpec("api", daily_limit=100))
+    assert kept.status("api").used == 0
+    QuotaLedger(path).close()  # what each panel poll does
+    subprocess.run([sys.executable, "-c", CHARGE, str(path)], check=True, timeout=60)  # a worker
+    assert (tmp_path / "quota.sqlite3-wal").exists()  # this process still uses the db: not cleaned up
+    with QuotaLedger(path) as fresh:
+        assert fresh.status("api").used == 5
+    assert kept.status("api").used == 5
+    kept.close()

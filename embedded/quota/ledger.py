@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import clock
 from .errors import QuotaError, QuotaExhausted
-from .schema import check_file, connect, inspect, migrate, translate
+from .schema import connect, inspect, migrate, translate
 from .spec import QuotaSpec, QuotaStatus, RequestRow, Reservation
 from .stats import build_status, history_rows, request_rows
 
@@ -37,7 +37,6 @@ class QuotaLedger:
         self._all_lock = threading.Lock()
         fresh = True
         if self.path.exists():
-            check_file(self.path)
             fresh = inspect(self.path, busy_timeout)
         elif not create:
             raise QuotaError(f"no quota db at {self.path} (no quota has been defined on this stack)")

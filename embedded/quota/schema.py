@@ -8,7 +8,6 @@ from pathlib import Path
 from .errors import QuotaError
 
 SCHEMA_VERSION = 1
-SQLITE_MAGIC = b"SQLite format 3\x00"
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -56,17 +55,6 @@ CREATE INDEX IF NOT EXISTS denials_by_time ON denials (quota, at);
 """
 
 
-def check_file(path: Path) -> None:
-    """Refuse a file that is not SQLite before SQLite touches it (it could otherwise write to it)."""
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(len(SQLITE_MAGIC))
-    except OSError as exc:
-        raise QuotaError(f"quota db {path}: cannot read it: {exc.strerror or exc}") from None
-    if head and head != SQLITE_MAGIC:
-        raise corrupt(path, "not an SQLite database")
-
-
 def connect(path: Path, busy_timeout: float, wal: bool = True, durable: bool = True) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit BEGIN IMMEDIATE), WAL, busy wait."""
     try:
@@ -94,8 +82,13 @@ def connect(path: Path, busy_timeout: float, wal: bool = True, durable: bool = T
 
 
 def inspect(path: Path, busy_timeout: float) -> bool:
-    """Read-only look before anything is written: refuse a db that is someone else's, or from a newer
-    Stalk (switching it to WAL would already change its header). True when tables must be created."""
+    """Read-only look before anything is written: refuse a file that is not SQLite (its first read
+    fails), a db that is someone else's, or one from a newer Stalk (switching it to WAL would already
+    change its header). True when tables must be created.
+
+    Only SQLite opens the file: closing any other descriptor on it (a plain open() to read the magic
+    header) drops every POSIX lock this process holds on it, so another process closing its connection
+    takes itself for the last one and deletes the WAL under this process's open connections."""
     conn = connect(path, busy_timeout, wal=False)
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -146,6 +139,8 @@ def translate(exc: sqlite3.Error, path: Path) -> QuotaError:
         return QuotaError(f"quota db {path}: read-only ({text}); check its permissions")
     if isinstance(exc, sqlite3.IntegrityError):
         return QuotaError(f"quota db {path}: refused an inconsistent write ({text})")
+    if isinstance(exc, sqlite3.DatabaseError) and "file is not a database" in text:
+        return corrupt(path, "not an SQLite database")
     if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
         return corrupt(path, text)
     return QuotaError(f"quota db {path}: {text}")

@@ -85,7 +85,12 @@ class DashboardScreen(StalkScreen):
             ledger = open_ledger(stack)
         except Exception:  # a corrupt/locked quota db (the Quota screen says why) must not stop polling
             ledger = None
-        self.post_message(self.Fetched(fetch_dashboard(stack, ledger)))
+        try:
+            data = fetch_dashboard(stack, ledger)
+        finally:
+            if ledger is not None:
+                ledger.close()  # else each poll's connection stays open until a full collection
+        self.post_message(self.Fetched(data))
 
     @on(Fetched)
     def _draw(self, message: Fetched) -> None:
