@@ -225,8 +225,10 @@ class Fold(WorkerFold):
     def _replaced(self, rec: TaskRecord) -> None:
         """The id now names another task: Task.replace gives its replacement (a chain's last task)
         the replaced task's id, and the replaced task sends no event of its end (it raises Ignore).
-        The record follows the replacement from its start and keeps what it replaced."""
-        rec.replaced = rec.name if rec.replaced is None else f"{rec.replaced} → {rec.name}"
+        The record follows the replacement from its start and keeps the name the id was sent with
+        (replaced again, or a chain run inline in eager mode, it stays the first)."""
+        if rec.replaced is None:
+            rec.replaced = rec.name
         rec.received = rec.started = rec.finished = rec.runtime = rec.retried = None
         rec.result = rec.exception = rec.traceback = rec.progress = rec.attempts = None
         rec.worker = rec.eta = rec.expires = rec.parent_id = rec.root_id = None

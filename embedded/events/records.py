@@ -33,7 +33,7 @@ class TaskRecord:
     parent_id: str | None = None
     root_id: str | None = None
     group_id: str | None = None
-    replaced: str | None = None  # the task(s) this id ran as before Task.replace gave it to another
+    replaced: str | None = None  # the task this id was sent as, before Task.replace gave it to another
     eta: str | None = None
     expires: str | None = None
     updated: float | None = None  # timestamp of the last event applied
