@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from .actions import SCOPE_TITLES, Action, actions_for
+from .actions import MODES, SCOPE_TITLES, Action, actions_for
 
 
 class ActionCommands(Provider):
-    """Every app-wide action plus the actions of the screen the palette was opened on."""
+    """The actions of the screen the palette was opened on, every app-wide action, then the other
+    screens' actions: one of those switches to its screen first (k9s's `:` reaches any view)."""
 
-    def _actions(self) -> list[tuple[Action, object]]:
+    def _actions(self) -> list[tuple[Action, Any]]:
         scope = getattr(self.screen, "SCOPE", None)
-        found: list[tuple[Action, object]] = [(a, self.screen) for a in actions_for(scope)] if scope else []
+        found: list[tuple[Action, Any]] = [(a, self.screen) for a in actions_for(scope)] if scope else []
         found += [(a, self.app) for a in actions_for("app") if a.action != "command_palette"]
+        found += [(a, None) for mode in MODES if mode != scope for a in actions_for(mode)]
         return found
+
+    def _runner(self, action: Action, target: Any) -> Callable[[], Any]:
+        if target is None:
+            return partial(self._run_elsewhere, action)
+        return partial(self.app.run_action, action.action, target)
+
+    async def _run_elsewhere(self, action: Action) -> None:
+        await self.app.switch_mode(action.scope)
+        await self.app.run_action(action.action, self.app.screen)
 
     @staticmethod
     def _label(action: Action) -> str:
@@ -24,8 +37,7 @@ class ActionCommands(Provider):
 
     async def discover(self) -> Hits:
         for action, target in self._actions():
-            yield DiscoveryHit(self._label(action), partial(self.app.run_action, action.action, target),
-                               help=f"key: {action.keys_label}")
+            yield DiscoveryHit(self._label(action), self._runner(action, target), help=f"key: {action.keys_label}")
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
@@ -33,5 +45,5 @@ class ActionCommands(Provider):
             label = self._label(action)
             score = matcher.match(label)
             if score > 0:
-                yield Hit(score, matcher.highlight(label), partial(self.app.run_action, action.action, target),
-                          text=label, help=f"key: {action.keys_label}")
+                yield Hit(score, matcher.highlight(label), self._runner(action, target), text=label,
+                          help=f"key: {action.keys_label}")

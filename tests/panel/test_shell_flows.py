@@ -18,6 +18,8 @@ from panel.app import make_app
 from panel.messages import BrokerChanged, LogsFetched, ProcessesChanged
 from panel.screens.confirm import ConfirmScreen
 from panel.screens.help import HelpScreen
+from panel.screens.tasks import TasksScreen
+from panel.task_rows import TASK_STATES
 from panel.widgets.key_bar import KeyBar
 from panel.widgets.process_table import ProcessTable
 from tests.conftest import make_config
@@ -137,6 +139,20 @@ async def test_a_key_bar_refresh_queued_before_its_screen_closed_is_dropped(eage
         bar._show_keys()  # what the queued callback runs
         await pilot.pause()
         assert not isinstance(app.screen, HelpScreen)
+
+
+@sync
+async def test_the_palette_reaches_another_screens_action(eager_stack):
+    """`:` then 'state filter' on the Dashboard: the Tasks screen's state filter, run there."""
+    app = app_for(eager_stack)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("colon", *"state filter")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.current_mode == "tasks", 10)
+        await pilot.pause()
+        assert isinstance(app.screen, TasksScreen) and app.screen.filter.state == TASK_STATES[0]
 
 
 @sync
