@@ -63,9 +63,9 @@ ACTIONS: list[Action] = [
     Action("tasks", "o", "cycle_sort", "Sort"),
     Action("tasks", "O", "reverse_sort", "Reverse", show=False),
     Action("tasks", "enter", "open", "Open"),
-    Action("tasks", "escape", "clear_filter", "Clear filter", show=False),
+    Action("tasks", "escape", "clear_filter", "Clear filter", show=False, key_display="esc"),
     # Task detail
-    Action("detail", "escape", "back", "Back"),
+    Action("detail", "escape", "back", "Back", key_display="esc"),
     Action("detail", "v", "revoke", "Revoke"),
     Action("detail", "t", "terminate", "Terminate"),
     Action("detail", "R", "resubmit", "Re-submit"),
@@ -85,7 +85,7 @@ ACTIONS: list[Action] = [
     Action("workers", "tab", "focus_next", "Next table", show=False),
     Action("workers", "enter", "open_worker", "Worker detail", show=False),
     # Worker detail
-    Action("worker", "escape", "back", "Back"),
+    Action("worker", "escape", "back", "Back", key_display="esc"),
     Action("worker", "enter", "open_task", "Open task"),
     # Beat
     Action("beat", "n", "run_now", "Run now"),
@@ -95,7 +95,7 @@ ACTIONS: list[Action] = [
     # Logs
     Action("logs", "f", "toggle_follow", "Follow"),
     Action("logs", "slash", "filter", "Filter", key_display="/"),
-    Action("logs", "escape", "clear_filter", "Clear filter", show=False),
+    Action("logs", "escape", "clear_filter", "Clear filter", show=False, key_display="esc"),
     Action("logs", "[", "previous_process", "Prev process", key_display="["),
     Action("logs", "]", "next_process", "Next process", key_display="]"),
     # Help
