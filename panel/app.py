@@ -30,7 +30,7 @@ from .messages import (
     TasksChanged,
 )
 from .palette import ActionCommands
-from .runtime import HEALTH_EVERY, StackRuntime
+from .runtime import HEALTH_EVERY, DemoLoad, StackRuntime
 from .screens.help import HelpScreen
 from .screens_registry import MODE_SCREENS
 
@@ -56,12 +56,12 @@ class StalkApp(App):
     tasks_version: var[int] = var(0)  # bumped per event-store batch; task screens re-query
 
     def __init__(self, config: StackConfig, stack: Stack | None = None, clock: Clock = time.time,
-                 start: bool = True, probe_broker: bool = True) -> None:
+                 start: bool = True, probe_broker: bool = True, load: DemoLoad | None = None) -> None:
         super().__init__()
         self.config = config
         self.clock = clock
         self.stack: Stack | None = stack
-        self.runtime = StackRuntime(self, config, stack)
+        self.runtime = StackRuntime(self, config, stack, load)
         self._start = start
         self._probe = probe_broker
         self._stopping = False
@@ -243,11 +243,12 @@ class StalkApp(App):
 
 
 def make_app(config: StackConfig, stack: Stack | None = None, clock: Clock = time.time,
-             start: bool = True, probe_broker: bool = True) -> StalkApp:
-    """The app as `stalk` runs it. Pass a started `stack` to reuse it (it is then not stopped on exit)."""
-    return StalkApp(config, stack=stack, clock=clock, start=start, probe_broker=probe_broker)
+             start: bool = True, probe_broker: bool = True, load: DemoLoad | None = None) -> StalkApp:
+    """The app as `stalk` runs it. Pass a started `stack` to reuse it (it is then not stopped on exit);
+    `load`: the demo's task mix once the stack is ready (`stalk demo --ui`)."""
+    return StalkApp(config, stack=stack, clock=clock, start=start, probe_broker=probe_broker, load=load)
 
 
-def run_panel(config: StackConfig) -> None:
+def run_panel(config: StackConfig, load: DemoLoad | None = None) -> None:
     gc_tuning.tune()
-    make_app(config).run()
+    make_app(config, load=load).run()

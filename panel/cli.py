@@ -88,10 +88,11 @@ def merged(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
-def run_ui(config: StackConfig) -> None:
+def run_ui(config: StackConfig, load: Any = None) -> None:
+    """The panel on `config`'s stack; `load`: a panel.runtime.DemoLoad (`stalk demo --ui`)."""
     from .app import run_panel
 
-    run_panel(config)
+    run_panel(config, load)
 
 
 def start_headless(config: StackConfig) -> tuple[Stack, threading.Event]:

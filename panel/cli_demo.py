@@ -10,7 +10,7 @@ import click
 
 from embedded.celery_app import DEMO_APP
 
-from .cli import build_config, cli, fail, merged, stack_options, start_headless
+from .cli import build_config, cli, fail, merged, run_ui, stack_options, start_headless
 
 REPORT_EVERY = 5.0
 
@@ -20,10 +20,13 @@ REPORT_EVERY = 5.0
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True),
               help="Stop the load and the stack after this many seconds (default: until Ctrl-C).")
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed of the task mix.")
+@click.option("--ui", is_flag=True, help="Open the panel and watch the load there (--duration stops the load, "
+              "not the panel).")
 @stack_options
 @click.pass_context
-def demo(ctx: click.Context, rate: str, duration: float | None, seed: int, **params: Any) -> None:
-    """Run the stack with the demo app and a steady mix of demo tasks, without the UI, until Ctrl-C."""
+def demo(ctx: click.Context, rate: str, duration: float | None, seed: int, ui: bool, **params: Any) -> None:
+    """Run the stack with the demo app and a steady mix of demo tasks, without the UI (or with --ui), until
+    Ctrl-C."""
     from embedded.demo.load import LoadGenerator, parse_rate
 
     try:
@@ -33,7 +36,13 @@ def demo(ctx: click.Context, rate: str, duration: float | None, seed: int, **par
     params = merged(ctx, params)
     if params.get("app") not in (None, DEMO_APP):
         fail(f"stalk demo runs the built-in demo app; drop -A {params['app']} (or use `stalk up -A ...`)", 2)
-    stack, done = start_headless(build_config({**params, "app": DEMO_APP}))
+    config = build_config({**params, "app": DEMO_APP})
+    if ui:
+        from .runtime import DemoLoad
+
+        run_ui(config, DemoLoad(per_second, duration, seed))
+        return
+    stack, done = start_headless(config)
     load = None
     try:
         click.echo(f"stalk: {stack.broker.mode} broker at {stack.broker.display_url}; "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from textual.message_pump import MessagePump
@@ -16,6 +17,7 @@ from embedded import BrokerError, ConfigError, ProcessInfo, Stack, StackConfig, 
 from .messages import (
     BrokerChanged,
     BrokerHealth,
+    Notice,
     Phase,
     PhaseChanged,
     ProcessesChanged,
@@ -24,6 +26,15 @@ from .messages import (
 )
 
 HEALTH_EVERY = 2.0
+
+
+@dataclass(frozen=True)
+class DemoLoad:
+    """`stalk demo --ui`: the demo app's task mix, sent once the stack is ready (embedded.demo.load)."""
+
+    rate: float  # tasks per second
+    duration: float | None = None  # then the load stops; the panel stays
+    seed: int = 7
 
 
 def start_phase(snapshot: list[ProcessInfo]) -> Phase:
@@ -40,11 +51,14 @@ def start_phase(snapshot: list[ProcessInfo]) -> Phase:
 class StackRuntime:
     """Owns the bridge between one Stack and the app; `owned` stacks are started and stopped here."""
 
-    def __init__(self, target: MessagePump, config: StackConfig, stack: Stack | None) -> None:
+    def __init__(self, target: MessagePump, config: StackConfig, stack: Stack | None,
+                 load: DemoLoad | None = None) -> None:
         self.target = target
         self.config = config
         self.stack = stack
         self.owned = stack is None
+        self.load_spec = load
+        self.load: Any = None  # the running LoadGenerator
         self._unsubscribe: list[Callable[[], Any]] = []
         self._starting = True
         self._stop = threading.Event()
@@ -87,7 +101,18 @@ class StackRuntime:
             if phase.kind == "ready" or not snapshot:
                 self._starting = False
                 phase = Phase("ready", "stack ready", phase.done, phase.total)
+                self._start_load()
             self.post(PhaseChanged(phase))
+
+    def _start_load(self) -> None:
+        spec, stack = self.load_spec, self.stack
+        if spec is None or stack is None or self.load is not None or self._stop.is_set():
+            return
+        from embedded.demo.load import LoadGenerator
+
+        self.load = LoadGenerator(stack.app, spec.rate, duration=spec.duration, seed=spec.seed).start()
+        until = f" for {spec.duration:g} s" if spec.duration else ""
+        self.post(Notice(f"demo load: {spec.rate:g} tasks/s{until}; watch them on Tasks (2)"))
 
     # -- broker health (worker thread) ----------------------------------------------------------
 
@@ -108,6 +133,8 @@ class StackRuntime:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.load is not None:
+            self.load.stop()
         self.detach()
         if self.owned and self.stack is not None:
             self.stack.stop()
