@@ -218,8 +218,7 @@ async def test_demo_load_runs_once_the_stack_is_ready_and_stops_on_time(tmp_path
     config = make_config(tmp_path / "data", broker={"mode": "redis"}, beat=False)
     app = make_app(config, load=DemoLoad(rate=10, duration=2, seed=3))
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await wait_until(pilot, lambda: app.runtime.load is not None)
-        assert app.phase.kind == "ready"
+        await wait_until(pilot, lambda: app.runtime.load is not None and app.phase.kind == "ready")
         load = app.runtime.load
         await wait_until(pilot, lambda: load._thread is None or not load._thread.is_alive(), 30)
         sent = load.snapshot()["submitted"]
