@@ -61,6 +61,8 @@ class StackRuntime:
         self.load: Any = None  # the running LoadGenerator
         self._unsubscribe: list[Callable[[], Any]] = []
         self._starting = True
+        self._launched = stack is not None  # every process is registered: a full snapshot can be ready
+        self._phase_lock = threading.Lock()
         self._stop = threading.Event()
 
     def post(self, message: Any) -> None:
@@ -85,6 +87,7 @@ class StackRuntime:
         self.post(BrokerChanged(stack.broker))
         self._subscribe_events(stack)
         self._starting = True
+        self._launched = True
         snapshot = stack.processes()
         self._on_processes(snapshot)
 
@@ -96,9 +99,14 @@ class StackRuntime:
     def _on_processes(self, snapshot: list[ProcessInfo]) -> None:
         """Stack thread: forward the snapshot; while starting, also report progress."""
         self.post(ProcessesChanged(snapshot))
-        if self._starting and self.stack is not None and self.stack.broker is not None:
+        with self._phase_lock:  # the stack's thread and start()'s own last call may both get here
+            if not (self._starting and self.stack is not None and self.stack.broker is not None):
+                return
             phase = start_phase(snapshot)
-            if phase.kind == "ready" or not snapshot:
+            if not self._launched:  # the broker may be up before the workers are even registered
+                phase = Phase("starting", phase.text if phase.kind == "starting" else "starting the workers",
+                              phase.done, phase.total)
+            elif phase.kind == "ready" or not snapshot:
                 self._starting = False
                 phase = Phase("ready", "stack ready", phase.done, phase.total)
                 self._start_load()

@@ -16,14 +16,12 @@ from textual.widgets.data_table import CellDoesNotExist
 from embedded import ProcState, Stack
 from panel.app import make_app
 from panel.messages import BrokerChanged, LogsFetched, ProcessesChanged
-from panel.runtime import DemoLoad
 from panel.screens.confirm import ConfirmScreen
 from panel.screens.help import HelpScreen
 from panel.screens.tasks import TasksScreen
 from panel.task_rows import TASK_STATES
 from panel.widgets.key_bar import KeyBar
 from panel.widgets.process_table import ProcessTable
-from panel.widgets.task_table import TaskTable
 from tests.conftest import make_config
 
 from .conftest import SIZE
@@ -206,26 +204,6 @@ async def test_killed_worker_shows_restart_then_ready(tmp_path):
         app.stack.kill_process("worker:default")
         await wait_until(pilot, lambda: table_cell(app, "worker:default", "restarts") == "1"
                          and table_cell(app, "worker:default", "state") == ProcState.READY)
-        await pilot.press("ctrl+q")
-        await wait_until(pilot, lambda: not app.is_running, timeout=30)
-
-
-@pytest.mark.procs
-@sync
-async def test_demo_load_runs_once_the_stack_is_ready_and_stops_on_time(tmp_path):
-    """`stalk demo --ui`: the demo's task mix flows into the panel's Tasks screen; --duration stops the
-    load, not the panel; quitting stops what is left."""
-    config = make_config(tmp_path / "data", broker={"mode": "redis"}, beat=False)
-    app = make_app(config, load=DemoLoad(rate=10, duration=2, seed=3))
-    async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await wait_until(pilot, lambda: app.runtime.load is not None and app.phase.kind == "ready")
-        load = app.runtime.load
-        await wait_until(pilot, lambda: load._thread is None or not load._thread.is_alive(), 30)
-        sent = load.snapshot()["submitted"]
-        assert 10 <= sent <= 25 and load.snapshot()["errors"] == 0
-        await pilot.press("2")
-        await wait_until(pilot, lambda: len(app.screen.query_one(TaskTable).task_ids) >= sent, 30)
-        assert any("demo load: 10 tasks/s for 2 s" in str(n.message) for n in app._notifications)
         await pilot.press("ctrl+q")
         await wait_until(pilot, lambda: not app.is_running, timeout=30)
 
