@@ -73,6 +73,8 @@ def test_a_replaced_task_follows_its_replacement_and_says_what_it_replaced():
     fold.apply_many([ev("task-received", "t1", 111.0, name="demo.cache", retries=0),
                      ev("task-started", "t1", 112.0), ev("task-succeeded", "t1", 113.0, result="'ok'")])
     assert (rec.state, rec.sent, rec.received, rec.started, rec.finished) == ("SUCCESS", 110.0, 111.0, 112.0, 113.0)
+    fold.apply(ev("task-received", "t1", 101.5, name="demo.add", args="(1, 2)", retries=0))  # heard late
+    assert (rec.name, rec.args, rec.state, rec.received) == ("demo.cache", "({'v': 1},)", "SUCCESS", 111.0)
     fold.apply(ev("task-received", "t1", 120.0, name="demo.store", retries=0))  # replaced once more
     assert (rec.name, rec.replaced, rec.state, rec.finished) == ("demo.store", "demo.add", "RECEIVED", None)
     assert fold.counts["SUCCESS"] == 0 and fold.counts["RECEIVED"] == 1

@@ -197,6 +197,9 @@ class Fold(WorkerFold):
         name = get("name")
         if name is not None:
             if rec.name is not None and name != rec.name:
+                ts = get("timestamp")
+                if ts is not None and rec.updated is not None and ts < rec.updated:
+                    return  # a late event of the task this id ran as before: the record is its replacement's
                 self._replaced(rec)
             rec.name = self._intern(name)
         args = get("args")
