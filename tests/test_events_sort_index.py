@@ -86,7 +86,7 @@ def test_a_sort_index_built_outside_the_lock_sees_changes_made_meanwhile(monkeyp
     def slow_build(sort_key, key, items):  # while the index is built, tasks arrive and change
         store.ingest_many([sent("b", 2.0, name="demo.a"), sent("c", 3.0, name="demo.c")])
         store._notify()
-        store.ingest(sent("a", 1.0, name="demo.z"))  # not notified yet
+        store.ingest(sent("a", 2.5, name="demo.z"))  # not notified yet (newer: a replacement)
         return build(sort_key, key, items)
 
     monkeypatch.setattr(store_module, "SortIndex", slow_build)
