@@ -1,5 +1,5 @@
 """The frozen binary: size of the onefile and onedir builds, launch -> first frame of the UI, and
-launch -> every process up (`stalk up`, per broker mode), against the unfrozen `python -m panel`.
+launch -> every process up (`stalk up`, per broker mode), against the unfrozen `python -m stalk`.
 
 First frame: the UI runs in a private tmux server; the time is from launch to the first non-blank
 pane capture (polled every 10 ms). Ready: `stalk up` until its status file shows every process
@@ -24,8 +24,8 @@ from pathlib import Path
 
 from _common import ROOT, interrupt, machine, summary
 
-from embedded.paths import StackPaths
-from embedded.status_file import read_status
+from stalk.embedded.paths import StackPaths
+from stalk.embedded.status_file import read_status
 
 UP_STATES = ("ready", "running")
 
@@ -101,7 +101,7 @@ def main() -> None:
     out = build()
     info = json.loads((out / "build.json").read_text())
     variants = {"onefile": [str(out / "stalk")], "onedir": [str(out / "onedir" / "stalk")],
-                "python -m panel": [sys.executable, "-m", "panel"]}
+                "python -m stalk": [sys.executable, "-m", "stalk"]}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STALK_", "CELERY_"))}
     env.update(STALK_CONFIG="", TERM="xterm-256color")
     results: dict[str, list[float]] = {}
@@ -121,7 +121,7 @@ def main() -> None:
           f"redis-server bundled: {info['redis_server_bundled']}, build {info['build_seconds']} s")
     print("  milliseconds:")
     for key, values in results.items():
-        reference = results[key.replace(key.split(":")[0], "python -m panel")]
+        reference = results[key.replace(key.split(":")[0], "python -m stalk")]
         ratio = sorted(values)[len(values) // 2] / sorted(reference)[len(reference) // 2]
         print(f"  {key:<40} {summary(values)}   {ratio:4.2f}x unfrozen")
 

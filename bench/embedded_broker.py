@@ -22,8 +22,8 @@ from pathlib import Path
 from _common import ROOT, machine, ratio, summary
 from stack_throughput import APP, run_batch
 
-from embedded import Stack, load_config
-from embedded.broker import fake_server
+from stalk.embedded import Stack, load_config
+from stalk.embedded.broker import fake_server
 
 MODES = ("embedded", "redis")
 STOCK_SHARE = 10  # fakeredis's own TcpFakeServer is ~50x slower: it runs tasks/10 tasks per round

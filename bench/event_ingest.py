@@ -24,7 +24,7 @@ from pathlib import Path
 from _common import machine, ratio, summary
 from celery.events.state import State
 
-from embedded.events import EventStore
+from stalk.embedded.events import EventStore
 
 HOSTS = [f"{q}@bench-host" for q in ("default", "slow", "io")]
 NAMES = ["demo.add", "demo.slow_add", "shop.orders.charge", "mail.send_receipt", "reports.build"]

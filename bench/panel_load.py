@@ -44,7 +44,7 @@ from typing import Any
 
 os.environ.setdefault("TZ", "UTC")
 
-import panel  # noqa: E402, F401, I001  (first: it sets Textual's frame rate as `stalk` does)
+import stalk.panel  # noqa: E402, F401, I001  (first: it sets Textual's frame rate as `stalk` does)
 import psutil  # noqa: E402
 from _common import machine  # noqa: E402
 from event_ingest import generate  # noqa: E402
@@ -52,15 +52,15 @@ from textual import constants, events  # noqa: E402
 from textual.screen import Screen  # noqa: E402
 from textual.widgets import Input  # noqa: E402
 
-from embedded import Stack  # noqa: E402
-from embedded.config import load_config  # noqa: E402
-from embedded.events import EventStore  # noqa: E402
-from embedded.foreground import FOREGROUND  # noqa: E402
-from panel import gc_tuning  # noqa: E402
-from panel import app as panel_app  # noqa: E402
-from panel.app import make_app  # noqa: E402
-from panel.screens_registry import MODE_SCREENS  # noqa: E402
-from panel.widgets.task_table import TaskTable  # noqa: E402
+from stalk.embedded import Stack  # noqa: E402
+from stalk.embedded.config import load_config  # noqa: E402
+from stalk.embedded.events import EventStore  # noqa: E402
+from stalk.embedded.foreground import FOREGROUND  # noqa: E402
+from stalk.panel import gc_tuning  # noqa: E402
+from stalk.panel import app as panel_app  # noqa: E402
+from stalk.panel.app import make_app  # noqa: E402
+from stalk.panel.screens_registry import MODE_SCREENS  # noqa: E402
+from stalk.panel.widgets.task_table import TaskTable  # noqa: E402
 
 SIZE = (120, 36)
 KEY_TIMEOUT = 5.0  # s: a key whose effect is not on screen by then counts as this long

@@ -32,8 +32,8 @@ import psutil
 from _common import ROOT, machine, summary
 from celery import Celery
 
-from embedded import Stack, load_config
-from embedded.celery_app import load_app
+from stalk.embedded import Stack, load_config
+from stalk.embedded.celery_app import load_app
 
 APP = "bench.noop_app:app"
 WARM_UP = 200

@@ -42,10 +42,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
             for mode in ("redis", "embedded", "eager"):
-                argv = [sys.executable, "-m", "panel", "up", "--broker", mode, "--data-dir", f"{tmp}/{mode}{run}"]
+                argv = [sys.executable, "-m", "stalk", "up", "--broker", mode, "--data-dir", f"{tmp}/{mode}{run}"]
                 results.setdefault(f"stalk up --broker {mode}", []).append(timed(argv, MARKERS["stalk"], env))
             plain_env = {**env, "CELERY_BROKER_URL": "redis://127.0.0.1:6379/15"}
-            argv = [sys.executable, "-m", "celery", "-A", "embedded.demo.app:app", "worker", "-Q", "default",
+            argv = [sys.executable, "-m", "celery", "-A", "stalk.embedded.demo.app:app", "worker", "-Q", "default",
                     "-c", "1", "-n", f"plain{run}@%h", "--without-gossip", "--without-mingle", "-l", "INFO"]
             results.setdefault("plain celery worker (one)", []).append(timed(argv, MARKERS["plain"], plain_env))
     reference = sorted(results["plain celery worker (one)"])[len(results["plain celery worker (one)"]) // 2]

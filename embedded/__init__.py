@@ -1,14 +1,21 @@
 """Stalk's stack: broker, supervised workers and beat, events, control and quota. No UI here.
 
-Public API (what the panel and scripts use):
+Public API: the names below, and the names exported by the packages directly under this one
+(stalk.embedded.events, .control, .quota, .broker, .supervisor, .demo). The panel, the CLI and the demo
+import nothing else of the stack (pyproject.toml [tool.importlinter] checks it).
 """
 
-from .broker import BrokerError, BrokerInfo
-from .config import ConfigError, StackConfig, WorkerSpec, load_config
-from .stack import Stack
-from .supervisor import LogLine, ProcessInfo, ProcState, ProcStats, StackLockedError
+from stalk.embedded.broker import BrokerError, BrokerInfo
+from stalk.embedded.celery_app import DEMO_APP
+from stalk.embedded.children import child_data_dir, run_beat, run_worker
+from stalk.embedded.config import ConfigError, StackConfig, WorkerSpec, load_config
+from stalk.embedded.foreground import FOREGROUND
+from stalk.embedded.stack import Stack
+from stalk.embedded.status_file import read_status
+from stalk.embedded.supervisor import LogLine, ProcessInfo, ProcState, ProcStats, StackLockedError
 
 __all__ = [
-    "BrokerError", "BrokerInfo", "ConfigError", "LogLine", "ProcState", "ProcStats", "ProcessInfo",
-    "Stack", "StackConfig", "StackLockedError", "WorkerSpec", "load_config",
+    "DEMO_APP", "FOREGROUND", "BrokerError", "BrokerInfo", "ConfigError", "LogLine", "ProcState", "ProcStats",
+    "ProcessInfo", "Stack", "StackConfig", "StackLockedError", "WorkerSpec", "child_data_dir", "load_config",
+    "read_status", "run_beat", "run_worker",
 ]

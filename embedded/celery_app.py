@@ -9,10 +9,10 @@ from pathlib import Path
 
 from celery import Celery
 
-from .broker import redis_transport
-from .config import ConfigError, StackConfig, WorkerSpec
+from stalk.embedded.broker import redis_transport
+from stalk.embedded.config import ConfigError, StackConfig, WorkerSpec
 
-DEMO_APP = "embedded.demo.app:app"
+DEMO_APP = "stalk.embedded.demo.app:app"
 
 
 class AppLoadError(ConfigError):
@@ -137,7 +137,7 @@ def default_workers(app: Celery) -> tuple[WorkerSpec, ...]:
     """The app's own layout (`stalk_workers` setting) or one worker per routed queue."""
     declared = app.conf.get("stalk_workers")
     if declared:
-        from .config import _parse_workers
+        from stalk.embedded.config import _parse_workers
 
         return _parse_workers(f"{app.main} app setting stalk_workers", list(declared))
     return tuple(WorkerSpec(name=q.replace(".", "-"), queues=(q,)) for q in routed_queues(app))

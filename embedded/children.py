@@ -7,10 +7,10 @@ import os
 import socket
 import sys
 
-from .celery_app import configure_app, load_app
-from .config import WorkerSpec
-from .paths import StackPaths
-from .supervisor.guard import install_watchdog
+from stalk.embedded.celery_app import configure_app, load_app
+from stalk.embedded.config import WorkerSpec
+from stalk.embedded.paths import StackPaths
+from stalk.embedded.supervisor.guard import install_watchdog
 
 BROKER_ENV = "STALK_CHILD_BROKER_URL"
 BACKEND_ENV = "STALK_CHILD_BACKEND_URL"
@@ -19,10 +19,14 @@ DATA_DIR_ENV = "STALK_CHILD_DATA_DIR"  # the stack's data dir: quota ledger, rev
 
 
 def self_argv() -> list[str]:
-    """How to run Stalk again: the frozen binary itself, or this interpreter with `-m panel`."""
+    """How to run Stalk again: the frozen binary itself, or this interpreter with `-P -m stalk`.
+
+    -P keeps the current directory off the front of sys.path while Stalk imports itself, so nothing in
+    the user's project (a `stalk/`, `celery/` or `click/` folder) can stand in for Stalk's own modules;
+    load_app() then puts the directory back for the user's app, as `celery -A` does."""
     if getattr(sys, "frozen", False):
         return [sys.executable]
-    return [sys.executable, "-m", "panel"]
+    return [sys.executable, "-P", "-m", "stalk"]
 
 
 def node_name(spec: WorkerSpec) -> str:
@@ -89,18 +93,18 @@ def run_worker(app_spec: str | None, celery_args: list[str]) -> None:
     """Run a Celery worker in this process with Stalk's settings (events on, JSON, late acks)."""
     from celery.signals import after_setup_logger
 
-    from .events.progress import install_progress_events
+    from stalk.embedded.events.progress import install_progress_events
 
     after_setup_logger.connect(quiet_per_task_logs, weak=False)
     install_progress_events()  # update_state(state="PROGRESS") also sends a task-progress event
     app = _prepared_app(app_spec)
-    from .control.revokes import load_into_worker_state
-    from .events.worker_batch import install as batch_task_events
+    from stalk.embedded.control.revokes import load_into_worker_state
+    from stalk.embedded.events.worker_batch import install as batch_task_events
 
     batch_task_events(app)
 
     load_into_worker_state(child_data_dir())  # revokes made while this worker was down (celery#8888)
-    from .worker_statedb import set_aside_if_unreadable, statedb_arg
+    from stalk.embedded.worker_statedb import set_aside_if_unreadable, statedb_arg
 
     if statedb := statedb_arg(celery_args):
         set_aside_if_unreadable(statedb)  # a damaged --statedb would crash the worker at every restart

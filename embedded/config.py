@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .paths import StackPaths, default_config_file, default_data_dir
+from stalk.embedded.paths import StackPaths, default_config_file, default_data_dir
 
 BROKER_MODES = ("auto", "redis", "embedded", "eager", "external")
 POOLS = ("prefork", "threads", "solo")

@@ -10,20 +10,26 @@ from collections.abc import Callable
 
 from celery import Celery
 
-from .broker.base import BrokerError, BrokerInfo
-from .broker.declare_once import skip_declared
-from .broker.select import start_broker
-from .celery_app import app_source_files, client_app, configure_app, load_app, worker_specs
-from .children import beat_argv, child_env, node_name, worker_argv
-from .config import StackConfig, WorkerSpec
-from .events.states import PENDING
-from .journal import PublishJournal
-from .quota import prepare_stack_quotas
-from .status_file import clear_status, write_status
-from .supervisor import ChildSpec, ProcessInfo, ProcState, Supervisor
-from .supervisor.child import Child
-from .supervisor.logs import LogLine
-from .supervisor.registry import ChildRegistry, InstanceLock
+from stalk.embedded.broker.base import BrokerError, BrokerInfo
+from stalk.embedded.broker.declare_once import skip_declared
+from stalk.embedded.broker.select import start_broker
+from stalk.embedded.celery_app import (
+    app_source_files,
+    client_app,
+    configure_app,
+    load_app,
+    worker_specs,
+)
+from stalk.embedded.children import beat_argv, child_env, node_name, worker_argv
+from stalk.embedded.config import StackConfig, WorkerSpec
+from stalk.embedded.events.states import PENDING
+from stalk.embedded.journal import PublishJournal
+from stalk.embedded.quota import prepare_stack_quotas
+from stalk.embedded.status_file import clear_status, write_status
+from stalk.embedded.supervisor import ChildSpec, ProcessInfo, ProcState, Supervisor
+from stalk.embedded.supervisor.child import Child
+from stalk.embedded.supervisor.logs import LogLine
+from stalk.embedded.supervisor.registry import ChildRegistry, InstanceLock
 
 PING_UNANNOUNCED_AFTER = 5.0  # seconds: ping a worker that has not logged "<name> ready." by then
 EMBEDDED_DROPPED = "not run: the embedded broker's in-memory queue was dropped when Stalk stopped"
@@ -190,8 +196,8 @@ class Stack:
     def _start_events(self) -> None:
         """Start the event receiver and task store (owned by embedded/events), and batch the client's
         task-sent events (it wraps the journal's sender, so it stops before the journal)."""
-        from .events.sent_batch import SentEvents
-        from .events.wiring import start_store
+        from stalk.embedded.events.sent_batch import SentEvents
+        from stalk.embedded.events.wiring import start_store
 
         self.events = start_store(self)
         if self.mode != "eager":
@@ -220,7 +226,7 @@ class Stack:
     def _start_control(self) -> None:
         """Create the control facade (owned by embedded/control); it re-broadcasts Stalk's stored
         revokes to every worker that turns ready."""
-        from .control import Control, RevokeStore, revoke_store_path
+        from stalk.embedded.control import Control, RevokeStore, revoke_store_path
 
         self.control = Control(self.app, user_app=self.user_app, worker_specs=self.worker_specs,
                                revokes=RevokeStore(revoke_store_path(self.paths.data_dir)),

@@ -9,9 +9,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .broker.base import BrokerInfo
-from .secrets import write_private
-from .supervisor import ProcessInfo
+from stalk.embedded.broker.base import BrokerInfo
+from stalk.embedded.secrets import write_private
+from stalk.embedded.supervisor import ProcessInfo
 
 
 def status_path(state_dir: Path) -> Path:

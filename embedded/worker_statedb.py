@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .paths import set_aside
+from stalk.embedded.paths import set_aside
 
 SUFFIXES = ("", ".dir", ".dat", ".bak", ".db")  # every dbm flavour's files for one shelve name
 

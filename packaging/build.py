@@ -3,7 +3,7 @@
     .venv/bin/python packaging/build.py [--force] [--print-path] [--verbose]
 
 The build lands in build/binary/<key>/ where <key> hashes everything that goes into it: the
-sources (embedded/, panel/, assets/, packaging/), pyproject.toml, every installed distribution's
+sources (src/, embedded/, panel/, assets/, packaging/), pyproject.toml, every installed distribution's
 version, the Python version and the redis-server that gets bundled. An unchanged key reuses the
 build, so tests and benches build at most once. The single file is copied to dist/stalk.
 Layout of a build: stalk (single file), onedir/stalk (+ onedir/_internal), licenses/, build.json.
@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "packaging" / "stalk.spec"
 CACHE = ROOT / "build" / "binary"
-SOURCES = ("embedded", "panel", "assets", "packaging")
+SOURCES = ("src", "embedded", "panel", "assets", "packaging")
 KEEP_BUILDS = 2
 
 

@@ -1,4 +1,4 @@
-"""`stalk` and `python -m panel`: one entry point for the panel, the headless stack and its children."""
+"""`stalk` and `python -m stalk`: one entry point for the panel, the headless stack and its children."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .frozen import dispatch_frozen_helpers
+    from stalk.panel.frozen import dispatch_frozen_helpers
 
     dispatch_frozen_helpers()
-    from .cli import cli
+    from stalk.panel.cli import cli
 
     cli.main(args=argv, prog_name="stalk")
 

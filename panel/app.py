@@ -13,12 +13,10 @@ from textual.reactive import var
 from textual.widget import AwaitMount
 from textual.worker import Worker, WorkerState
 
-from embedded import BrokerInfo, ProcessInfo, Stack, StackConfig
-from embedded.foreground import FOREGROUND
-
-from . import gc_tuning
-from .actions import bindings
-from .messages import (
+from stalk.embedded import FOREGROUND, BrokerInfo, ProcessInfo, Stack, StackConfig
+from stalk.panel import gc_tuning
+from stalk.panel.actions import bindings
+from stalk.panel.messages import (
     BrokerChanged,
     BrokerHealth,
     Notice,
@@ -29,10 +27,10 @@ from .messages import (
     StackAttached,
     TasksChanged,
 )
-from .palette import ActionCommands
-from .runtime import HEALTH_EVERY, DemoLoad, StackRuntime
-from .screens.help import HelpScreen
-from .screens_registry import MODE_SCREENS
+from stalk.panel.palette import ActionCommands
+from stalk.panel.runtime import HEALTH_EVERY, DemoLoad, StackRuntime
+from stalk.panel.screens.help import HelpScreen
+from stalk.panel.screens_registry import MODE_SCREENS
 
 Clock = Callable[[], float]
 KEY_HOLD = 0.05  # s the stack's background threads step aside for a key at most (embedded.foreground)
@@ -172,7 +170,7 @@ class StalkApp(App):
 
     @on(OpenTask)
     def _open_task(self, message: OpenTask) -> None:
-        from .screens.detail import DetailScreen
+        from stalk.panel.screens.detail import DetailScreen
 
         if self.current_mode != "tasks":
             self.switch_mode("tasks")

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .formatting import duration, preview
-from .task_rows import field
+from stalk.panel.formatting import duration, preview
+from stalk.panel.task_rows import field
 
 
 def epoch(value: Any) -> float | None:

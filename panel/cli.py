@@ -12,8 +12,15 @@ from typing import Any
 
 import click
 
-from embedded import BrokerError, ConfigError, Stack, StackConfig, StackLockedError, load_config
-from embedded.status_file import read_status
+from stalk.embedded import (
+    BrokerError,
+    ConfigError,
+    Stack,
+    StackConfig,
+    StackLockedError,
+    load_config,
+    read_status,
+)
 
 EXIT_USAGE = 2
 
@@ -90,7 +97,7 @@ def merged(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]:
 
 def run_ui(config: StackConfig, load: Any = None) -> None:
     """The panel on `config`'s stack; `load`: a panel.runtime.DemoLoad (`stalk demo --ui`)."""
-    from .app import run_panel
+    from stalk.panel.app import run_panel
 
     run_panel(config, load)
 
@@ -172,7 +179,7 @@ CHILD_CONTEXT = {"ignore_unknown_options": True, "allow_extra_args": True, "help
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def worker(app: str | None, celery_args: tuple[str, ...]) -> None:
     """Run a Celery worker (what Stalk starts for each queue group); args after -- go to Celery."""
-    from embedded.children import run_worker
+    from stalk.embedded import run_worker
 
     try:
         run_worker(app, list(celery_args))
@@ -185,7 +192,7 @@ def worker(app: str | None, celery_args: tuple[str, ...]) -> None:
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def beat(app: str | None, celery_args: tuple[str, ...]) -> None:
     """Run celery beat; args after -- go to Celery."""
-    from embedded.children import run_beat
+    from stalk.embedded import run_beat
 
     try:
         run_beat(app, list(celery_args))
@@ -195,8 +202,8 @@ def beat(app: str | None, celery_args: tuple[str, ...]) -> None:
 
 
 
-from . import cli_quota  # noqa: E402,F401  (registers `stalk quota`)
-from .cli_canvas import chain  # noqa: E402,F401  (registers `stalk chain` and `stalk group`)
-from .cli_control import submit  # noqa: E402,F401  (registers submit, revoke, workers, queues, ...)
-from .cli_demo import demo  # noqa: E402,F401  (registers `stalk demo`)
-from .cli_tasks import tasks  # noqa: E402,F401  (registers `stalk tasks`)
+from stalk.panel import cli_quota  # noqa: E402,F401  (registers `stalk quota`)
+from stalk.panel.cli_canvas import chain  # noqa: E402,F401  (registers `stalk chain` and `stalk group`)
+from stalk.panel.cli_control import submit  # noqa: E402,F401  (registers submit, revoke, workers, queues, ...)
+from stalk.panel.cli_demo import demo  # noqa: E402,F401  (registers `stalk demo`)
+from stalk.panel.cli_tasks import tasks  # noqa: E402,F401  (registers `stalk tasks`)

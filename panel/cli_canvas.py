@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from .cli import EXIT_USAGE, cli, fail
-from .cli_control import JSON_OPTION, connect, emit, run, target_options, wait_outcome
+from stalk.panel.cli import EXIT_USAGE, cli, fail
+from stalk.panel.cli_control import JSON_OPTION, connect, emit, run, target_options, wait_outcome
 
 
 def parse_step(text: str) -> dict[str, Any]:

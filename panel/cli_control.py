@@ -14,20 +14,21 @@ from typing import Any
 
 import click
 
-from embedded import ConfigError
-from embedded.control import (
+from stalk.embedded import ConfigError
+from stalk.embedded.control import (
     INSPECT_KINDS,
     Control,
     ControlError,
     RevokeStore,
     SubmitError,
-    client,
+    connect_control,
+    local_stack,
     pool_name,
     revoke_store_path,
+    user_app_for,
     validate,
 )
-
-from .cli import EXIT_USAGE, build_config, cli, fail
+from stalk.panel.cli import EXIT_USAGE, build_config, cli, fail
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
@@ -63,9 +64,9 @@ def connect(ctx: click.Context, params: dict[str, Any]) -> Target:
         if url:
             backend = (params.get("result_backend") or group.get("result_backend")
                        or os.environ.get("CELERY_RESULT_BACKEND"))
-            return Target(client.connect(config, url, backend, _user_app(config, demo=False)), "broker")
-        local = client.local_stack(config)
-        return Target(client.connect(config, local.broker_url or "", local.backend_url,
+            return Target(connect_control(config, url, backend, _user_app(config, demo=False)), "broker")
+        local = local_stack(config)
+        return Target(connect_control(config, local.broker_url or "", local.backend_url,
                                      _user_app(config, demo=True), local.worker_specs), "the local stack")
     except ControlError as exc:
         fail(str(exc))
@@ -73,7 +74,7 @@ def connect(ctx: click.Context, params: dict[str, Any]) -> Target:
 
 
 def _user_app(config: Any, demo: bool) -> Any:
-    app, problem = client.user_app_for(config, demo)
+    app, problem = user_app_for(config, demo)
     if problem:
         click.echo(f"stalk: warning: {problem}", err=True)
     return app

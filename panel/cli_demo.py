@@ -8,9 +8,8 @@ from typing import Any
 
 import click
 
-from embedded.celery_app import DEMO_APP
-
-from .cli import build_config, cli, fail, merged, run_ui, stack_options, start_headless
+from stalk.embedded import DEMO_APP
+from stalk.panel.cli import build_config, cli, fail, merged, run_ui, stack_options, start_headless
 
 REPORT_EVERY = 5.0
 
@@ -27,7 +26,7 @@ REPORT_EVERY = 5.0
 def demo(ctx: click.Context, rate: str, duration: float | None, seed: int, ui: bool, **params: Any) -> None:
     """Run the stack with the demo app and a steady mix of demo tasks, without the UI (or with --ui), until
     Ctrl-C."""
-    from embedded.demo.load import LoadGenerator, parse_rate
+    from stalk.embedded.demo import LoadGenerator, parse_rate
 
     try:
         per_second = parse_rate(rate)
@@ -38,7 +37,7 @@ def demo(ctx: click.Context, rate: str, duration: float | None, seed: int, ui: b
         fail(f"stalk demo runs the built-in demo app; drop -A {params['app']} (or use `stalk up -A ...`)", 2)
     config = build_config({**params, "app": DEMO_APP})
     if ui:
-        from .runtime import DemoLoad
+        from stalk.panel.runtime import DemoLoad
 
         run_ui(config, DemoLoad(per_second, duration, seed))
         return

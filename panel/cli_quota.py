@@ -8,9 +8,8 @@ from typing import Any
 
 import click
 
-from embedded.quota import QuotaError, QuotaLedger, QuotaStatus
-
-from .cli import build_config, cli, fail, merged, stack_options
+from stalk.embedded.quota import QuotaError, QuotaLedger, QuotaStatus
+from stalk.panel.cli import build_config, cli, fail, merged, stack_options
 
 
 @cli.command()

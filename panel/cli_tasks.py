@@ -8,9 +8,8 @@ from typing import Any
 
 import click
 
-from embedded.events import ALL_STATES, HistoryError, read_tasks
-
-from .cli import build_config, cli, fail, merged, stack_options
+from stalk.embedded.events import ALL_STATES, HistoryError, read_tasks
+from stalk.panel.cli import build_config, cli, fail, merged, stack_options
 
 
 @cli.command()

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from rich.text import Text
 
-from embedded import ProcState
+from stalk.embedded import ProcState
 
 # Theme variable names (resolved against the active theme, so every theme works).
 PROC_STATE_ROLES: dict[str, str] = {

@@ -7,7 +7,7 @@ from typing import Any
 
 from textual.message import Message
 
-from embedded import BrokerInfo, ProcessInfo
+from stalk.embedded import BrokerInfo, ProcessInfo
 
 
 @dataclass(frozen=True)

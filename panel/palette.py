@@ -8,7 +8,7 @@ from typing import Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from .actions import MODES, SCOPE_TITLES, Action, actions_for
+from stalk.panel.actions import MODES, SCOPE_TITLES, Action, actions_for
 
 
 class ActionCommands(Provider):

@@ -10,7 +10,7 @@ def open_ledger(stack: Any) -> Any:
     if stack is None:
         return None
     try:
-        from embedded.quota import QuotaLedger
+        from stalk.embedded.quota import QuotaLedger
     except ImportError:
         return None
     path = stack.paths.quota_db

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .quota_access import open_ledger
+from stalk.panel.quota_access import open_ledger
 
 REQUESTS = 200
 HISTORY_DAYS = 14

@@ -12,9 +12,15 @@ from typing import Any
 
 from textual.message_pump import MessagePump
 
-from embedded import BrokerError, ConfigError, ProcessInfo, Stack, StackConfig, StackLockedError
-
-from .messages import (
+from stalk.embedded import (
+    BrokerError,
+    ConfigError,
+    ProcessInfo,
+    Stack,
+    StackConfig,
+    StackLockedError,
+)
+from stalk.panel.messages import (
     BrokerChanged,
     BrokerHealth,
     Notice,
@@ -116,7 +122,7 @@ class StackRuntime:
         spec, stack = self.load_spec, self.stack
         if spec is None or stack is None or self.load is not None or self._stop.is_set():
             return
-        from embedded.demo.load import LoadGenerator
+        from stalk.embedded.demo import LoadGenerator
 
         self.load = LoadGenerator(stack.app, spec.rate, duration=spec.duration, seed=spec.seed).start()
         until = f" for {spec.duration:g} s" if spec.duration else ""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from .screens.beat import BeatScreen
-from .screens.dashboard import DashboardScreen
-from .screens.logs import LogsScreen
-from .screens.quota import QuotaScreen
-from .screens.submit import SubmitScreen
-from .screens.tasks import TasksScreen
-from .screens.workers import WorkersScreen
+from stalk.panel.screens.beat import BeatScreen
+from stalk.panel.screens.dashboard import DashboardScreen
+from stalk.panel.screens.logs import LogsScreen
+from stalk.panel.screens.quota import QuotaScreen
+from stalk.panel.screens.submit import SubmitScreen
+from stalk.panel.screens.tasks import TasksScreen
+from stalk.panel.screens.workers import WorkersScreen
 
 MODE_SCREENS = {
     "dashboard": DashboardScreen,

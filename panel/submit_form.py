@@ -7,9 +7,8 @@ import inspect
 import json
 from typing import Any
 
-from embedded.control import Problem, SubmitContext, validate
-
-from .formatting import literal, preview
+from stalk.embedded.control import Problem, SubmitContext, validate
+from stalk.panel.formatting import literal, preview
 
 NUMBER_FIELDS = ("priority", "countdown", "eta", "expires")  # the form's one-line option inputs
 

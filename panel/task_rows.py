@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from embedded.events import ALL_STATES, FINISHED, TaskRecord
-
-from .formatting import preview
+from stalk.embedded.events import ALL_STATES, FINISHED, TaskRecord
+from stalk.panel.formatting import preview
 
 TASK_STATES: tuple[str, ...] = tuple(ALL_STATES)  # incl. REJECTED and LOST, as the store names them
 DONE_STATES = frozenset(FINISHED) | {"REJECTED"}  # no more progress will come

@@ -11,9 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from embedded.control import pool_name, queue_names
-
-from .task_rows import field as get
+from stalk.embedded.control import pool_name, queue_names
+from stalk.panel.task_rows import field as get
 
 INSPECT_TIMEOUT = 0.5
 INSPECTED = {"reserved": "reserved", "stats": "pool sizes", "active_queues": "worker queues"}  # kind: part name

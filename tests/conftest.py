@@ -13,8 +13,8 @@ from typing import Any
 import psutil
 import pytest
 
-from embedded import Stack, StackConfig, load_config
-from embedded.broker.fake_server import EmbeddedRedisServer
+from stalk.embedded import Stack, StackConfig, load_config
+from stalk.embedded.broker.fake_server import EmbeddedRedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_PASSWORD = "server-secret"  # of the `server` fixture
@@ -72,7 +72,7 @@ def no_orphans() -> Iterator[None]:
 
 
 def stalk_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "panel", *args]
+    return [sys.executable, "-m", "stalk", *args]
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -24,10 +24,10 @@ import psutil
 import pytest
 from celery import Celery
 
-from embedded.celery_app import stalk_settings
-from embedded.config import find_redis_server
-from embedded.paths import StackPaths
-from embedded.status_file import read_status
+from stalk.embedded.celery_app import stalk_settings
+from stalk.embedded.config import find_redis_server
+from stalk.embedded.paths import StackPaths
+from stalk.embedded.status_file import read_status
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.xdist_group("binary")

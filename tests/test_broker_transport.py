@@ -7,9 +7,9 @@ import pytest
 from celery import Celery
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
-from embedded.broker import redis_transport
-from embedded.broker.fake_server import EmbeddedRedisServer
-from embedded.celery_app import configure_app
+from stalk.embedded.broker import redis_transport
+from stalk.embedded.broker.fake_server import EmbeddedRedisServer
+from stalk.embedded.celery_app import configure_app
 
 from .conftest import SERVER_PASSWORD as PASSWORD
 from .conftest import server_url as url

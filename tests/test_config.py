@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from embedded import ConfigError, load_config
-from embedded.config import find_redis_server
+from stalk.embedded import ConfigError, load_config
+from stalk.embedded.config import find_redis_server
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -8,8 +8,8 @@ import uuid
 import pytest
 from celery import Celery
 
-from embedded.control import Control, ControlError
-from embedded.control.queues import queue_depths
+from stalk.embedded.control import Control, ControlError
+from stalk.embedded.control.queues import queue_depths
 
 pytestmark = pytest.mark.procs
 AMQP_URL = os.environ.get("STALK_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")

@@ -11,8 +11,8 @@ from celery import Celery
 from celery.beat import ScheduleEntry
 from celery.schedules import crontab
 
-from embedded.control import Control, ControlError
-from embedded.control.beat import beat_entries, describe, foreign_zone, read_schedule_file
+from stalk.embedded.control import Control, ControlError
+from stalk.embedded.control.beat import beat_entries, describe, foreign_zone, read_schedule_file
 
 NOW = datetime(2030, 1, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 

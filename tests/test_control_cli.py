@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from embedded.control import RevokeStore, revoke_store_path
+from stalk.embedded.control import RevokeStore, revoke_store_path
 
 from .conftest import ROOT, clean_env, stalk_cmd, wait_until
 

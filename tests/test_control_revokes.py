@@ -9,7 +9,7 @@ import threading
 import pytest
 from celery.worker import state
 
-from embedded.control import (
+from stalk.embedded.control import (
     ControlError,
     RevokeStore,
     load_into_worker_state,
@@ -92,8 +92,8 @@ class Snapshot:
 
 
 def test_stored_revokes_are_rebroadcast_to_each_worker_turning_ready(tmp_path, monkeypatch):
-    from embedded.control import Control
-    from embedded.demo.app import app
+    from stalk.embedded.control import Control
+    from stalk.embedded.demo.app import app
 
     control = Control(app, revokes=RevokeStore(revoke_store_path(tmp_path)))
     control.revokes.add(["t1"])

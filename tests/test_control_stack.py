@@ -7,9 +7,9 @@ import socket
 import pytest
 import redis
 
-from embedded import ProcState, Stack
-from embedded.control import Control, ControlError, SubmitError
-from embedded.control.queues import priority_names
+from stalk.embedded import ProcState, Stack
+from stalk.embedded.control import Control, ControlError, SubmitError
+from stalk.embedded.control.queues import priority_names
 
 from .conftest import make_config, wait_until
 

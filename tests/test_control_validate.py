@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from embedded.control import Control, SubmitContext, SubmitError, SubmitRequest, validate
-from embedded.control.cluster import ClusterView
-from embedded.demo.app import app as demo_app
+from stalk.embedded.control import Control, SubmitContext, SubmitError, SubmitRequest, validate
+from stalk.embedded.control.cluster import ClusterView
+from stalk.embedded.demo.app import app as demo_app
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 CTX = SubmitContext(tasks=frozenset({"demo.add", "demo.slow_add"}), queues=frozenset({"default", "slow"}),
@@ -234,8 +234,8 @@ def test_arguments_that_do_not_fit_the_signature_are_refused_before_sending():
 
 
 def test_a_canvas_step_parses_like_the_submit_options():
-    import panel.cli  # noqa: F401  (registers the commands: cli_canvas is imported by it, not before it)
-    from panel.cli_canvas import parse_step
+    import stalk.panel.cli  # noqa: F401  (registers the commands: cli_canvas is imported by it, not before it)
+    from stalk.panel.cli_canvas import parse_step
 
     assert parse_step("demo.add") == {"name": "demo.add"}
     assert parse_step(' demo.add [2, 3]  {"x": [1]} ') == {"name": "demo.add", "args": "[2, 3]", "kwargs": '{"x": [1]}'}

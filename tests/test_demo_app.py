@@ -6,17 +6,16 @@ import inspect
 import pickle
 import random
 import subprocess
-import sys
 from datetime import UTC, datetime
 
 import pytest
 
-from embedded.celery_app import default_workers, routed_queues
-from embedded.demo import assets, store
-from embedded.demo.app import app
-from embedded.demo.base import QUEUES
-from embedded.demo.load import MIX, Job, LoadGenerator, parse_rate
-from embedded.demo.schedule import zoned_crontab
+from stalk.embedded.celery_app import default_workers, routed_queues
+from stalk.embedded.demo import assets, store
+from stalk.embedded.demo.app import app
+from stalk.embedded.demo.base import QUEUES
+from stalk.embedded.demo.load import MIX, Job, LoadGenerator, parse_rate
+from stalk.embedded.demo.schedule import zoned_crontab
 
 from .conftest import clean_env, stalk_cmd
 
@@ -36,7 +35,7 @@ def in_process(tmp_path, monkeypatch):
     monkeypatch.setitem(app.conf, "stalk_quota_db", str(tmp_path / "quota.sqlite3"))
     monkeypatch.setenv("STALK_DEMO_SPEED", "100")
     monkeypatch.setenv("STALK_DEMO_FAILURE_RATE", "0")
-    from embedded.quota import forget_ledgers
+    from stalk.embedded.quota import forget_ledgers
 
     yield lambda name, *args, **kwargs: app.tasks[name].apply(args, kwargs)
     forget_ledgers()
@@ -79,19 +78,11 @@ def test_beat_schedule_names_registered_tasks_and_the_quota_notice_follows_los_a
     assert due_at.astimezone(UTC) == datetime(2026, 7, 2, 7, 1, tzinfo=UTC)  # 00:01 PDT
 
 
-def test_assets_come_from_the_bundle_when_frozen(tmp_path, monkeypatch):
-    assert (assets.assets_dir() / "youtube.json").is_file()
-    (tmp_path / "assets" / "demo").mkdir(parents=True)
-    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
-    assert assets.assets_dir() == tmp_path / "assets" / "demo"
+def test_fixtures_are_package_data():
+    from importlib.resources import files
 
-
-def test_assets_come_from_the_data_dir_of_a_wheel_install(tmp_path, monkeypatch):
-    installed = tmp_path / "venv" / "share" / "stalk" / "assets" / "demo"
-    installed.mkdir(parents=True)
-    monkeypatch.setattr(assets, "__file__", str(tmp_path / "site-packages" / "embedded" / "demo" / "assets.py"))
-    monkeypatch.setattr(assets, "_install_prefixes", lambda: [str(tmp_path / "venv")])
-    assert assets.assets_dir() == installed
+    assert (files(assets.FIXTURES) / "youtube.json").is_file()
+    assert assets.fixture("youtube")["videos"]
 
 
 def test_video_ids_and_made_up_content_are_deterministic():

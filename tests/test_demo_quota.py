@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from embedded import Stack
-from embedded.demo.base import QUEUES
-from embedded.quota import QuotaLedger
+from stalk.embedded import Stack
+from stalk.embedded.demo.base import QUEUES
+from stalk.embedded.quota import QuotaLedger
 
 from .conftest import module_stack, wait_until
 

@@ -9,11 +9,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from embedded.demo.app import app
-from embedded.demo.content import MAX_RETRIES, YOUTUBE_UNITS
-from embedded.demo.sim import TransientError
-from embedded.quota import QuotaLedger, forget_ledgers
-from embedded.quota import wait as quota_wait
+import stalk.embedded.quota.waiting as quota_wait
+from stalk.embedded.demo.app import app
+from stalk.embedded.demo.content import MAX_RETRIES, YOUTUBE_UNITS
+from stalk.embedded.demo.sim import TransientError
+from stalk.embedded.quota import QuotaLedger, forget_ledgers
 
 KNOWN = "https://youtu.be/kJQP7kiw5Fk"  # in the fixtures, so in the cache
 NOW = datetime(2026, 11, 27, 13, 0, tzinfo=UTC)

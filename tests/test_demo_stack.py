@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from celery.result import AsyncResult
 
-from embedded import Stack
-from embedded.demo.load import Job, LoadGenerator
+from stalk.embedded import Stack
+from stalk.embedded.demo.load import Job, LoadGenerator
 
 from .conftest import clean_env, module_stack, stalk_cmd
 

@@ -12,8 +12,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from embedded.broker import fake_conn
-from embedded.broker.auth_gate import (
+from stalk.embedded.broker import fake_conn
+from stalk.embedded.broker.auth_gate import (
     NOAUTH,
     WRONGPASS,
     AuthGate,
@@ -21,9 +21,10 @@ from embedded.broker.auth_gate import (
     encode_command,
     parse_command,
 )
-from embedded.broker.fake_server import EmbeddedRedisServer
+from stalk.embedded.broker.fake_server import EmbeddedRedisServer
 
 from .conftest import SERVER_PASSWORD as PASSWORD
+from .conftest import wait_until
 from .test_faults import _non_loopback_addresses
 
 pytestmark = pytest.mark.procs
@@ -144,8 +145,10 @@ def test_published_messages_are_pushed_to_subscribers(server, protocol, monkeypa
     pubsub.subscribe("results")
     pubsub.psubscribe("/0.celeryev/*")
     publisher = client(server, password=PASSWORD)
-    assert publisher.publish("results", "r1") == 1
-    assert publisher.publish("/0.celeryev/task.sent", "e1") == 1
+    # subscribe() does not wait for the server's answer: until the server has it, a publish reaches nobody
+    # (returns 0, nothing delivered), so publish until one is delivered.
+    wait_until(lambda: publisher.publish("results", "r1") == 1, timeout=10)
+    wait_until(lambda: publisher.publish("/0.celeryev/task.sent", "e1") == 1, timeout=10)
     messages, deadline = [], time.monotonic() + 10
     while len(messages) < 2 and time.monotonic() < deadline:
         message = pubsub.get_message(timeout=1)  # None for the (ignored) subscribe confirmations too

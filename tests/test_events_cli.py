@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from embedded.events import EventStore
+from stalk.embedded.events import EventStore
 
 from .conftest import clean_env, stalk_cmd
 

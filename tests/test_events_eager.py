@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from embedded.events import EventStore
+from stalk.embedded.events import EventStore
 
 
 def test_eager_tasks_reach_the_store(running_stack):

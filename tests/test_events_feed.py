@@ -15,10 +15,10 @@ from celery import Celery
 from celery.events.event import get_exchange
 from kombu import Producer
 
-from embedded.broker.fake_server import EmbeddedRedisServer
-from embedded.events.receiver import EventReceiver
-from embedded.events.redis_feed import NotJson, decode
-from embedded.events.sent_batch import SentEvents
+from stalk.embedded.broker.fake_server import EmbeddedRedisServer
+from stalk.embedded.events.receiver import EventReceiver
+from stalk.embedded.events.redis_feed import NotJson, decode
+from stalk.embedded.events.sent_batch import SentEvents
 
 from .conftest import SERVER_PASSWORD as PASSWORD
 from .conftest import server_url, wait_until

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from embedded.events import EventStore, Unwanted
-from embedded.events.paced import SLICE, paced, wanted_while
+from stalk.embedded.events import EventStore, Unwanted
+from stalk.embedded.events.paced import SLICE, paced, wanted_while
 from tests.test_events_search import sent
 
 

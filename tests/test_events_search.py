@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import embedded.events.search_texts as texts_module
-from embedded.events import EventStore, StoreBusy
-from embedded.events.queries import search_text, sort_records
+import stalk.embedded.events.search_texts as texts_module
+from stalk.embedded.events import EventStore, StoreBusy
+from stalk.embedded.events.queries import search_text, sort_records
 
 HOST = "w1@host"
 

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sortedcontainers import SortedList
 
-import embedded.events.store as store_module
-from embedded.events import EventStore, StoreBusy
-from embedded.events.queries import SORT_KEYS, search_text, sort_records
+import stalk.embedded.events.store as store_module
+from stalk.embedded.events import EventStore, StoreBusy
+from stalk.embedded.events.queries import SORT_KEYS, search_text, sort_records
 from tests.test_events_search import HOST, done, sent
 
 KEYS = [k for k in SORT_KEYS if k != "received"]

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from embedded import ProcState, Stack
-from embedded.events import Changes, EventStore
-from embedded.events.reconcile import reconcile
-from embedded.events.wiring import CatchUp
+from stalk.embedded import ProcState, Stack
+from stalk.embedded.events import Changes, EventStore
+from stalk.embedded.events.reconcile import reconcile
+from stalk.embedded.events.wiring import CatchUp
 
 from .conftest import clean_env, make_config, stalk_cmd, wait_until
 
@@ -211,7 +211,7 @@ def test_a_workers_task_events_leave_in_batches_and_all_arrive(stack):
     """worker_batch: a burst's events go out in a few task.multi messages, every one of them heard."""
     import redis
 
-    from embedded.events.redis_feed import decode
+    from stalk.embedded.events.redis_feed import decode
 
     sub = redis.Redis.from_url(stack.broker.broker_url).pubsub(ignore_subscribe_messages=True)
     sub.psubscribe("/0.celeryev/task.multi")
@@ -238,8 +238,8 @@ def test_a_workers_task_events_leave_in_batches_and_all_arrive(stack):
 def test_the_embedded_brokers_unfinished_tasks_are_lost_in_history_when_it_stops(running_stack):
     """Its queues live in memory: a task held for its eta, or queued where nobody consumes, will never
     run once Stalk stops, so history says LOST with why instead of RECEIVED / PENDING forever."""
-    from embedded.events import read_tasks
-    from embedded.stack import EMBEDDED_DROPPED
+    from stalk.embedded.events import read_tasks
+    from stalk.embedded.stack import EMBEDDED_DROPPED
 
     stack = running_stack(broker={"mode": "embedded"}, beat=False, app=APP)
     store = store_of(stack)

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from embedded.events import Changes, EventStore
-from embedded.events.fold import Fold
-from embedded.events.history import HistoryError, read_tasks
-from embedded.events.states import FINISHED, RETRY, precedence
+from stalk.embedded.events import Changes, EventStore
+from stalk.embedded.events.fold import Fold
+from stalk.embedded.events.history import HistoryError, read_tasks
+from stalk.embedded.events.states import FINISHED, RETRY, precedence
 
 HOST = "w1@host"
 

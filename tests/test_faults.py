@@ -17,7 +17,7 @@ import pytest
 import redis
 from kombu import Connection
 
-from embedded import ProcState
+from stalk.embedded import ProcState
 
 from .conftest import wait_until
 

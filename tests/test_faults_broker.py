@@ -12,10 +12,10 @@ from collections import Counter
 import pytest
 import redis
 
-from embedded import ProcState
-from embedded.control import SubmitError
-from embedded.events import EventStore
-from embedded.events.reconcile import reconcile
+from stalk.embedded import ProcState
+from stalk.embedded.control import SubmitError
+from stalk.embedded.events import EventStore
+from stalk.embedded.events.reconcile import reconcile
 
 from .apps.fault_app import runs_file
 from .conftest import wait_until

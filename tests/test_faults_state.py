@@ -12,9 +12,9 @@ import uuid
 import psutil
 import pytest
 
-from embedded import ConfigError, ProcState, Stack
-from embedded.control import client
-from embedded.events import read_tasks
+import stalk.embedded.control.client as client
+from stalk.embedded import ConfigError, ProcState, Stack
+from stalk.embedded.events import read_tasks
 
 from .conftest import ROOT, clean_env, stalk_cmd, wait_until
 from .test_faults import (

@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-import embedded.foreground as fg_module
-from embedded.events import EventStore
-from embedded.foreground import Foreground
+import stalk.embedded.foreground as fg_module
+from stalk.embedded.events import EventStore
+from stalk.embedded.foreground import Foreground
 from tests.test_events_search import sent
 
 
@@ -69,7 +69,7 @@ def test_keys_held_down_hold_the_background_for_one_stretch_then_give_it_a_turn(
 
 def test_ingest_from_another_thread_steps_aside_and_loses_nothing(monkeypatch, long_stretch) -> None:
     fg = Foreground()
-    monkeypatch.setattr("embedded.events.store.FOREGROUND", fg)
+    monkeypatch.setattr("stalk.embedded.events.store.FOREGROUND", fg)
     store = EventStore()
     fg.hold(30.0)
     store.ingest(sent("ui", 1.0))  # the holder's own ingest (eager mode on the UI thread) goes through

@@ -6,9 +6,9 @@ from __future__ import annotations
 import redis
 from celery import Celery
 
-from embedded import journal
-from embedded.celery_app import configure_app
-from embedded.journal import PublishJournal
+from stalk.embedded import journal
+from stalk.embedded.celery_app import configure_app
+from stalk.embedded.journal import PublishJournal
 
 from .conftest import server_url
 

@@ -6,8 +6,8 @@ import json
 import subprocess
 from datetime import datetime
 
-from embedded.paths import StackPaths
-from embedded.quota import QuotaLedger, QuotaSpec
+from stalk.embedded.paths import StackPaths
+from stalk.embedded.quota import QuotaLedger, QuotaSpec
 
 from .conftest import clean_env, stalk_cmd
 

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
-from embedded.quota import QuotaExhausted, QuotaLedger, QuotaSpec
-from embedded.quota.clock import day_start, quota_day, resets_at
+from stalk.embedded.quota import QuotaExhausted, QuotaLedger, QuotaSpec
+from stalk.embedded.quota.clock import day_start, quota_day, resets_at
 
 LA = ZoneInfo("America/Los_Angeles")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from embedded.quota import QuotaExhausted, QuotaLedger, QuotaSpec
+from stalk.embedded.quota import QuotaExhausted, QuotaLedger, QuotaSpec
 
 pytestmark = [pytest.mark.procs, pytest.mark.xdist_group("quota")]
 

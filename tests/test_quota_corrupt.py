@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from embedded.quota import QuotaError, QuotaLedger, QuotaSpec
+from stalk.embedded.quota import QuotaError, QuotaLedger, QuotaSpec
 
 
 def snapshot(path):
@@ -112,7 +112,7 @@ def test_a_short_lock_is_waited_for(tmp_path):
 
 @pytest.mark.fault
 def test_stack_start_on_a_corrupt_quota_db_is_a_config_error(config_factory):
-    from embedded import ConfigError, Stack
+    from stalk.embedded import ConfigError, Stack
 
     config = config_factory(app="tests.apps.quota_app:app", broker={"mode": "eager"}, beat=False)
     config.paths.ensure()
@@ -126,7 +126,7 @@ def test_stack_start_on_a_corrupt_quota_db_is_a_config_error(config_factory):
 
 CHARGE = """
 import sys
-from embedded.quota import QuotaLedger
+from stalk.embedded.quota import QuotaLedger
 with QuotaLedger(sys.argv[1]) as ledger:
     ledger.reserve("api", 5, "from-another-process")
 """

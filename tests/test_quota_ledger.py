@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from embedded.quota import QuotaError, QuotaExhausted, QuotaLedger, QuotaSpec
+from stalk.embedded.quota import QuotaError, QuotaExhausted, QuotaLedger, QuotaSpec
 
 YOUTUBE = QuotaSpec("youtube", daily_limit=10_000, priority_reserve=1_000, timezone="America/Los_Angeles",
                     costs={"videos.list": 1, "search.list": 100})

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from celery import Celery
 
-from embedded.quota import (
+from stalk.embedded.quota import (
     MeteredTask,
     QuotaExhausted,
     QuotaLedger,
@@ -136,7 +136,7 @@ def test_charge_keys():
 
 @pytest.mark.procs
 def test_eager_stack_charges_its_own_ledger(config_factory):
-    from embedded import Stack
+    from stalk.embedded import Stack
 
     app = Celery("eager_quota_test", set_as_current=False)  # its own app: eager settings stay here
     app.conf.stalk_quotas = {"api": {"daily_limit": 3}}

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from embedded.quota.clock import day_start, quota_day, resets_at
+from stalk.embedded.quota.clock import day_start, quota_day, resets_at
 
 ZONES = ["America/Los_Angeles", "Europe/London", "Australia/Lord_Howe", "America/Santiago",
          "Asia/Kolkata", "Pacific/Chatham", "America/Havana", "UTC"]

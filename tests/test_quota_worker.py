@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import pytest
 import redis
 
-from embedded.quota import QuotaLedger
+from stalk.embedded.quota import QuotaLedger
 
 from .conftest import wait_until
 

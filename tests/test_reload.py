@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from embedded import ProcState
+from stalk.embedded import ProcState
 
 from .conftest import wait_until
 

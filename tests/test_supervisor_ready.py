@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from embedded import ProcState
-from embedded.supervisor import ChildSpec
-from embedded.supervisor.child import Child
-from embedded.supervisor.logs import LogRing
+from stalk.embedded import ProcState
+from stalk.embedded.supervisor import ChildSpec
+from stalk.embedded.supervisor.child import Child
+from stalk.embedded.supervisor.logs import LogRing
 
 from .conftest import wait_until
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from celery import Celery
 
-from . import redis_transport
+from stalk.embedded.broker import redis_transport
 
 
 def skip_declared(app: Celery) -> Callable[[], None] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kombu import Connection
 
-from .base import BrokerError, redact
+from stalk.embedded.broker.base import BrokerError, redact
 
 
 def check_external(url: str, timeout: float = 3.0) -> None:

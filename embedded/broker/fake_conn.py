@@ -25,7 +25,7 @@ from fakeredis._clients._sync import FakeRedisConnection
 from fakeredis._clients._tcp_server import encode_reply
 from fakeredis._typing import RaiseErrorTypes
 
-from .auth_gate import AuthGate, ProtocolError
+from stalk.embedded.broker.auth_gate import AuthGate, ProtocolError
 
 LOGGER = logging.getLogger(__name__)
 IDLE_CHECK = 0.5  # seconds between checks of the server's shutdown flag on an idle connection

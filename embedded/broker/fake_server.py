@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from ..net import LOOPBACK
-from .base import BrokerError
-from .fake_conn import LoopbackFakeServer
+from stalk.embedded.broker.base import BrokerError
+from stalk.embedded.broker.fake_conn import LoopbackFakeServer
+from stalk.embedded.net import LOOPBACK
 
 DURABILITY = "embedded (in memory): queued tasks and results are lost when Stalk exits"
 

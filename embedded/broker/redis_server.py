@@ -7,9 +7,9 @@ from pathlib import Path
 
 import redis
 
-from ..net import LOOPBACK
-from ..secrets import write_private
-from .base import BrokerError
+from stalk.embedded.broker.base import BrokerError
+from stalk.embedded.net import LOOPBACK
+from stalk.embedded.secrets import write_private
 
 DURABILITY = {
     "always": "redis, AOF always: every acknowledged submission is on disk",

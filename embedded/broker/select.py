@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ..config import StackConfig, find_redis_server
-from ..net import LOOPBACK, free_port, port_in_use
-from ..secrets import load_or_create_password
-from ..supervisor import ChildSpec, ProcState, Supervisor
-from . import fake_server, redis_server
-from .base import BrokerError, BrokerInfo
-from .external import check_external
+from stalk.embedded.broker import fake_server, redis_server
+from stalk.embedded.broker.base import BrokerError, BrokerInfo
+from stalk.embedded.broker.external import check_external
+from stalk.embedded.config import StackConfig, find_redis_server
+from stalk.embedded.net import LOOPBACK, free_port, port_in_use
+from stalk.embedded.secrets import load_or_create_password
+from stalk.embedded.supervisor import ChildSpec, ProcState, Supervisor
 
 BROKER_START_TIMEOUT = 15.0
 

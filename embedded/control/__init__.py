@@ -2,18 +2,25 @@
 
 `stack.control` is a Control; the CLI builds one for any broker."""
 
-from . import client
-from .beat import BeatEntry
-from .cluster import ClusterView
-from .control import INSPECT_KINDS, Control, signal_name
-from .problems import ControlError, Problem, SubmitError
-from .request import SubmitRequest
-from .revokes import RevokeEntry, RevokeStore, load_into_worker_state, revoke_store_path
-from .validate import SubmitContext, validate
-from .worker_report import HeldTask, WorkerReport, pool_name, queue_names
+from stalk.embedded.control.beat import BeatEntry
+from stalk.embedded.control.client import LocalStack, local_stack, user_app_for
+from stalk.embedded.control.client import connect as connect_control
+from stalk.embedded.control.cluster import ClusterView
+from stalk.embedded.control.control import INSPECT_KINDS, Control, signal_name
+from stalk.embedded.control.problems import ControlError, Problem, SubmitError
+from stalk.embedded.control.request import SubmitRequest
+from stalk.embedded.control.revokes import (
+    RevokeEntry,
+    RevokeStore,
+    load_into_worker_state,
+    revoke_store_path,
+)
+from stalk.embedded.control.validation import SubmitContext, validate
+from stalk.embedded.control.worker_report import HeldTask, WorkerReport, pool_name, queue_names
 
 __all__ = [
     "INSPECT_KINDS", "BeatEntry", "ClusterView", "Control", "ControlError", "HeldTask", "Problem", "RevokeEntry",
     "RevokeStore", "SubmitContext", "SubmitError", "SubmitRequest", "WorkerReport", "load_into_worker_state",
-    "pool_name", "queue_names", "revoke_store_path", "client", "signal_name", "validate",
+    "pool_name", "queue_names", "revoke_store_path", "signal_name", "validate",
+    "LocalStack", "connect_control", "local_stack", "user_app_for",
 ]

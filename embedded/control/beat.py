@@ -17,7 +17,7 @@ from typing import Any
 from celery import Celery
 from celery.schedules import crontab, maybe_schedule, schedule
 
-from .problems import ControlError
+from stalk.embedded.control.problems import ControlError
 
 
 @dataclass(frozen=True)

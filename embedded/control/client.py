@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 from celery import Celery
 
-from ..broker.base import redact
-from ..celery_app import client_app, configure_app, load_app
-from ..config import ConfigError, StackConfig, WorkerSpec
-from ..status_file import read_status
-from .control import Control
-from .problems import ControlError
-from .revokes import RevokeStore, revoke_store_path
+from stalk.embedded.broker.base import redact
+from stalk.embedded.celery_app import client_app, configure_app, load_app
+from stalk.embedded.config import ConfigError, StackConfig, WorkerSpec
+from stalk.embedded.control.control import Control
+from stalk.embedded.control.problems import ControlError
+from stalk.embedded.control.revokes import RevokeStore, revoke_store_path
+from stalk.embedded.status_file import read_status
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import Celery
 
-from ..config import WorkerSpec
+from stalk.embedded.config import WorkerSpec
 
 CACHE_SECONDS = 5.0
 

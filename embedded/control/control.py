@@ -15,15 +15,15 @@ from celery import chain as celery_chain
 from celery import group as celery_group
 from celery.result import AsyncResult, GroupResult
 
-from ..celery_app import routed_queues
-from ..config import WorkerSpec
-from . import beat, queues
-from .cluster import ClusterView
-from .problems import ControlError, Problem, SubmitError, error
-from .request import Checked
-from .revokes import RevokeEntry, RevokeStore
-from .validate import SubmitContext, validate
-from .worker_report import WorkerReport, worker_report
+from stalk.embedded.celery_app import routed_queues
+from stalk.embedded.config import WorkerSpec
+from stalk.embedded.control import beat, queues
+from stalk.embedded.control.cluster import ClusterView
+from stalk.embedded.control.problems import ControlError, Problem, SubmitError, error
+from stalk.embedded.control.request import Checked
+from stalk.embedded.control.revokes import RevokeEntry, RevokeStore
+from stalk.embedded.control.validation import SubmitContext, validate
+from stalk.embedded.control.worker_report import WorkerReport, worker_report
 
 INSPECT_KINDS = ("active", "reserved", "scheduled", "registered", "stats", "ping", "active_queues",
                  "revoked", "conf")

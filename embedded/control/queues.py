@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import Celery
 
-from .problems import ControlError
+from stalk.embedded.control.problems import ControlError
 
 DEFAULT_SEP = "\x06\x16"
 DEFAULT_STEPS = (0, 3, 6, 9)

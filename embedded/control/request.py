@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from .problems import SubmitError, error
+from stalk.embedded.control.problems import SubmitError, error
 
 
 @dataclass

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..paths import set_aside
-from ..secrets import write_private
+from stalk.embedded.paths import set_aside
+from stalk.embedded.secrets import write_private
 
 MAX_ENTRIES = 10_000
 MAX_AGE = 7 * 24 * 3600.0  # a week: older revokes are dropped from the store

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import time
 
-from . import collection, content, maintenance  # noqa: F401 - registers their tasks on `app`
-from .base import app
+from stalk.embedded.demo import collection, content, maintenance  # noqa: F401 - registers their tasks on `app`
+from stalk.embedded.demo.base import app
 
 __all__ = ["app"]
 

@@ -1,45 +1,23 @@
-"""The demo's fixture content (assets/demo/*.json): found in the source tree and in a PyInstaller bundle."""
+"""The demo's fixture content: assets/demo/*.json, package data `stalk.embedded.demo.fixtures`."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-import site
-import sys
-import sysconfig
 from functools import cache
-from pathlib import Path
+from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+FIXTURES = "stalk.embedded.demo.fixtures"  # assets/demo/ in the repo (setup.py maps it)
 _YOUTUBE_ID = re.compile(r"^[A-Za-z0-9_-]{6,20}$")
-
-
-def assets_dir() -> Path:
-    """assets/demo/ inside the bundle (PyInstaller unpacks data to sys._MEIPASS), beside the sources (an
-    editable install), or in a wheel install's data dir (<prefix>/share/stalk, see pyproject.toml)."""
-    bundle = getattr(sys, "_MEIPASS", None)
-    roots = [Path(bundle)] if bundle else []
-    roots.append(Path(__file__).resolve().parents[2])
-    roots += [Path(prefix) / "share" / "stalk" for prefix in _install_prefixes()]
-    for root in roots:
-        candidate = root / "assets" / "demo"
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"demo assets not found under {' or '.join(str(r) for r in roots)}")
-
-
-def _install_prefixes() -> list[str]:
-    """Where pip puts a wheel's data files: the environment's prefix, or the user base (--user)."""
-    prefixes = [sysconfig.get_path("data"), sys.prefix, site.getuserbase()]
-    return list(dict.fromkeys(p for p in prefixes if p))
 
 
 @cache
 def fixture(name: str) -> Any:
     """One parsed fixture file, e.g. fixture("youtube") -> assets/demo/youtube.json."""
-    return json.loads((assets_dir() / f"{name}.json").read_text(encoding="utf-8"))
+    return json.loads((files(FIXTURES) / f"{name}.json").read_text(encoding="utf-8"))
 
 
 def video_id(url: str) -> str | None:

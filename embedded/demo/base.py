@@ -9,7 +9,7 @@ from celery import Celery
 from celery.result import allow_join_result
 from kombu import Exchange, Queue
 
-from .schedule import beat_schedule
+from stalk.embedded.demo.schedule import beat_schedule
 
 QUEUES = ("priority", "youtube", "webpage", "cache", "collection", "processing", "default", "slow")
 

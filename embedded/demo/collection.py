@@ -9,9 +9,9 @@ from typing import Any
 
 from celery import chain, group
 
-from . import assets, sim, store, text
-from .base import app, replace
-from .sim import TransientError
+from stalk.embedded.demo import assets, sim, store, text
+from stalk.embedded.demo.base import app, replace
+from stalk.embedded.demo.sim import TransientError
 
 
 def require_plugin(name: str) -> dict:

@@ -8,12 +8,11 @@ from typing import Any
 
 from celery import chain
 
-from embedded.quota import QuotaExhausted, metered
-
-from ..quota import wait as quota_wait
-from . import assets, sim, store, text
-from .base import app, replace
-from .sim import TransientError
+from stalk.embedded import quota as quota_wait
+from stalk.embedded.demo import assets, sim, store, text
+from stalk.embedded.demo.base import app, replace
+from stalk.embedded.demo.sim import TransientError
+from stalk.embedded.quota import QuotaExhausted, metered
 
 MAX_RETRIES = 3
 # videos.list (1 unit) + captions.list (50 units) per analyzed video, as the YouTube Data API charges.

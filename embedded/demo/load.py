@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import assets
+from stalk.embedded.demo import assets
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*([smh]))?\s*$")
 _PER = {"s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}

@@ -7,9 +7,9 @@ import logging
 import shutil
 import time
 
-from . import sim, store
-from .base import app
-from .sim import TransientError
+from stalk.embedded.demo import sim, store
+from stalk.embedded.demo.base import app
+from stalk.embedded.demo.sim import TransientError
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def cleanup_old_data(self, days: int = 30) -> dict:
 def quota_reset_notice(self, name: str = "youtube") -> dict:
     """Runs just after the quota's reset (in its own timezone): logs the fresh budget."""
     try:
-        from embedded.quota import ledger_for_app
+        from stalk.embedded.quota import ledger_for_app
     except ImportError:
         return {"quota": name, "status": "quota ledger not available"}
     status = ledger_for_app(self.app).status(name)

@@ -13,7 +13,7 @@ import random
 import time
 from typing import Any
 
-from ..quota.wait import failed_attempts
+from stalk.embedded.quota import failed_attempts
 
 DEFAULTS = {"speed": 1.0, "seed": 7, "failure_rate": 0.05}
 

@@ -17,9 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from embedded.children import child_data_dir
-
-from . import assets
+from stalk.embedded import child_data_dir
+from stalk.embedded.demo import assets
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cache (

@@ -4,11 +4,11 @@ batched change notifications, and SQLite history.
 `from embedded.events import EventStore, TaskRecord, WorkerRecord, Changes`
 """
 
-from .history import HistoryError, read_tasks
-from .paced import Unwanted
-from .records import Changes, TaskEvent, TaskRecord, WorkerRecord
-from .states import ALL_STATES, FINISHED, RUNNING, precedence
-from .store import EventStore, StoreBusy
+from stalk.embedded.events.history import HistoryError, read_tasks
+from stalk.embedded.events.paced import Unwanted
+from stalk.embedded.events.records import Changes, TaskEvent, TaskRecord, WorkerRecord
+from stalk.embedded.events.states import ALL_STATES, FINISHED, RUNNING, precedence
+from stalk.embedded.events.store import EventStore, StoreBusy
 
 __all__ = [
     "ALL_STATES", "FINISHED", "RUNNING", "Changes", "EventStore", "HistoryError", "StoreBusy", "TaskEvent",

@@ -9,7 +9,7 @@ from typing import Any
 from celery import Celery, signals
 from celery.utils.saferepr import saferepr
 
-from . import progress
+from stalk.embedded.events import progress
 
 EAGER_HOST = f"eager@{socket.gethostname()}"
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
-from .fold_workers import WorkerFold
-from .records import TaskRecord, WorkerRecord
-from .states import (
+from stalk.embedded.events.fold_workers import WorkerFold
+from stalk.embedded.events.records import TaskRecord, WorkerRecord
+from stalk.embedded.events.states import (
     ALL_STATES,
     CUSTOM_RANK,
     FAILURE,
@@ -26,7 +26,7 @@ from .states import (
     STARTED,
     SUCCESS,
 )
-from .untracked import untrack
+from stalk.embedded.events.untracked import untrack
 
 MAX_ATTEMPTS_KEPT = 20
 MAX_INTERNED = 10_000

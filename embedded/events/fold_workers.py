@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .records import TaskRecord, WorkerRecord
-from .states import LOST, RUNNING
+from stalk.embedded.events.records import TaskRecord, WorkerRecord
+from stalk.embedded.events.states import LOST, RUNNING
 
 
 class WorkerFold:

@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..foreground import FOREGROUND
-from .records import TASK_FIELDS, TaskRecord
+from stalk.embedded.events.records import TASK_FIELDS, TaskRecord
+from stalk.embedded.foreground import FOREGROUND
 
 KEEP_ROWS = 100_000  # the db keeps this many most recent tasks
 COLUMNS = TASK_FIELDS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable
 
-from .records import TaskEvent, TaskRecord
+from stalk.embedded.events.records import TaskEvent, TaskRecord
 
 SORT_KEYS: dict[str, Callable[[TaskRecord], object]] = {
     "received": lambda r: r.received or r.sent or r.updated or 0.0,

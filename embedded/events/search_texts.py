@@ -15,9 +15,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from itertools import compress, repeat, tee
 from operator import contains
 
-from .paced import paced
-from .queries import search_text
-from .records import ARRIVAL, TaskRecord
+from stalk.embedded.events.paced import paced
+from stalk.embedded.events.queries import search_text
+from stalk.embedded.events.records import ARRIVAL, TaskRecord
 
 SINCE_KEPT = 20_000  # changed texts tracked since the last complete scan, then the scan is forgotten
 

@@ -14,9 +14,9 @@ from operator import itemgetter
 
 from sortedcontainers import SortedList
 
-from .paced import paced
-from .records import ARRIVAL, TaskRecord
-from .untracked import untrack
+from stalk.embedded.events.paced import paced
+from stalk.embedded.events.records import ARRIVAL, TaskRecord
+from stalk.embedded.events.untracked import untrack
 
 Entry = tuple[object, int, str]  # (sort value, TaskRecord.arrival, task id)
 _value, _task_id = itemgetter(0), itemgetter(2)

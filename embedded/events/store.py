@@ -12,16 +12,23 @@ from itertools import filterfalse, islice
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..foreground import FOREGROUND
-from ..paths import set_aside
-from .fold import Fold
-from .history import HistoryWriter, load_recent
-from .paced import paced, wanted_while
-from .queries import SORT_KEYS, first_sorted, matches, sort_records, timeline, wanted_states
-from .records import ARRIVAL, Changes, TaskEvent, TaskRecord, WorkerRecord
-from .search_texts import SearchTexts
-from .sort_index import Remembered, SortIndex
-from .states import FAILURE, FINISHED
+from stalk.embedded.events.fold import Fold
+from stalk.embedded.events.history import HistoryWriter, load_recent
+from stalk.embedded.events.paced import paced, wanted_while
+from stalk.embedded.events.queries import (
+    SORT_KEYS,
+    first_sorted,
+    matches,
+    sort_records,
+    timeline,
+    wanted_states,
+)
+from stalk.embedded.events.records import ARRIVAL, Changes, TaskEvent, TaskRecord, WorkerRecord
+from stalk.embedded.events.search_texts import SearchTexts
+from stalk.embedded.events.sort_index import Remembered, SortIndex
+from stalk.embedded.events.states import FAILURE, FINISHED
+from stalk.embedded.foreground import FOREGROUND
+from stalk.embedded.paths import set_aside
 
 NOTIFY_EVERY = 0.1  # s between batches to subscribers
 EXPIRE_EVERY = 0.5  # s between heartbeat-expiry checks

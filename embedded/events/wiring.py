@@ -6,13 +6,13 @@ import logging
 import threading
 from typing import Any
 
-from ..children import node_name
-from .eager import EagerFeed
-from .publish import PublishNotes
-from .receiver import EventReceiver
-from .reconcile import reconcile, unknown_results
-from .states import FINISHED
-from .store import EventStore
+from stalk.embedded.children import node_name
+from stalk.embedded.events.eager import EagerFeed
+from stalk.embedded.events.publish import PublishNotes
+from stalk.embedded.events.receiver import EventReceiver
+from stalk.embedded.events.reconcile import reconcile, unknown_results
+from stalk.embedded.events.states import FINISHED
+from stalk.embedded.events.store import EventStore
 
 log = logging.getLogger("stalk.events")
 #: Waits (s) between further lookups of the tasks unfinished at a (re)connect: a task that ran while

@@ -6,10 +6,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError
-from .errors import QuotaError
-from .ledger import QuotaLedger
-from .spec import QuotaSpec
+from stalk.embedded.config import ConfigError
+from stalk.embedded.quota.errors import QuotaError
+from stalk.embedded.quota.ledger import QuotaLedger
+from stalk.embedded.quota.spec import QuotaSpec
 
 _lock = threading.Lock()
 _ledgers: dict[str, QuotaLedger] = {}
@@ -25,8 +25,8 @@ def ledger_path(app: Any) -> Path:
     """app.conf.stalk_quota_db; else the quota db of the Stalk running this app (its worker child, or
     the eager stack in this process); else the default data dir's (a plain `celery worker` then
     charges the ledger that `stalk quota` shows)."""
-    from ..children import child_data_dir
-    from ..paths import StackPaths, default_data_dir
+    from stalk.embedded.children import child_data_dir
+    from stalk.embedded.paths import StackPaths, default_data_dir
 
     configured = _conf(app, "stalk_quota_db")
     if configured:

@@ -12,11 +12,11 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from . import clock
-from .errors import QuotaError, QuotaExhausted
-from .schema import connect, inspect, migrate, translate
-from .spec import QuotaSpec, QuotaStatus, RequestRow, Reservation
-from .stats import build_status, history_rows, request_rows
+from stalk.embedded.quota import clock
+from stalk.embedded.quota.errors import QuotaError, QuotaExhausted
+from stalk.embedded.quota.schema import connect, inspect, migrate, translate
+from stalk.embedded.quota.spec import QuotaSpec, QuotaStatus, RequestRow, Reservation
+from stalk.embedded.quota.stats import build_status, history_rows, request_rows
 
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's transaction before QuotaError
 

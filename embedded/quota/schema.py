@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from .errors import QuotaError
+from stalk.embedded.quota.errors import QuotaError
 
 SCHEMA_VERSION = 1
 

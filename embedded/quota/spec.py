@@ -9,7 +9,7 @@ from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .errors import QuotaError
+from stalk.embedded.quota.errors import QuotaError
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, date, datetime, timedelta
 
-from . import clock
-from .spec import QuotaSpec, QuotaStatus, RequestRow
+from stalk.embedded.quota import clock
+from stalk.embedded.quota.spec import QuotaSpec, QuotaStatus, RequestRow
 
 HOURS = 24
 RATE_WINDOW = 3600.0  # seconds: rate_per_hour is what was granted in the last hour

@@ -1,10 +1,10 @@
 """Process supervision: children with states, restarts, logs, stats, and no orphans."""
 
-from .child import ChildSpec, ProcessInfo
-from .logs import LogLine
-from .registry import StackLockedError
-from .states import ProcState
-from .stats import ProcStats
-from .supervisor import Supervisor
+from stalk.embedded.supervisor.child import ChildSpec, ProcessInfo
+from stalk.embedded.supervisor.logs import LogLine
+from stalk.embedded.supervisor.registry import StackLockedError
+from stalk.embedded.supervisor.states import ProcState
+from stalk.embedded.supervisor.stats import ProcStats
+from stalk.embedded.supervisor.supervisor import Supervisor
 
 __all__ = ["ChildSpec", "LogLine", "ProcState", "ProcStats", "ProcessInfo", "StackLockedError", "Supervisor"]

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .guard import WATCHDOG_ENV, child_preexec, make_watchdog_pipe
-from .logs import LogRing
-from .states import ProcState
-from .stats import ProcStats, TreeSampler
+from stalk.embedded.supervisor.guard import WATCHDOG_ENV, child_preexec, make_watchdog_pipe
+from stalk.embedded.supervisor.logs import LogRing
+from stalk.embedded.supervisor.states import ProcState
+from stalk.embedded.supervisor.stats import ProcStats, TreeSampler
 
 ReadyCheck = Callable[["Child"], bool]
 

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 
-from ..config import SupervisorConfig
-from .child import Child, ChildSpec, ProcessInfo
-from .logs import LogRing
-from .registry import ChildRegistry
-from .states import ProcState
+from stalk.embedded.config import SupervisorConfig
+from stalk.embedded.supervisor.child import Child, ChildSpec, ProcessInfo
+from stalk.embedded.supervisor.logs import LogRing
+from stalk.embedded.supervisor.registry import ChildRegistry
+from stalk.embedded.supervisor.states import ProcState
 
 Listener = Callable[[list[ProcessInfo]], None]
 

@@ -6,9 +6,9 @@ from textual import events
 from textual.app import ComposeResult
 from textual.screen import Screen
 
-from ..widgets.key_bar import KeyBar
-from ..widgets.mode_bar import ModeBar
-from ..widgets.stack_banner import StackBanner
+from stalk.panel.widgets.key_bar import KeyBar
+from stalk.panel.widgets.mode_bar import ModeBar
+from stalk.panel.widgets.stack_banner import StackBanner
 
 
 class StalkScreen(Screen):

@@ -9,11 +9,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.widgets import Label, Static
 
-from ..actions import bindings
-from ..beat_rows import BeatRow
-from ..markup_text import escape
-from ..widgets.beat_table import BeatTable
-from .polled import PolledScreen
+from stalk.panel.actions import bindings
+from stalk.panel.beat_rows import BeatRow
+from stalk.panel.markup_text import escape
+from stalk.panel.screens.polled import PolledScreen
+from stalk.panel.widgets.beat_table import BeatTable
 
 HOW_TO = """Beat sends tasks on a schedule declared in the Celery app:
 

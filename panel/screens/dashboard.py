@@ -8,18 +8,18 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Label
 
-from ..actions import bindings
-from ..dashboard_data import DashboardData, fetch_dashboard
-from ..messages import LogsShow
-from ..quota_access import open_ledger
-from ..widgets.activity import Activity
-from ..widgets.broker_line import BrokerLine
-from ..widgets.process_table import ProcessTable
-from ..widgets.queue_depths import QueueDepths
-from ..widgets.quota_meter import QuotaMeter
-from ..widgets.recent_failures import RecentFailures
-from .base import StalkScreen
-from .confirm import ConfirmScreen
+from stalk.panel.actions import bindings
+from stalk.panel.dashboard_data import DashboardData, fetch_dashboard
+from stalk.panel.messages import LogsShow
+from stalk.panel.quota_access import open_ledger
+from stalk.panel.screens.base import StalkScreen
+from stalk.panel.screens.confirm import ConfirmScreen
+from stalk.panel.widgets.activity import Activity
+from stalk.panel.widgets.broker_line import BrokerLine
+from stalk.panel.widgets.process_table import ProcessTable
+from stalk.panel.widgets.queue_depths import QueueDepths
+from stalk.panel.widgets.quota_meter import QuotaMeter
+from stalk.panel.widgets.recent_failures import RecentFailures
 
 POLL_EVERY = 1.0
 NO_PROCESSES = {

@@ -14,19 +14,18 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
-from embedded.events import RUNNING
-
-from ..actions import bindings
-from ..colours import markup
-from ..formatting import bar, clock_time, duration, pretty_repr, preview
-from ..markup_text import escape
-from ..messages import Notice
-from ..submit_form import json_from_repr
-from ..task_rows import DONE_STATES, progress_of
-from ..widgets.key_bar import KeyBar
-from ..widgets.mode_bar import ModeBar
-from ..widgets.stack_banner import StackBanner
-from .confirm import ConfirmScreen
+from stalk.embedded.events import RUNNING
+from stalk.panel.actions import bindings
+from stalk.panel.colours import markup
+from stalk.panel.formatting import bar, clock_time, duration, pretty_repr, preview
+from stalk.panel.markup_text import escape
+from stalk.panel.messages import Notice
+from stalk.panel.screens.confirm import ConfirmScreen
+from stalk.panel.submit_form import json_from_repr
+from stalk.panel.task_rows import DONE_STATES, progress_of
+from stalk.panel.widgets.key_bar import KeyBar
+from stalk.panel.widgets.mode_bar import ModeBar
+from stalk.panel.widgets.stack_banner import StackBanner
 
 GROUP_EVERY = 1.0  # s between group progress queries (the result backend) while a detail is open
 EVENT_STATES = {"task-sent": "PENDING", "task-received": "RECEIVED", "task-started": "STARTED",

@@ -18,7 +18,7 @@ from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label
 
-from ..markup_text import escape
+from stalk.panel.markup_text import escape
 
 
 @dataclass(frozen=True)

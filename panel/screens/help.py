@@ -7,8 +7,8 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import DataTable, Label
 
-from ..actions import ACTIONS, SCOPE_TITLES, bindings
-from ..widgets.key_bar import KeyBar
+from stalk.panel.actions import ACTIONS, SCOPE_TITLES, bindings
+from stalk.panel.widgets.key_bar import KeyBar
 
 
 class HelpScreen(Screen):

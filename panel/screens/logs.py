@@ -11,14 +11,13 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from embedded import LogLine
-
-from ..actions import bindings
-from ..colours import state_text
-from ..markup_text import escape
-from ..messages import LogsFetched, LogsShow
-from ..widgets.log_view import LogView
-from .base import StalkScreen
+from stalk.embedded import LogLine
+from stalk.panel.actions import bindings
+from stalk.panel.colours import state_text
+from stalk.panel.markup_text import escape
+from stalk.panel.messages import LogsFetched, LogsShow
+from stalk.panel.screens.base import StalkScreen
+from stalk.panel.widgets.log_view import LogView
 
 POLL_EVERY = 0.25
 KEEP = 5000

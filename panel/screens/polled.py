@@ -10,8 +10,8 @@ from textual import on, work
 from textual.message import Message
 from textual.timer import Timer
 
-from ..messages import Notice
-from .base import StalkScreen
+from stalk.panel.messages import Notice
+from stalk.panel.screens.base import StalkScreen
 
 
 class PolledScreen(StalkScreen):

@@ -9,14 +9,14 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label, Static
 
-from ..actions import bindings
-from ..markup_text import escape
-from ..quota_data import QuotaData, fetch_quota
-from ..widgets.hourly_chart import HourlyChart
-from ..widgets.quota_history import QuotaHistory
-from ..widgets.quota_summary import QuotaSummary
-from ..widgets.request_log import RequestLog
-from .polled import PolledScreen
+from stalk.panel.actions import bindings
+from stalk.panel.markup_text import escape
+from stalk.panel.quota_data import QuotaData, fetch_quota
+from stalk.panel.screens.polled import PolledScreen
+from stalk.panel.widgets.hourly_chart import HourlyChart
+from stalk.panel.widgets.quota_history import QuotaHistory
+from stalk.panel.widgets.quota_summary import QuotaSummary
+from stalk.panel.widgets.request_log import RequestLog
 
 HOW_TO = """[b]No quotas yet.[/b] Declare daily quotas in the Celery app and charge them from tasks:
 

@@ -14,15 +14,20 @@ from textual.fuzzy import Matcher
 from textual.message import Message
 from textual.widgets import Input, Label, OptionList, Select, Static, TextArea
 
-from embedded.control import Problem
-
-from ..actions import bindings
-from ..formatting import printable
-from ..markup_text import escape
-from ..messages import Notice, OpenTask
-from ..submit_form import NUMBER_FIELDS, describe_task, local_problems, registered_tasks, request_of
-from ..widgets.json_area import JsonArea
-from .base import StalkScreen
+from stalk.embedded.control import Problem
+from stalk.panel.actions import bindings
+from stalk.panel.formatting import printable
+from stalk.panel.markup_text import escape
+from stalk.panel.messages import Notice, OpenTask
+from stalk.panel.screens.base import StalkScreen
+from stalk.panel.submit_form import (
+    NUMBER_FIELDS,
+    describe_task,
+    local_problems,
+    registered_tasks,
+    request_of,
+)
+from stalk.panel.widgets.json_area import JsonArea
 
 
 def problems_markup(problems: list[Problem], armed: bool = False) -> str:

@@ -17,15 +17,14 @@ from textual.app import ComposeResult
 from textual.message import Message
 from textual.widgets import Input, Label
 
-from embedded.events import StoreBusy, Unwanted
-from embedded.foreground import FOREGROUND
-
-from ..actions import bindings
-from ..markup_text import escape
-from ..messages import OpenTask
-from ..task_rows import SORT_KEYS, TASK_STATES, TaskFilter, TaskRow, parse_filter
-from ..widgets.task_table import TaskTable
-from .base import StalkScreen
+from stalk.embedded import FOREGROUND
+from stalk.embedded.events import StoreBusy, Unwanted
+from stalk.panel.actions import bindings
+from stalk.panel.markup_text import escape
+from stalk.panel.messages import OpenTask
+from stalk.panel.screens.base import StalkScreen
+from stalk.panel.task_rows import SORT_KEYS, TASK_STATES, TaskFilter, TaskRow, parse_filter
+from stalk.panel.widgets.task_table import TaskTable
 
 LIMIT = 500
 REQUERY_AFTER = 0.25  # live refreshes at most 4 times a second (bench/panel_load.py)

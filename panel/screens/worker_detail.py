@@ -13,15 +13,14 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Label, Static
 
-from embedded.control import WorkerReport
-
-from ..actions import bindings
-from ..formatting import duration, size
-from ..markup_text import escape
-from ..widgets.held_table import HeldTable
-from ..widgets.key_bar import KeyBar
-from ..widgets.mode_bar import ModeBar
-from ..widgets.stack_banner import StackBanner
+from stalk.embedded.control import WorkerReport
+from stalk.panel.actions import bindings
+from stalk.panel.formatting import duration, size
+from stalk.panel.markup_text import escape
+from stalk.panel.widgets.held_table import HeldTable
+from stalk.panel.widgets.key_bar import KeyBar
+from stalk.panel.widgets.mode_bar import ModeBar
+from stalk.panel.widgets.stack_banner import StackBanner
 
 POLL_EVERY = 2.0
 REPORT_TIMEOUT = 1.0
@@ -148,7 +147,7 @@ class WorkerDetailScreen(Screen):
 
     def _open_task(self, task_id: str) -> None:
         """On top of this screen, so esc comes back to the worker."""
-        from .detail import DetailScreen
+        from stalk.panel.screens.detail import DetailScreen
 
         self.app.push_screen(DetailScreen(task_id))
 

@@ -12,16 +12,16 @@ from textual import on
 from textual.app import ComposeResult
 from textual.widgets import Label
 
-from ..actions import bindings
-from ..markup_text import escape
-from ..widgets.queue_table import QueueTable
-from ..widgets.worker_table import WorkerTable
-from ..worker_forms import Autoscale, RateLimit, check_autoscale, check_rate_limit
-from ..workers_data import WorkerRow, WorkersData, fetch_workers
-from .confirm import ConfirmScreen
-from .form_modal import FormField, FormScreen
-from .polled import PolledScreen
-from .worker_detail import WorkerDetailScreen
+from stalk.panel.actions import bindings
+from stalk.panel.markup_text import escape
+from stalk.panel.screens.confirm import ConfirmScreen
+from stalk.panel.screens.form_modal import FormField, FormScreen
+from stalk.panel.screens.polled import PolledScreen
+from stalk.panel.screens.worker_detail import WorkerDetailScreen
+from stalk.panel.widgets.queue_table import QueueTable
+from stalk.panel.widgets.worker_table import WorkerTable
+from stalk.panel.worker_forms import Autoscale, RateLimit, check_autoscale, check_rate_limit
+from stalk.panel.workers_data import WorkerRow, WorkersData, fetch_workers
 
 
 def merged(problems: list[str]) -> list[str]:

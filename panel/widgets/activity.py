@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
-from ..colours import markup
-from ..formatting import sparkline
+from stalk.panel.colours import markup
+from stalk.panel.formatting import sparkline
 
 WIDTH = 48
 

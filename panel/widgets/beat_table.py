@@ -6,9 +6,9 @@ from collections.abc import Mapping
 
 from rich.text import Text
 
-from ..beat_rows import BeatRow, ago, when
-from ..colours import colour
-from .keyed_table import KeyedTable
+from stalk.panel.beat_rows import BeatRow, ago, when
+from stalk.panel.colours import colour
+from stalk.panel.widgets.keyed_table import KeyedTable
 
 
 def beat_cells(row: BeatRow, now: float, variables: Mapping[str, str]) -> tuple[object, ...]:

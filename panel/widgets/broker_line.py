@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
-from embedded import BrokerInfo
-
-from ..markup_text import escape
+from stalk.embedded import BrokerInfo
+from stalk.panel.markup_text import escape
 
 
 class BrokerLine(Static):

@@ -6,11 +6,10 @@ from collections.abc import Mapping, Sequence
 
 from rich.text import Text
 
-from embedded.control import HeldTask
-
-from ..colours import colour
-from ..formatting import clock_time, duration, preview
-from .keyed_table import KeyedTable
+from stalk.embedded.control import HeldTask
+from stalk.panel.colours import colour
+from stalk.panel.formatting import clock_time, duration, preview
+from stalk.panel.widgets.keyed_table import KeyedTable
 
 
 def held_cells(task: HeldTask, kind: str, now: float, variables: Mapping[str, str]) -> tuple[object, ...]:

@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Static
 
-from ..markup_text import escape
+from stalk.panel.markup_text import escape
 
 GAP = "  "
 Key = tuple[str, str, bool, str, str]  # key shown, description, enabled, action, key to press

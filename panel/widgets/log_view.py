@@ -8,10 +8,9 @@ from collections.abc import Iterable, Mapping
 from rich.text import Text
 from textual.widgets import RichLog
 
-from embedded import LogLine
-
-from ..colours import LOG_LEVEL_ROLES, colour
-from ..formatting import clock_time
+from stalk.embedded import LogLine
+from stalk.panel.colours import LOG_LEVEL_ROLES, colour
+from stalk.panel.formatting import clock_time
 
 LEVEL = re.compile(r"\b(CRITICAL|ERROR|WARNING|INFO|DEBUG)\b")
 STALK = "[stalk]"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual import events
 from textual.widgets import Static
 
-from ..actions import MODES
+from stalk.panel.actions import MODES
 
 SHORT = {"dashboard": "Dash"}  # titles shortened first when the terminal is narrow
 

@@ -6,11 +6,10 @@ from collections.abc import Mapping
 
 from rich.text import Text
 
-from embedded import ProcessInfo
-
-from ..colours import state_text
-from ..formatting import size, uptime_text
-from .keyed_table import RowTable
+from stalk.embedded import ProcessInfo
+from stalk.panel.colours import state_text
+from stalk.panel.formatting import size, uptime_text
+from stalk.panel.widgets.keyed_table import RowTable
 
 COLUMNS = ("process", "role", "state", "pid", "restarts", "uptime", "cpu%", "rss", "queues", "last error")
 WIDTHS = (16, 6, 11, 7, 8, 7, 5, 7, 14, 19)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from textual import events
 from textual.widgets import Static
 
-from ..formatting import bar
-from ..markup_text import escape
-from .task_cells import fit
+from stalk.panel.formatting import bar
+from stalk.panel.markup_text import escape
+from stalk.panel.widgets.task_cells import fit
 
 BAR_MAX, BAR_MIN = 20, 4
 COUNT = 7  # " 123456": the count after the bar

@@ -6,10 +6,10 @@ from collections.abc import Mapping
 
 from rich.text import Text
 
-from ..colours import colour
-from ..formatting import bar
-from ..workers_data import QueueRow
-from .keyed_table import KeyedTable
+from stalk.panel.colours import colour
+from stalk.panel.formatting import bar
+from stalk.panel.widgets.keyed_table import KeyedTable
+from stalk.panel.workers_data import QueueRow
 
 BAR = 24
 

@@ -6,7 +6,7 @@ from datetime import date
 
 from textual.widgets import Static
 
-from ..formatting import bar
+from stalk.panel.formatting import bar
 
 WIDTH = 16
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from textual.widgets import Static
 
-from ..markup_text import escape
+from stalk.panel.markup_text import escape
 
 WIDTH = 30
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from textual.widgets import Static
 
-from ..formatting import duration
-from ..markup_text import escape
-from .quota_meter import quota_bar
+from stalk.panel.formatting import duration
+from stalk.panel.markup_text import escape
+from stalk.panel.widgets.quota_meter import quota_bar
 
 WIDTH = 60
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from rich.text import Text
 
-from ..formatting import clock_time, preview
-from ..task_rows import field
-from .keyed_table import PlainTable
+from stalk.panel.formatting import clock_time, preview
+from stalk.panel.task_rows import field
+from stalk.panel.widgets.keyed_table import PlainTable
 
 
 class RecentFailures(PlainTable):

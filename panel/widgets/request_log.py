@@ -9,9 +9,9 @@ from typing import Any
 from rich.text import Text
 from textual.binding import Binding
 
-from ..colours import colour
-from ..task_rows import field
-from .keyed_table import KeyedTable
+from stalk.panel.colours import colour
+from stalk.panel.task_rows import field
+from stalk.panel.widgets.keyed_table import KeyedTable
 
 STATE_ROLES = {"reserved": "primary", "ok": "success", "failed": "error", "refunded": "warning",
                "denied": "error"}

@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label, ProgressBar
 
-from ..messages import Phase
+from stalk.panel.messages import Phase
 
 
 class StackBanner(Horizontal):

@@ -11,9 +11,9 @@ from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 
-from ..colours import colour, state_text
-from ..formatting import clock_time, duration
-from ..task_rows import TaskRow
+from stalk.panel.colours import colour, state_text
+from stalk.panel.formatting import clock_time, duration
+from stalk.panel.task_rows import TaskRow
 
 COLUMNS = ("state", "name", "id", "args", "worker", "queue", "received", "runtime", "retries", "progress")
 WIDTHS = (9, 16, 8, 15, 10, 8, 8, 7, 3, 14)

@@ -20,8 +20,8 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ..task_rows import TaskRow
-from .task_cells import (
+from stalk.panel.task_rows import TaskRow
+from stalk.panel.widgets.task_cells import (
     COLUMNS,
     PAD,
     WIDTHS,

@@ -6,10 +6,10 @@ from collections.abc import Mapping
 
 from rich.text import Text
 
-from ..colours import colour
-from ..formatting import uptime_text
-from ..workers_data import WorkerRow
-from .keyed_table import KeyedTable
+from stalk.panel.colours import colour
+from stalk.panel.formatting import uptime_text
+from stalk.panel.widgets.keyed_table import KeyedTable
+from stalk.panel.workers_data import WorkerRow
 
 STALE_AFTER = 10.0  # seconds without a heartbeat before the age is shown as a warning
 

@@ -8,7 +8,7 @@ import time
 import redis
 from celery import Celery
 
-from embedded.quota import MeteredTask, metered, retry_priority_at_reset
+from stalk.embedded.quota import MeteredTask, metered, retry_priority_at_reset
 
 app = Celery("quota_app")
 app.conf.task_default_queue = "quota"

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from embedded import Stack
+from stalk.embedded import Stack
 from tests.conftest import make_config
 
 os.environ["TZ"] = "UTC"

@@ -11,8 +11,8 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from embedded import BrokerInfo, LogLine, ProcessInfo, ProcState, ProcStats
-from panel.app import make_app
+from stalk.embedded import BrokerInfo, LogLine, ProcessInfo, ProcState, ProcStats
+from stalk.panel.app import make_app
 
 FROZEN = 1_780_000_000.0  # a fixed "now" for every panel test
 

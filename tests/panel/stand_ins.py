@@ -57,7 +57,7 @@ class Control:
         self.reports: dict[str, Any] = {}  # hostname -> embedded.control.WorkerReport
 
     def worker_report(self, hostname: str, timeout: float = 1.0) -> Any:
-        from embedded.control import WorkerReport
+        from stalk.embedded.control import WorkerReport
 
         self._call("worker_report", hostname)
         return self.reports.get(hostname) or WorkerReport(hostname, answered=False)

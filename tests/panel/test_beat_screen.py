@@ -12,11 +12,11 @@ from celery import Celery
 from celery.beat import ScheduleEntry
 from celery.schedules import crontab, schedule
 
-from embedded.control import Control
-from embedded.demo.schedule import zoned_crontab
-from panel.app import make_app
-from panel.beat_rows import BeatRow, schedule_text, when
-from panel.messages import BrokerChanged, ProcessesChanged
+from stalk.embedded.control import Control
+from stalk.embedded.demo.schedule import zoned_crontab
+from stalk.panel.app import make_app
+from stalk.panel.beat_rows import BeatRow, schedule_text, when
+from stalk.panel.messages import BrokerChanged, ProcessesChanged
 
 from .conftest import SIZE
 from .harness import BUSY, FROZEN, REDIS, frozen_clock, settle, sync

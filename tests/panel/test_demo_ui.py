@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from panel.app import make_app
-from panel.runtime import DemoLoad
-from panel.widgets.task_table import TaskTable
+from stalk.panel.app import make_app
+from stalk.panel.runtime import DemoLoad
+from stalk.panel.widgets.task_table import TaskTable
 from tests.conftest import make_config
 
 from .conftest import SIZE

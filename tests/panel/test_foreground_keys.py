@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 
-from embedded import foreground
-from embedded.foreground import Foreground
-from panel import app as app_module
-from panel.app import make_app
+from stalk.embedded import foreground
+from stalk.embedded.foreground import Foreground
+from stalk.panel import app as app_module
+from stalk.panel.app import make_app
 
 from .conftest import SIZE
 from .harness import sync

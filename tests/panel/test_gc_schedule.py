@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from panel import gc_tuning
-from panel.gc_tuning import AFTER_INPUT, EVERY, FORCE_AFTER, QUIET, Collector
+from stalk.panel import gc_tuning
+from stalk.panel.gc_tuning import AFTER_INPUT, EVERY, FORCE_AFTER, QUIET, Collector
 
 from .conftest import SIZE
 from .harness import app_for, settle, sync

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from textual.markup import to_content
 
-from panel.markup_text import ZERO_WIDTH, escape
+from stalk.panel.markup_text import ZERO_WIDTH, escape
 
 PIECES = [*"[]\\/$@=ab ", "[/]", "[b]", "[$error]", "[@click=x]"]
 TRICKY = st.lists(st.sampled_from(PIECES)).map("".join)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from textual.markup import to_content
 
-from panel.widgets.mode_bar import bar_items
-from panel.widgets.queue_depths import depths_markup
+from stalk.panel.widgets.mode_bar import bar_items
+from stalk.panel.widgets.queue_depths import depths_markup
 
 
 def plain_bar(width: int) -> str:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from embedded.paths import StackPaths
-from embedded.quota import QuotaExhausted, QuotaLedger, QuotaSpec
-from embedded.quota import clock as quota_clock
-from panel.app import make_app
-from panel.messages import BrokerChanged
-from panel.widgets.hourly_chart import hourly_chart
+from stalk.embedded.paths import StackPaths
+from stalk.embedded.quota import QuotaExhausted, QuotaLedger, QuotaSpec
+from stalk.embedded.quota import clock as quota_clock
+from stalk.panel.app import make_app
+from stalk.panel.messages import BrokerChanged
+from stalk.panel.widgets.hourly_chart import hourly_chart
 
 from .conftest import SIZE
 from .harness import FROZEN, REDIS, frozen_clock, settle, sync

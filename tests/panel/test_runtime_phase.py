@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from panel import runtime
-from panel.messages import PhaseChanged
+from stalk.panel import runtime
+from stalk.panel.messages import PhaseChanged
 
 
 def proc(name: str, up: bool = True) -> Any:

@@ -13,15 +13,15 @@ from textual.widget import Widget
 from textual.widgets import Label
 from textual.widgets.data_table import CellDoesNotExist
 
-from embedded import ProcState, Stack
-from panel.app import make_app
-from panel.messages import BrokerChanged, LogsFetched, ProcessesChanged
-from panel.screens.confirm import ConfirmScreen
-from panel.screens.help import HelpScreen
-from panel.screens.tasks import TasksScreen
-from panel.task_rows import TASK_STATES
-from panel.widgets.key_bar import KeyBar
-from panel.widgets.process_table import ProcessTable
+from stalk.embedded import ProcState, Stack
+from stalk.panel.app import make_app
+from stalk.panel.messages import BrokerChanged, LogsFetched, ProcessesChanged
+from stalk.panel.screens.confirm import ConfirmScreen
+from stalk.panel.screens.help import HelpScreen
+from stalk.panel.screens.tasks import TasksScreen
+from stalk.panel.task_rows import TASK_STATES
+from stalk.panel.widgets.key_bar import KeyBar
+from stalk.panel.widgets.process_table import ProcessTable
 from tests.conftest import make_config
 
 from .conftest import SIZE

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from textual.widgets import Input
 
-from embedded import BrokerInfo
-from panel.messages import (
+from stalk.embedded import BrokerInfo
+from stalk.panel.messages import (
     BrokerChanged,
     BrokerHealth,
     LogsFetched,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from textual.app import App, ComposeResult
 
-from panel.beat_rows import BeatRow
-from panel.widgets.beat_table import BeatTable
-from panel.widgets.keyed_table import fitted_widths
-from panel.widgets.recent_failures import RecentFailures
+from stalk.panel.beat_rows import BeatRow
+from stalk.panel.widgets.beat_table import BeatTable
+from stalk.panel.widgets.keyed_table import fitted_widths
+from stalk.panel.widgets.recent_failures import RecentFailures
 
 from .harness import sync
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input, Static
 
-from panel.app import make_app
-from panel.screens.confirm import ConfirmScreen
-from panel.screens.detail import DetailScreen
-from panel.screens.tasks import TasksScreen
-from panel.widgets.task_table import TaskTable
+from stalk.panel.app import make_app
+from stalk.panel.screens.confirm import ConfirmScreen
+from stalk.panel.screens.detail import DetailScreen
+from stalk.panel.screens.tasks import TasksScreen
+from stalk.panel.widgets.task_table import TaskTable
 
 from .conftest import SIZE
 from .harness import sync

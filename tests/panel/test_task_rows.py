@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from embedded.events import ALL_STATES, TaskRecord
-from panel.task_rows import TaskRow
+from stalk.embedded.events import ALL_STATES, TaskRecord
+from stalk.panel.task_rows import TaskRow
 
 texts = st.none() | st.sampled_from(["", "()", "[]", "{}", " () ", "[1, 2]", "{'x': 1}"]) | st.text(max_size=90)
 stamps = st.none() | st.floats(min_value=0, max_value=2e9)

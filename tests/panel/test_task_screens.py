@@ -10,22 +10,29 @@ from typing import Any
 from textual.app import App, ComposeResult
 from textual.widgets import Input, Label, Static, TextArea
 
-from embedded.control import Control, RevokeEntry
-from embedded.events import TaskRecord
-from panel.app import make_app
-from panel.colours import role_of
-from panel.formatting import pretty_repr
-from panel.messages import OpenTask
-from panel.screens.confirm import ConfirmScreen
-from panel.screens.detail import DetailData, DetailScreen, read_detail, render_detail
-from panel.screens.help import HelpScreen
-from panel.screens.submit import SubmitScreen
-from panel.screens.tasks import TasksScreen
-from panel.submit_form import json_from_repr, local_problems, request_of
-from panel.task_rows import SORT_KEYS, TASK_STATES, TaskFilter, TaskRow, parse_filter, progress_of
-from panel.widgets.key_bar import KeyBar
-from panel.widgets.mode_bar import ModeBar
-from panel.widgets.task_table import TaskTable
+from stalk.embedded.control import Control, RevokeEntry
+from stalk.embedded.events import TaskRecord
+from stalk.panel.app import make_app
+from stalk.panel.colours import role_of
+from stalk.panel.formatting import pretty_repr
+from stalk.panel.messages import OpenTask
+from stalk.panel.screens.confirm import ConfirmScreen
+from stalk.panel.screens.detail import DetailData, DetailScreen, read_detail, render_detail
+from stalk.panel.screens.help import HelpScreen
+from stalk.panel.screens.submit import SubmitScreen
+from stalk.panel.screens.tasks import TasksScreen
+from stalk.panel.submit_form import json_from_repr, local_problems, request_of
+from stalk.panel.task_rows import (
+    SORT_KEYS,
+    TASK_STATES,
+    TaskFilter,
+    TaskRow,
+    parse_filter,
+    progress_of,
+)
+from stalk.panel.widgets.key_bar import KeyBar
+from stalk.panel.widgets.mode_bar import ModeBar
+from stalk.panel.widgets.task_table import TaskTable
 
 from .conftest import SIZE
 from .harness import FROZEN, sync

@@ -7,10 +7,10 @@ from typing import Any
 
 from textual.widgets import TextArea
 
-from embedded.control import ClusterView, Control, RevokeEntry
-from embedded.events import EventStore
-from panel.app import make_app
-from panel.messages import OpenTask
+from stalk.embedded.control import ClusterView, Control, RevokeEntry
+from stalk.embedded.events import EventStore
+from stalk.panel.app import make_app
+from stalk.panel.messages import OpenTask
 
 from .conftest import SIZE
 from .harness import FROZEN, frozen_clock, settle

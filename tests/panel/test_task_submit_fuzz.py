@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from textual.widgets import Input, TextArea
 
-from embedded.control import Control
-from panel.formatting import printable
-from panel.screens.submit import SubmitScreen
+from stalk.embedded.control import Control
+from stalk.panel.formatting import printable
+from stalk.panel.screens.submit import SubmitScreen
 
 from .conftest import SIZE
 from .test_task_screens import fill_submit, idle, problems_text, workers_done

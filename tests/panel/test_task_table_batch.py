@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from textual.app import App, ComposeResult
 
-from panel.task_rows import TaskRow
-from panel.widgets.task_table import TaskTable
+from stalk.panel.task_rows import TaskRow
+from stalk.panel.widgets.task_table import TaskTable
 
 from .conftest import SIZE
 from .harness import sync

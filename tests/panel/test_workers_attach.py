@@ -9,9 +9,9 @@ import socket
 import pytest
 from textual.widgets import Label
 
-from embedded import Stack
-from panel.app import make_app
-from panel.workers_data import fetch_workers
+from stalk.embedded import Stack
+from stalk.panel.app import make_app
+from stalk.panel.workers_data import fetch_workers
 
 from ..conftest import make_config, wait_until
 from .conftest import SIZE

@@ -7,18 +7,18 @@ import time
 
 import pytest
 
-from embedded.control import HeldTask, WorkerReport
-from embedded.control.worker_report import worker_report
-from embedded.events import EventStore
-from panel.app import make_app
-from panel.messages import BrokerChanged, ProcessesChanged
-from panel.screens.confirm import ConfirmScreen
-from panel.screens.detail import DetailScreen
-from panel.screens.form_modal import FormScreen
-from panel.screens.worker_detail import WorkerDetailScreen
-from panel.widgets.held_table import HeldTable
-from panel.worker_forms import check_autoscale, check_rate_limit
-from panel.workers_data import consumed_queues, pool_names, queue_rows, worker_rows
+from stalk.embedded.control import HeldTask, WorkerReport
+from stalk.embedded.control.worker_report import worker_report
+from stalk.embedded.events import EventStore
+from stalk.panel.app import make_app
+from stalk.panel.messages import BrokerChanged, ProcessesChanged
+from stalk.panel.screens.confirm import ConfirmScreen
+from stalk.panel.screens.detail import DetailScreen
+from stalk.panel.screens.form_modal import FormScreen
+from stalk.panel.screens.worker_detail import WorkerDetailScreen
+from stalk.panel.widgets.held_table import HeldTable
+from stalk.panel.worker_forms import check_autoscale, check_rate_limit
+from stalk.panel.workers_data import consumed_queues, pool_names, queue_rows, worker_rows
 
 from .conftest import SIZE
 from .harness import BUSY, FROZEN, REDIS, frozen_clock, settle, sync

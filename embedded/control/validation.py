@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .problems import Problem, error, warning
-from .request import Checked, SubmitRequest
+from stalk.embedded.control.problems import Problem, error, warning
+from stalk.embedded.control.request import Checked, SubmitRequest
 
 PRIORITY_RANGE = (0, 9)
 RETRY_POLICY_KEYS = {"max_retries", "interval_start", "interval_step", "interval_max"}

@@ -12,10 +12,10 @@ from typing import Any
 
 from celery import Task, current_task
 
-from .app_ledger import ledger_for_app
-from .errors import QuotaError, QuotaExhausted
-from .spec import Reservation
-from .wait import wait, waiting_until
+from stalk.embedded.quota.app_ledger import ledger_for_app
+from stalk.embedded.quota.errors import QuotaError, QuotaExhausted
+from stalk.embedded.quota.spec import Reservation
+from stalk.embedded.quota.waiting import wait, waiting_until
 
 log = logging.getLogger("stalk.quota")
 

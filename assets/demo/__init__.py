@@ -1,0 +1,1 @@
+"""The demo's fixture files, installed as package data `stalk.embedded.demo.fixtures` (see setup.py)."""
