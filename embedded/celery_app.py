@@ -3,28 +3,39 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from celery import Celery
 
-from stalk.embedded.broker import redis_transport
 from stalk.embedded.config import ConfigError, StackConfig, WorkerSpec
-
-DEMO_APP = "stalk.embedded.demo.app:app"
+from stalk.embedded.patches import REDIS_TRANSPORT
+from stalk.embedded.paths import DEMO_APP  # defined beside the data dirs: the demo has its own
 
 
 class AppLoadError(ConfigError):
     """The -A app could not be imported or is not a Celery app."""
 
 
-def load_app(spec: str | None) -> Celery:
-    """Import `package.module:attr` (or `package.module`, finding `app`/`celery`) like `celery -A`."""
+def _import_from(directory: Path | None) -> None:
+    """Put the directory the app is imported from (default: the current one) on sys.path, as `celery -A`
+    does: first for an explicit one (a running stack's project folder, `StackConfig.app_dir`)."""
+    if directory is not None:
+        if str(directory) not in sys.path:
+            sys.path.insert(0, str(directory))
+    elif "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+
+
+def load_app(spec: str | None, directory: Path | None = None) -> Celery:
+    """Import `package.module:attr` (or `package.module`, finding `app`/`celery`) like `celery -A`, from
+    `directory` (default: the current directory)."""
     spec = spec or DEMO_APP
     module_name, _, attr = spec.partition(":")
-    if "" not in sys.path and str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
+    _import_from(directory)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -37,6 +48,36 @@ def load_app(spec: str | None) -> Celery:
         if isinstance(obj, Celery):
             return obj
     raise AppLoadError(f"-A {spec}: {module_name} has no Celery app named {' or '.join(candidates)}")
+
+
+def missing_app(spec: str | None, directory: Path | None = None) -> str | None:
+    """One line when the module of `spec` does not exist (looked up, not run: only its parent packages
+    are imported), else None. A module that exists but fails to import is load_app's to report."""
+    if not spec:
+        return None
+    module_name = spec.partition(":")[0]
+    _import_from(directory)
+    try:
+        if importlib.util.find_spec(module_name) is not None:
+            return None
+    except ModuleNotFoundError as exc:  # a parent package is missing (or one of its own imports is)
+        if not (exc.name and (module_name + ".").startswith(exc.name + ".")):
+            return None
+    except Exception:  # a parent package raised while importing: load_app says so
+        return None
+    where = directory or Path.cwd()
+    return f"-A {spec}: no module named {module_name!r} (not in {where} nor on the Python path)"
+
+
+def import_task_modules(app: Celery) -> str | None:
+    """Import the app's task modules the way a worker does at start (`include`, `imports`, Django-style
+    `autodiscover_tasks()`), so every task the workers run is known here with its signature. A module
+    that fails to import is reported, not raised: the workers will say the same in their logs."""
+    try:
+        app.loader.import_default_modules()
+    except Exception as exc:  # the user's module raised while importing
+        return f"importing {app.main}'s task modules failed: {type(exc).__name__}: {exc}"
+    return None
 
 
 def app_source_files(app: Celery, spec: str | None) -> list[Path]:
@@ -101,9 +142,9 @@ def configure_app(app: Celery, broker_url: str | None, backend_url: str | None, 
     if not scheme.startswith("redis"):
         settings.pop("broker_transport_options")
         settings.pop("result_backend_transport_options")
-    if app.conf.broker_transport in (None, redis_transport.NAME):  # never the user's own choice
+    if app.conf.broker_transport in (None, REDIS_TRANSPORT):  # never the user's own choice
         fast = scheme == "redis" and not eager  # rediss (TLS): kombu's own, untouched
-        settings["broker_transport"] = redis_transport.NAME if fast else None
+        settings["broker_transport"] = REDIS_TRANSPORT if fast else None
     if eager:
         settings.update(task_always_eager=True, task_eager_propagates=False, task_store_eager_result=True,
                         broker_url="memory://", result_backend="cache+memory://")
@@ -115,7 +156,7 @@ def routed_queues(app: Celery) -> list[str]:
     """Every queue the app declares or routes to, default queue included, in a stable order."""
     names: list[str] = []
 
-    def add(items: Iterable[str]) -> None:
+    def add(items: Iterable[str | None]) -> None:  # a route without a queue gives None: skipped
         for name in items:
             if name and name not in names:
                 names.append(name)
@@ -134,13 +175,19 @@ def routed_queues(app: Celery) -> list[str]:
 
 
 def default_workers(app: Celery) -> tuple[WorkerSpec, ...]:
-    """The app's own layout (`stalk_workers` setting) or one worker per routed queue."""
+    """The app's own layout (`stalk_workers` setting), else what a Celery user expects of one plain
+    `celery worker`: one worker consuming every queue the app declares or routes to, at Celery's own
+    concurrency (the app's worker_concurrency, else one process a CPU), named after the default queue
+    (`celery@host` for an app that keeps Celery's default)."""
     declared = app.conf.get("stalk_workers")
     if declared:
         from stalk.embedded.config import _parse_workers
 
         return _parse_workers(f"{app.main} app setting stalk_workers", list(declared))
-    return tuple(WorkerSpec(name=q.replace(".", "-"), queues=(q,)) for q in routed_queues(app))
+    queues = routed_queues(app)
+    default = (app.conf.task_default_queue or "celery").replace(".", "-")
+    concurrency = app.conf.worker_concurrency or os.cpu_count() or 1
+    return (WorkerSpec(name=default, queues=tuple(queues), concurrency=concurrency),)
 
 
 def worker_specs(config: StackConfig, app: Celery) -> tuple[WorkerSpec, ...]:

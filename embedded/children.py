@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import sys
+from pathlib import Path
 
 from stalk.embedded.celery_app import configure_app, load_app
 from stalk.embedded.config import WorkerSpec
@@ -99,7 +100,7 @@ def run_worker(app_spec: str | None, celery_args: list[str]) -> None:
     install_progress_events()  # update_state(state="PROGRESS") also sends a task-progress event
     app = _prepared_app(app_spec)
     from stalk.embedded.control.revokes import load_into_worker_state
-    from stalk.embedded.events.worker_batch import install as batch_task_events
+    from stalk.embedded.patches import batch_task_events
 
     batch_task_events(app)
 
@@ -112,5 +113,11 @@ def run_worker(app_spec: str | None, celery_args: list[str]) -> None:
 
 
 def run_beat(app_spec: str | None, celery_args: list[str]) -> None:
+    """Run celery beat in this process; under a Stalk, every send is recorded in its data dir as it
+    happens (beat's own schedule file lags by minutes): embedded/control/beat_runs.py."""
     app = _prepared_app(app_spec)
+    if data_dir := child_data_dir():
+        from stalk.embedded.control.beat_runs import BeatRuns, record_beat_sends
+
+        record_beat_sends(BeatRuns(StackPaths(Path(data_dir)).beat_runs))
     app.start(["beat", *celery_args])

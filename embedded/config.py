@@ -8,6 +8,7 @@ import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -56,18 +57,40 @@ class SupervisorConfig:
 
 
 @dataclass(frozen=True)
+class EventsConfig:
+    # Ask every worker for task events (Celery's enable_events remote command, as Flower does): a
+    # plain `celery worker` without -E sends none, and its tasks would stay PENDING.
+    enable_remote: bool = True
+
+
+@dataclass(frozen=True)
 class StackConfig:
     app: str | None = None  # "package.module:app"; None: the built-in demo app
-    data_dir: Path = field(default_factory=default_data_dir)
+    # --data-dir, STALK_DATA_DIR or data_dir in stalk.toml; None: the app's own default (`paths`)
+    data_dir: Path | None = None
+    # The directory the app is imported from (a running stack's, for the commands that find it);
+    # None: the current directory, as `celery -A`.
+    app_dir: Path | None = None
     broker: BrokerConfig = field(default_factory=BrokerConfig)
     workers: tuple[WorkerSpec, ...] | None = None  # None: one per queue the app routes to
     beat: bool | None = None  # None: on for Stalk's own broker, off when attached (one beat per cluster)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
     source: str = "defaults"
 
-    @property
+    @cached_property
     def paths(self) -> StackPaths:
-        return StackPaths(self.data_dir)
+        """The explicit data dir, else the app's default (embedded/paths.py: one per app, and per broker
+        when attached to one), decided once."""
+        if self.data_dir is not None:
+            return StackPaths(self.data_dir)
+        external = self.broker.mode == "external" or (self.broker.mode == "auto" and bool(self.broker.url))
+        return StackPaths(default_data_dir(self.app, self.import_dir, self.broker.url if external else None))
+
+    @property
+    def import_dir(self) -> Path:
+        """Where the app is imported from."""
+        return self.app_dir if self.app_dir is not None else Path.cwd()
 
     def beat_enabled(self) -> bool:
         if self.beat is not None:
@@ -112,6 +135,7 @@ _ENV_KEYS = {
     "STALK_REDIS_SERVER": ("broker", "redis_server"),
     "STALK_APPENDFSYNC": ("broker", "appendfsync"),
     "STALK_BEAT": ("beat",),
+    "STALK_ENABLE_EVENTS": ("events", "enable_remote"),
     "CELERY_BROKER_URL": ("broker", "url"),
     "CELERY_RESULT_BACKEND": ("broker", "result_backend"),
 }
@@ -247,7 +271,7 @@ def _reject_unknown(source: str, where: str, raw: Mapping[str, Any], known: set[
 
 def apply_mapping(config: StackConfig, raw: Mapping[str, Any], source: str) -> StackConfig:
     """Overlay a nested mapping (TOML shape) on `config`, validating each key."""
-    _reject_unknown(source, "", raw, {"app", "data_dir", "broker", "workers", "beat", "supervisor"})
+    _reject_unknown(source, "", raw, {"app", "data_dir", "broker", "workers", "beat", "supervisor", "events"})
     changes: dict[str, Any] = {}
     if "app" in raw:
         changes["app"] = _check_app_spec(source, _as_str(source, "app", raw["app"]))
@@ -265,6 +289,14 @@ def apply_mapping(config: StackConfig, raw: Mapping[str, Any], source: str) -> S
         if not isinstance(section, Mapping):
             raise _fail(source, "supervisor", section, "expected a table")
         changes["supervisor"] = _parse_supervisor(source, section, config.supervisor)
+    if "events" in raw:
+        section = raw["events"]
+        if not isinstance(section, Mapping):
+            raise _fail(source, "events", section, "expected a table")
+        _reject_unknown(source, "events", section, {"enable_remote"})
+        if "enable_remote" in section:
+            enable = _as_bool(source, "events.enable_remote", section["enable_remote"])
+            changes["events"] = replace(config.events, enable_remote=enable)
     if "workers" in raw:
         changes["workers"] = _parse_workers(source, raw["workers"])
     return replace(config, **changes)

@@ -15,7 +15,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +41,7 @@ class PublishJournal:
     """Wraps a Celery client app's `send_task_message` and re-publishes what a broker crash lost."""
 
     def __init__(self, app: Celery, broker_url: str, backend_url: str | None, cap: int = 200_000,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], object] | None = None) -> None:
         self.app = app
         self.cap = cap
         self.republished = 0
@@ -149,7 +149,7 @@ class PublishJournal:
         return found
 
 
-def _message_ids(raws: list[bytes], unacked: bool = False) -> set[str]:
+def _message_ids(raws: Iterable[bytes | str], unacked: bool = False) -> set[str]:
     ids = set()
     for raw in raws:
         try:

@@ -7,16 +7,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from celery import Celery
 
 from stalk.embedded.broker.base import BrokerError, BrokerInfo
-from stalk.embedded.broker.declare_once import skip_declared
 from stalk.embedded.broker.select import start_broker
 from stalk.embedded.celery_app import (
+    DEMO_APP,
     app_source_files,
     client_app,
     configure_app,
+    import_task_modules,
     load_app,
     worker_specs,
 )
@@ -24,14 +26,21 @@ from stalk.embedded.children import beat_argv, child_env, node_name, worker_argv
 from stalk.embedded.config import StackConfig, WorkerSpec
 from stalk.embedded.events.states import PENDING
 from stalk.embedded.journal import PublishJournal
+from stalk.embedded.patches import skip_declared
 from stalk.embedded.quota import prepare_stack_quotas
 from stalk.embedded.status_file import clear_status, write_status
 from stalk.embedded.supervisor import ChildSpec, ProcessInfo, ProcState, Supervisor
 from stalk.embedded.supervisor.child import Child
-from stalk.embedded.supervisor.logs import LogLine
+from stalk.embedded.supervisor.logs import LogLine, LogRing
 from stalk.embedded.supervisor.registry import ChildRegistry, InstanceLock
 
+if TYPE_CHECKING:  # imported where they start (start_store, _start_control): annotations only here
+    from stalk.embedded.control import Control
+    from stalk.embedded.events import EventStore
+    from stalk.embedded.events.sent_batch import SentEvents
+
 PING_UNANNOUNCED_AFTER = 5.0  # seconds: ping a worker that has not logged "<name> ready." by then
+OWN_LOG = "stalk"  # Stack.logs(OWN_LOG): Stalk's own lines about the stack (not a process's output)
 EMBEDDED_DROPPED = "not run: the embedded broker's in-memory queue was dropped when Stalk stopped"
 
 
@@ -42,12 +51,15 @@ class Stack:
         self.config = config
         self.paths = config.paths
         self.mode = config.resolved_mode()
-        self.user_app = app if app is not None else load_app(config.app)
+        self.user_app = app if app is not None else load_app(config.app, config.app_dir)
+        # The app's task modules, as a worker imports them: submits are checked against their signatures.
+        self.task_modules_problem = import_task_modules(self.user_app)
         # Eager runs the user's tasks in this process; otherwise a client app of our own talks to the broker.
         self.app = self.user_app if self.mode == "eager" else client_app(self.user_app)
         self.worker_specs: tuple[WorkerSpec, ...] = worker_specs(config, self.user_app)
         self.broker: BrokerInfo | None = None
-        self.supervisor = Supervisor(config.supervisor, self.paths.logs, ChildRegistry(self.paths.children_file))
+        self._registry = ChildRegistry(self.paths.children_file)
+        self.supervisor = Supervisor(config.supervisor, self.paths.logs, self._registry)
         self.stale_killed: list[int] = []
         self._lock = InstanceLock(self.paths.lock_file, self.paths.pid_file)
         self._broker_handle: object | None = None
@@ -56,11 +68,12 @@ class Stack:
         self._status_stop = threading.Event()
         self._started = False
         self._saved_conf: dict | None = None
-        self.events = None  # the live task/worker store (embedded.events), set by _start_events
-        self.control = None  # submit/revoke/inspect (embedded.control), set by _start_control
+        self.events: EventStore | None = None  # the live task/worker store, set by _start_events
+        self.control: Control | None = None  # submit/revoke/inspect, set by _start_control
         self.journal: PublishJournal | None = None  # own redis only: re-publishes what a broker crash lost
-        self._sent_events = None  # embedded.events.sent_batch.SentEvents, not in eager mode
-        self._unskip_declared: Callable[[], None] | None = None  # embedded.broker.declare_once
+        self._sent_events: SentEvents | None = None  # not in eager mode
+        self._unskip_declared: Callable[[], None] | None = None  # embedded.patches.celery_send_task_message
+        self.own_log: LogRing | None = None  # OWN_LOG's lines (`note`), from start
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -69,9 +82,10 @@ class Stack:
         self.paths.ensure()
         self._lock.acquire()
         self._started = True
+        self.own_log = LogRing(OWN_LOG, self.config.supervisor.log_ring_lines, self.paths.logs / f"{OWN_LOG}.log")
         try:
             prepare_stack_quotas(self.user_app, self.paths.quota_db, in_process=self.mode == "eager")
-            self.stale_killed = self.supervisor.registry.clean_stale()
+            self.stale_killed = self._registry.clean_stale()
             self.supervisor.start()
             self.broker, self._broker_handle = start_broker(self.config, self.supervisor)
             if self.mode == "eager":  # eager configures the user's own app: undo it at stop
@@ -117,6 +131,8 @@ class Stack:
         if stop is not None:
             stop()
         self._restore_user_conf()
+        if self.own_log is not None:
+            self.own_log.close()
         self._lock.release()
 
     def _restore_user_conf(self) -> None:
@@ -142,7 +158,15 @@ class Stack:
         return self.supervisor.child(name).info()
 
     def logs(self, name: str, since: int = 0) -> list[LogLine]:
+        """A process's output, or (`OWN_LOG`) Stalk's own lines about the stack."""
+        if name == OWN_LOG:
+            return self.own_log.since(since) if self.own_log is not None else []
         return self.supervisor.child(name).logs.since(since)
+
+    def note(self, line: str) -> None:
+        """A line of Stalk's own about the stack (`logs(OWN_LOG)`: the Logs screen, `stalk up`'s output)."""
+        if self.own_log is not None:
+            self.own_log.append(line)
 
     def subscribe(self, listener: Callable[[list[ProcessInfo]], None]) -> Callable[[], None]:
         """`listener(snapshot)` runs on a stack thread whenever a process changes."""
@@ -165,11 +189,11 @@ class Stack:
 
     def _start_journal(self) -> None:
         """With Stalk's own redis-server, journal publishes and recover them after a broker restart."""
-        if self.mode != "redis" or self.broker is None:
+        if self.mode != "redis" or self.broker is None or self.broker.broker_url is None:
             return
         broker_logs = self.supervisor.child("broker").logs
-        self.journal = PublishJournal(self.app, self.broker.broker_url, self.broker.backend_url,
-                                      log=broker_logs.append)
+        journal = self.journal = PublishJournal(self.app, self.broker.broker_url, self.broker.backend_url,
+                                                log=broker_logs.append)
         seen: dict[str, int] = {}
 
         def on_change(snapshot: list[ProcessInfo]) -> None:
@@ -178,14 +202,14 @@ class Stack:
                         proc.restarts > seen.get(proc.name, 0):
                     seen[proc.name] = proc.restarts
                     only = None if proc.role == "broker" else self._never_received
-                    threading.Thread(target=self._recover_lost, args=(only,), name="stalk-journal-recover",
+                    threading.Thread(target=self._recover_lost, args=(journal, only), name="stalk-journal-recover",
                                      daemon=True).start()
 
         self.subscribe(on_change)
 
-    def _recover_lost(self, only: Callable[[str], bool] | None) -> None:
+    def _recover_lost(self, journal: PublishJournal, only: Callable[[str], bool] | None) -> None:
         try:
-            self.journal.recover(only)
+            journal.recover(only)
         except Exception as exc:  # the broker went away again: the next restart retries
             self.supervisor.child("broker").logs.append(f"[stalk] journal recovery failed: {exc}")
 
@@ -201,8 +225,8 @@ class Stack:
 
         self.events = start_store(self)
         if self.mode != "eager":
-            self._sent_events = SentEvents(self.app, log=logging.getLogger("stalk.events").warning)
-            self._sent_events.start()
+            sent = self._sent_events = SentEvents(self.app, log=logging.getLogger("stalk.events").warning)
+            sent.start()
 
     def _stop_sent_events(self) -> None:
         if self._sent_events is not None:
@@ -228,10 +252,12 @@ class Stack:
         revokes to every worker that turns ready."""
         from stalk.embedded.control import Control, RevokeStore, revoke_store_path
 
-        self.control = Control(self.app, user_app=self.user_app, worker_specs=self.worker_specs,
-                               revokes=RevokeStore(revoke_store_path(self.paths.data_dir)),
-                               beat_schedule=self.paths.beat_schedule, eager=self.mode == "eager")
-        self.control.watch_workers(self.subscribe)
+        control = self.control = Control(self.app, user_app=self.user_app, worker_specs=self.worker_specs,
+                                         revokes=RevokeStore(revoke_store_path(self.paths.data_dir)),
+                                         beat_schedule=self.paths.beat_schedule, eager=self.mode == "eager",
+                                         beat_runs=self.paths.beat_runs)
+        control.history = self.paths.history_db
+        control.watch_workers(self.subscribe)
 
     def _stop_control(self) -> None:
         """Release control resources."""
@@ -250,12 +276,12 @@ class Stack:
             self.supervisor.add(ChildSpec(
                 name=f"worker:{spec.name}", role="worker", argv=worker_argv(self.config.app, spec, self.paths),
                 env=self._env(), queues=spec.queues, ready_state=ProcState.READY,
-                ready_check=self._pinger(node_name(spec)), hostname=node_name(spec),
+                ready_check=self._pinger(node_name(spec)), hostname=node_name(spec), cwd=self.config.app_dir,
             ))
         if self.config.beat_enabled():
             self.supervisor.add(ChildSpec(
                 name="beat", role="beat", argv=beat_argv(self.config.app, self.paths), env=self._env(),
-                ready_check=_log_says("beat: Starting"),
+                ready_check=_log_says("beat: Starting"), cwd=self.config.app_dir,
             ))
 
     def _publish_status(self) -> None:
@@ -268,7 +294,8 @@ class Stack:
             while not self._status_stop.is_set():
                 changed.clear()
                 with contextlib.suppress(OSError):
-                    write_status(self.paths.state, self.broker, self.processes())
+                    write_status(self.paths.state, self.broker, self.processes(), self.config.app or DEMO_APP,
+                                 self.config.import_dir.resolve())
                 changed.wait(1.0)
 
         threading.Thread(target=loop, name="stalk-status", daemon=True).start()

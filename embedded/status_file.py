@@ -18,11 +18,17 @@ def status_path(state_dir: Path) -> Path:
     return state_dir / "status.json"
 
 
-def write_status(state_dir: Path, broker: BrokerInfo | None, processes: list[ProcessInfo]) -> None:
-    """Atomically replace the status file (mode 0600: it carries the broker URL with its password)."""
+def write_status(state_dir: Path, broker: BrokerInfo | None, processes: list[ProcessInfo],
+                 app: str | None = None, app_dir: Path | None = None) -> None:
+    """Atomically replace the status file (mode 0600: it carries the broker URL with its password).
+    `app` and `app_dir` (the app spec and the directory it is imported from) let a command run elsewhere
+    without -A use the stack's own app (embedded/running.py)."""
     data = {
         "pid": os.getpid(),
         "written_at": time.time(),
+        "data_dir": str(state_dir.parent),
+        "app": app,
+        "app_dir": str(app_dir) if app_dir is not None else None,
         "broker": asdict(broker) if broker else None,
         "processes": [_process_dict(p) for p in processes],
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 MODES: dict[str, str] = {  # mode name -> title, in the order of their number keys
     "dashboard": "Dashboard",
@@ -107,6 +107,6 @@ def actions_for(scope: str) -> list[Action]:
     return [a for a in ACTIONS if a.scope == scope]
 
 
-def bindings(scope: str) -> list[Binding]:
-    """The BINDINGS of the screen (or app) that owns `scope`."""
+def bindings(scope: str) -> list[BindingType]:
+    """The BINDINGS of the screen (or app) that owns `scope` (typed as Textual's BINDINGS are)."""
     return [a.binding() for a in actions_for(scope)]

@@ -13,7 +13,15 @@ from textual.reactive import var
 from textual.widget import AwaitMount
 from textual.worker import Worker, WorkerState
 
-from stalk.embedded import FOREGROUND, BrokerInfo, ProcessInfo, Stack, StackConfig
+from stalk.embedded import (
+    FOREGROUND,
+    BrokerInfo,
+    ProcessInfo,
+    Stack,
+    StackConfig,
+    stop_consuming,
+    unfinished,
+)
 from stalk.panel import gc_tuning
 from stalk.panel.actions import bindings
 from stalk.panel.messages import (
@@ -24,12 +32,15 @@ from stalk.panel.messages import (
     Phase,
     PhaseChanged,
     ProcessesChanged,
+    QuitChecked,
+    QuitNow,
     StackAttached,
     TasksChanged,
 )
 from stalk.panel.palette import ActionCommands
 from stalk.panel.runtime import HEALTH_EVERY, DemoLoad, StackRuntime
 from stalk.panel.screens.help import HelpScreen
+from stalk.panel.screens.quit import QuitScreen
 from stalk.panel.screens_registry import MODE_SCREENS
 
 Clock = Callable[[], float]
@@ -63,6 +74,7 @@ class StalkApp(App):
         self._start = start
         self._probe = probe_broker
         self._stopping = False
+        self._waiting_to_quit = False  # finishing the running tasks before quitting
         self._collector = gc_tuning.collector()
         self._switching_to_mounted = False
         self._collect_armed = False
@@ -219,6 +231,59 @@ class StalkApp(App):
             self.push_screen(HelpScreen(getattr(self.screen, "SCOPE", None)))
 
     async def action_quit(self) -> None:
+        """Quit; a stack this panel started asks first while tasks run or wait (what happens to them
+        depends on the broker), and can finish the running ones first. ctrl+q again quits at once."""
+        if self._stopping:
+            return
+        if isinstance(self.screen, QuitScreen):
+            self.screen.dismiss("now")
+            return
+        stack = self.stack
+        if self._waiting_to_quit or not self.runtime.owned or stack is None or stack.mode == "eager":
+            self._quit_now()
+            return
+        self._count_unfinished(stack)
+
+    @work(thread=True, group="quit-check", exclusive=True, exit_on_error=False)
+    def _count_unfinished(self, stack: Stack) -> None:
+        self.post_message(QuitChecked(unfinished(stack)))
+
+    @on(QuitChecked)
+    def _quit_checked(self, message: QuitChecked) -> None:
+        if self._stopping or isinstance(self.screen, QuitScreen):
+            return
+        if not message.work.any:
+            self._quit_now()
+            return
+        self.push_screen(QuitScreen(message.work, self.config.supervisor.grace_period), self._quit_answered)
+
+    def _quit_answered(self, answer: str | None) -> None:
+        if answer == "now":
+            self._quit_now()
+        elif answer == "wait" and self.stack is not None:
+            self._waiting_to_quit = True
+            self._wait_then_quit(self.stack)
+
+    @work(thread=True, group="quit-wait", exit_on_error=False)
+    def _wait_then_quit(self, stack: Stack) -> None:
+        """Stalk's workers take nothing new; quit once nothing runs (ctrl+q cuts it short)."""
+        try:
+            stop_consuming(stack)
+            while not self._stopping:
+                running = unfinished(stack).running
+                if not running:
+                    break
+                self.post_message(PhaseChanged(Phase("stopping", f"waiting for {running} running task(s) "
+                                                                 "to finish; ctrl+q quits now")))
+                time.sleep(0.5)
+        finally:
+            self.post_message(QuitNow())
+
+    @on(QuitNow)
+    def _quit_when_done(self) -> None:
+        self._quit_now()
+
+    def _quit_now(self) -> None:
         if self._stopping:
             return
         self._stopping = True

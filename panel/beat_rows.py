@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from stalk.panel.formatting import duration, preview
+from stalk.panel.formatting import clock_time, duration, preview, printable
 from stalk.panel.task_rows import field
 
 
@@ -28,11 +28,11 @@ def epoch(value: Any) -> float | None:
 
 
 def when(ts: float | None, now: float) -> str:
-    """Clock time (with the date when not today) and how far from now."""
+    """Local clock time (with the date when not today: formatting.clock_time) and how far from now."""
     if ts is None:
         return "-"
     at, today = datetime.fromtimestamp(ts), datetime.fromtimestamp(now)
-    clock = at.strftime("%H:%M:%S") if at.date() == today.date() else at.strftime("%m-%d %H:%M")
+    clock = clock_time(ts, now)
     delta = ts - now
     if abs(delta) < 1:
         return f"{clock} (now)"
@@ -85,6 +85,8 @@ class BeatRow:
     next_run: float | None
     total: int
     queue: str | None
+    failed_at: float | None = None  # the newest send failed (beat's or run now's): when
+    error: str | None = None  # and why
 
     @classmethod
     def of(cls, entry: Any) -> BeatRow:
@@ -92,11 +94,16 @@ class BeatRow:
         # beat stamps a new entry's last_run_at with its own start: no run yet means "never"
         total = int(field(entry, "total_run_count", "total", default=0) or 0)
         options = field(entry, "options", default={}) or {}
+        last_run = epoch(field(entry, "last_run", "last_run_at")) if total else None
+        failed_at = epoch(field(entry, "last_error_at"))
+        failing = failed_at is not None and (last_run is None or failed_at >= last_run)
         text = preview(list(args) if isinstance(args, tuple) else args, 24) + (
             " " + preview(kwargs, 20) if kwargs else "")
         return cls(name=str(field(entry, "name", default="?")), task=str(field(entry, "task", default="?")),
                    schedule=schedule_text(field(entry, "schedule", default="-")), args=text,
-                   last_run=epoch(field(entry, "last_run", "last_run_at")) if total else None,
-                   next_run=epoch(field(entry, "next_run", "next_run_at")),
+                   last_run=last_run, next_run=epoch(field(entry, "next_run", "next_run_at")),
                    total=total,
-                   queue=options.get("queue") if isinstance(options, dict) else None)
+                   queue=options.get("queue") if isinstance(options, dict) else None,
+                   failed_at=failed_at if failing else None,
+                   error=printable(" ".join(str(field(entry, "last_error", default="")).split())) or "send failed"
+                   if failing else None)

@@ -29,6 +29,7 @@ TASK_STATE_ROLES: dict[str, str] = {
     "REVOKED": "warning",
     "REJECTED": "error",
     "LOST": "error",  # its worker died or went silent mid-run
+    "PURGED": "warning",  # its message deleted from the queue by a purge, as asked (like REVOKED)
 }
 
 LOG_LEVEL_ROLES: dict[str, str] = {

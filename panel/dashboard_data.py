@@ -40,8 +40,9 @@ def split_throughput(value: Any) -> tuple[list[float] | None, list[float] | None
     done, failed = [], []
     for bucket in buckets:
         if isinstance(bucket, dict):
-            done.append(float(bucket.get("succeeded", bucket.get("done", 0))))
-            failed.append(float(bucket.get("failed", 0)))
+            counts: dict[str, Any] = bucket  # typed keys: a dict[Any, Any]'s get(k, <Any>) reads as Any | None
+            done.append(float(counts.get("succeeded", counts.get("done", 0))))
+            failed.append(float(counts.get("failed", 0)))
         else:
             done.append(float(getattr(bucket, "succeeded", getattr(bucket, "done", 0))))
             failed.append(float(getattr(bucket, "failed", 0)))

@@ -1,11 +1,21 @@
-"""Small, pure formatters shared by the screens (durations, sizes, ages, previews)."""
+"""Small, pure formatters shared by the screens (durations, sizes, ages, previews, times).
+
+Times: one rule for every time Stalk shows, on screen and in the CLI's text output. A time is the local
+time of this machine, HH:MM:SS, with the date in front when it is not today (MM-DD, or YYYY-MM-DD when not
+this year): `clock_time`. A time kept in another zone (an eta in the app's timezone, a crontab read in the
+app's or its own zone, a beat run) is converted to local time first (`time_text`); the zone is named only
+where something is defined in another zone (a crontab's schedule says `... PST`), never beside a time.
+"Today" is the caller's `now` (the panel's clock), else the machine's. `--json` outputs stay ISO 8601 with
+the offset.
+"""
 
 from __future__ import annotations
 
 import ast
 import json
 import pprint
-from datetime import datetime
+import time
+from datetime import UTC, date, datetime
 from typing import Any
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -37,17 +47,67 @@ def uptime_text(seconds: float | None) -> str:
 def size(n: int | None) -> str:
     if not n:
         return "-"
+    value: float = n
     for unit in ("B", "K", "M", "G"):
-        if n < 1024 or unit == "G":
-            return f"{n:.0f}{unit}" if unit in ("B", "K") else f"{n:.1f}{unit}"
-        n /= 1024
-    return f"{n}"
+        if value < 1024 or unit == "G":
+            return f"{value:.0f}{unit}" if unit in ("B", "K") else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value}"
 
 
-def clock_time(ts: float | None) -> str:
+def clock_time(ts: float | None, now: float | None = None) -> str:
+    """Epoch seconds as local HH:MM:SS, the date in front when not on `now`'s day (see the module doc)."""
     if not ts:
         return "-"
-    return datetime.fromtimestamp(ts).strftime("%H:%M:%S")
+    try:
+        at = datetime.fromtimestamp(ts)
+        today = date.fromtimestamp(time.time() if now is None else now)
+    except (OverflowError, OSError, ValueError):
+        return "-"
+    if at.date() == today:
+        return at.strftime("%H:%M:%S")
+    return at.strftime("%m-%d %H:%M:%S" if at.year == today.year else "%Y-%m-%d %H:%M:%S")
+
+
+def clock_width(stamps: Any, now: float) -> int:
+    """Cells `clock_time` needs for the widest of `stamps` (epoch seconds or None): 8, 14 or 19. Float
+    comparisons only: a table asks it for every row it shows."""
+    day = date.fromtimestamp(now)
+    midnight = datetime(day.year, day.month, day.day).timestamp()
+    next_day = datetime.fromordinal(day.toordinal() + 1).timestamp()
+    year, next_year = datetime(day.year, 1, 1).timestamp(), datetime(day.year + 1, 1, 1).timestamp()
+    width = 8
+    for ts in stamps:
+        if ts and not midnight <= ts < next_day:
+            if not year <= ts < next_year:
+                return 19
+            width = 14
+    return width
+
+
+def epoch_of(value: Any) -> float | None:
+    """Epoch seconds of a time however it is kept: a number, a datetime or an ISO 8601 text (naive means
+    UTC, as Celery reads an eta); None when it is none of those."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    return None
+
+
+def time_text(value: Any, now: float | None = None) -> str:
+    """`clock_time` of a time kept in any zone or form (see epoch_of); a text that is no time as it is."""
+    ts = epoch_of(value)
+    if ts is None:
+        return "-" if value is None or value == "" else str(value)
+    return clock_time(ts, now)
 
 
 def preview(value: Any, width: int = 40) -> str:

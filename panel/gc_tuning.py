@@ -2,7 +2,7 @@
 
 Full collections stop every thread, so their length is a key press's worst latency
 (bench/panel_load.py). What keeps them short and out of the way:
-- task records are not tracked by the collector at all (embedded/events/untracked.py);
+- task records are not tracked by the collector at all (embedded/patches/cpython_gc_untrack.py);
 - fewer young collections, so fewer full ones (p99 key-to-repaint 366 -> 240 ms with DataTable);
 - once the stack is ready, everything alive then (modules, classes, widgets: ~76,000 objects) is
   collected once and frozen, so later full collections walk only what came after: 77 -> 23 ms.

@@ -96,6 +96,18 @@ class LogsFetched(Message):
         self.lines = lines
 
 
+class QuitChecked(Message):
+    """What quitting now would interrupt (a stalk.embedded.Unfinished), counted on a thread."""
+
+    def __init__(self, work: Any) -> None:
+        super().__init__()
+        self.work = work
+
+
+class QuitNow(Message):
+    """The running tasks are done (or the wait was cut short): stop and exit."""
+
+
 class OpenTask(Message):
     """Open the detail of one task (from Tasks, the Dashboard's failures, or after a submit)."""
 

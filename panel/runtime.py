@@ -15,10 +15,12 @@ from textual.message_pump import MessagePump
 from stalk.embedded import (
     BrokerError,
     ConfigError,
+    OutputRoute,
     ProcessInfo,
     Stack,
     StackConfig,
     StackLockedError,
+    route_output,
 )
 from stalk.panel.messages import (
     BrokerChanged,
@@ -70,6 +72,10 @@ class StackRuntime:
         self._launched = stack is not None  # every process is registered: a full snapshot can be ready
         self._phase_lock = threading.Lock()
         self._stop = threading.Event()
+        self._route: OutputRoute | None = None
+        self._route_lock = threading.Lock()  # what Celery prints or logs here: the stack's own log
+        self._early: list[str] = []  # ... before that log exists (the stack not started yet)
+        self._early_lock = threading.Lock()
 
     def post(self, message: Any) -> None:
         self.target.post_message(message)
@@ -78,6 +84,9 @@ class StackRuntime:
 
     def start(self) -> None:
         """Build and start the stack (if we own it), reporting progress; errors become a failed phase."""
+        with self._route_lock:  # stop() may already have run (a panel closed while it started)
+            if self._route is None and not self._stop.is_set():
+                self._route = route_output(self._own_line, loggers=None, set_aside_terminal=True)
         self.post(PhaseChanged(Phase("starting", "loading the Celery app")))
         try:
             stack = self.stack or Stack(self.config)
@@ -96,6 +105,19 @@ class StackRuntime:
         self._launched = True
         snapshot = stack.processes()
         self._on_processes(snapshot)
+
+    def _own_line(self, line: str) -> None:
+        """Any thread: a warning or log line of Celery (or of anything else in this process: the user's app
+        in eager mode, the stack's own loggers) goes to the stack's own log, the Logs screen's `stalk`
+        source, never to the terminal the panel draws on (embedded/celery_output.py)."""
+        stack = self.stack
+        with self._early_lock:
+            if stack is None or getattr(stack, "own_log", None) is None:
+                self._early.append(line)
+                return
+            lines, self._early = [*self._early, line], []
+        for text in lines:
+            stack.note(text)
 
     def _subscribe_events(self, stack: Stack) -> None:
         events = getattr(stack, "events", None)
@@ -152,6 +174,10 @@ class StackRuntime:
         self.detach()
         if self.owned and self.stack is not None:
             self.stack.stop()
+        with self._route_lock:
+            if self._route is not None:  # after the stack's stop, which may warn too
+                self._route.restore()
+                self._route = None
 
 
 def broker_problem(stack: Stack) -> str | None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from textual.screen import Screen
+
 from stalk.panel.screens.beat import BeatScreen
 from stalk.panel.screens.dashboard import DashboardScreen
 from stalk.panel.screens.logs import LogsScreen
@@ -10,7 +15,7 @@ from stalk.panel.screens.submit import SubmitScreen
 from stalk.panel.screens.tasks import TasksScreen
 from stalk.panel.screens.workers import WorkersScreen
 
-MODE_SCREENS = {
+MODE_SCREENS: dict[str, str | Callable[[], Screen[Any]]] = {  # typed as Textual's App.MODES
     "dashboard": DashboardScreen,
     "tasks": TasksScreen,
     "workers": WorkersScreen,

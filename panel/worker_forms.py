@@ -1,11 +1,11 @@
-"""Input checks for the Workers screen's small modals: rate limits and autoscale bounds (pure)."""
+"""Input checks for the Workers screen's small modals: rate limits and autoscale bounds (pure). The rules
+are the stack's (stalk.embedded.control.check_rate), which the CLI checks too."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-RATE = re.compile(r"^\d+(\.\d+)?(/[smh])?$")
+from stalk.embedded.control import check_rate
 
 
 @dataclass(frozen=True)
@@ -21,14 +21,12 @@ class Autoscale:
 
 
 def check_rate_limit(values: dict[str, str], known: tuple[str, ...] = ()) -> RateLimit:
-    task, rate = values.get("task", ""), values.get("rate", "").replace(" ", "")
+    task = values.get("task", "")
     if not task:
         raise ValueError("task: give a task name, e.g. demo.add")
     if known and task not in known:
         raise ValueError(f"task: no worker registered {task!r}")
-    if not RATE.match(rate):
-        raise ValueError(f"rate: {rate or 'empty'} is not a rate (N, N/s, N/m or N/h; 0 removes the limit)")
-    return RateLimit(task, rate)
+    return RateLimit(task, check_rate(values.get("rate", "")))
 
 
 def _whole(text: str, name: str) -> int:

@@ -7,6 +7,7 @@ becomes one problem line, not a blank screen.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,7 +138,7 @@ def worker_rows(records: list[Any], processes: list[Any], reserved: dict[str, An
     return sorted(rows.values(), key=lambda w: (order.get(w.process or "", len(order)), w.hostname))
 
 
-def queue_rows(depths: dict[str, int] | None, processes: list[Any], workers: list[WorkerRow] = ()) -> list[QueueRow]:
+def queue_rows(depths: dict[str, int] | None, processes: list[Any], workers: Sequence[WorkerRow] = ()) -> list[QueueRow]:
     """Queues with their depth and consumers: supervised processes by name, other workers by hostname."""
     consumers: dict[str, list[str]] = {}
     for p in processes:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import _posixsubprocess
 import os
+import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,85 @@ def no_orphans() -> Iterator[None]:
     for proc in left:
         proc.kill()
     assert not left, f"processes left behind: {[(p.pid, p.cmdline()[:4]) for p in left]}"
+
+
+# -- the quick lane starts no process -----------------------------------------------------------
+
+#: What a quick-lane test tried to start (the argv, or the call's name); pytest_runtest_makereport reads it.
+SPAWNED: list[str] = []
+
+
+def is_quick_lane(config: pytest.Config) -> bool:
+    """True when the run leaves `procs` tests out (`dev.py test --quick`, `-m "not procs ..."`, or
+    STALK_QUICK=1): then no test may start a process."""
+    if os.environ.get("STALK_QUICK") == "1":
+        return True
+    markexpr = config.getoption("markexpr", "") or ""
+    if "procs" not in markexpr:
+        return False
+    try:
+        from _pytest.mark.expression import Expression
+
+        return not Expression.compile(markexpr).evaluate(lambda name, **kwargs: name == "procs")
+    except Exception:  # a private API: fall back to the plain text
+        return "not procs" in markexpr
+
+
+def refuse_spawn(what: Any) -> None:
+    SPAWNED.append(str(what))
+    raise AssertionError(f"the quick lane starts no process ({what}): mark this test procs")
+
+
+def forbid_spawning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every way a test could start a process raises (and is recorded, should the code under test catch
+    it): subprocess (and asyncio's), multiprocessing, os.fork / posix_spawn / system / spawn*."""
+    real_execute = subprocess.Popen._execute_child  # type: ignore[attr-defined]
+
+    def execute_child(self: subprocess.Popen, args: Any, *rest: Any, **kwargs: Any) -> Any:
+        refuse_spawn(args if isinstance(args, str) else list(args)[:4])
+        return real_execute(self, args, *rest, **kwargs)  # not reached
+
+    def refuse(name: str) -> Any:
+        return lambda *args, **kwargs: refuse_spawn(f"{name}{tuple(args)[:2]}")
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", execute_child)
+    monkeypatch.setattr(_posixsubprocess, "fork_exec", refuse("_posixsubprocess.fork_exec"))
+    for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system"):
+        if hasattr(os, name):
+            monkeypatch.setattr(os, name, refuse(f"os.{name}"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test on the embedded broker (the `server` fixture: a real redis-protocol server on a loopback
+    port) is a `procs` test, as one on redis-server is: the quick lane leaves it to the full suite."""
+    for item in items:
+        if "server" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("procs"):
+            item.add_marker(pytest.mark.procs)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
+    """In the quick lane, from the test's setup (module fixtures included) to its teardown, starting a
+    process fails the test. Only while a test runs: pytest's and xdist's own machinery is untouched."""
+    if not is_quick_lane(item.config) or item.get_closest_marker("procs") or item.get_closest_marker("fault"):
+        return (yield)
+    SPAWNED.clear()
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        forbid_spawning(monkeypatch)
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Generator[None, Any, Any]:
+    """A spawn the code under test caught (a supervisor retries, a thread logs it) still fails the test."""
+    report = yield
+    if SPAWNED:
+        spawned, SPAWNED[:] = list(SPAWNED), []
+        if report.passed:
+            report.outcome = "failed"
+            report.longrepr = f"the quick lane starts no process, this test tried {spawned}: mark it procs"
+    return report
 
 
 def stalk_cmd(*args: str) -> list[str]:

@@ -13,9 +13,9 @@ import redis
 from celery import Celery
 from kombu import Exchange, Queue
 
-from stalk.embedded.broker.declare_once import skip_declared
 from stalk.embedded.broker.fake_server import EmbeddedRedisServer
 from stalk.embedded.celery_app import configure_app
+from stalk.embedded.patches.celery_send_task_message import skip_declared
 
 from .conftest import server_url as url
 

@@ -7,16 +7,16 @@ import pytest
 from celery import Celery
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
-from stalk.embedded.broker import redis_transport
 from stalk.embedded.broker.fake_server import EmbeddedRedisServer
 from stalk.embedded.celery_app import configure_app
+from stalk.embedded.patches import kombu_redis_channel
 
 from .conftest import SERVER_PASSWORD as PASSWORD
 from .conftest import server_url as url
 
 
 @pytest.mark.parametrize(("broker", "eager", "chosen"), [
-    ("redis://:pw@127.0.0.1:1/0", False, redis_transport.NAME),
+    ("redis://:pw@127.0.0.1:1/0", False, kombu_redis_channel.NAME),
     ("rediss://:pw@127.0.0.1:1/0", False, None),
     ("redis://:pw@127.0.0.1:1/0", True, None),
     ("amqp://guest:guest@127.0.0.1:5672//", False, None),
@@ -37,7 +37,7 @@ def test_the_users_own_transport_is_kept():
 
 
 def test_one_client_per_pool_and_a_new_one_for_a_new_pool(server):
-    with Connection(url(server), transport=redis_transport.Transport) as conn:
+    with Connection(url(server), transport=kombu_redis_channel.Transport) as conn:
         channel = conn.default_channel
         first = channel._create_client()
         assert channel._create_client() is first and first.ping()
@@ -69,14 +69,14 @@ def roundtrip(server: EmbeddedRedisServer, publish_with: type | None, consume_wi
 
 
 def test_stalks_transport_and_kombus_stock_transport_read_each_others_messages(server):
-    assert sorted(roundtrip(server, redis_transport.Transport, None)) == list(range(50))
-    assert sorted(roundtrip(server, None, redis_transport.Transport)) == list(range(50))
+    assert sorted(roundtrip(server, kombu_redis_channel.Transport, None)) == list(range(50))
+    assert sorted(roundtrip(server, None, kombu_redis_channel.Transport)) == list(range(50))
 
 
 def test_a_publish_after_the_broker_restarts_goes_through(server):
     """Whether redis-py reconnects or kombu's retry replaces the channel, the cached client must publish to the
     new server (to the queue's list directly: kombu remembers bindings it declared, the new server has none)."""
-    with Connection(url(server), transport=redis_transport.Transport) as conn:
+    with Connection(url(server), transport=kombu_redis_channel.Transport) as conn:
         producer = Producer(conn, serializer="json")
         producer.publish({"n": 1}, exchange="", routing_key="restart")
         port = server.port
@@ -95,4 +95,4 @@ def test_urls_name_the_redis_scheme_not_the_transport_path():
     app = configure_app(Celery("t", set_as_current=False), "redis://:secret@127.0.0.1:7000/0", None)
     with app.connection_for_write() as conn:
         assert conn.as_uri() == "redis://:**@127.0.0.1:7000/0"
-        assert conn.clone().transport_cls == redis_transport.NAME
+        assert conn.clone().transport_cls == kombu_redis_channel.NAME

@@ -90,3 +90,16 @@ def test_auto_mode_without_redis_server_is_embedded(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     assert find_redis_server() is None
     assert load_config(environ={}).resolved_mode() == "embedded"
+
+
+def test_events_enable_remote_from_file_and_environment(tmp_path):
+    """Asking workers for task events (enable_events) is on unless stalk.toml or STALK_ENABLE_EVENTS says no."""
+    assert load_config({"data_dir": str(tmp_path)}, environ={"STALK_CONFIG": ""}).events.enable_remote is True
+    file = write(tmp_path, "[events]\nenable_remote = false\n")
+    assert load_config(None, file, {}).events.enable_remote is False
+    assert load_config(None, file, {"STALK_ENABLE_EVENTS": "1"}).events.enable_remote is True
+    assert load_config(None, None, {"STALK_CONFIG": "", "STALK_ENABLE_EVENTS": "off"}).events.enable_remote is False
+    with pytest.raises(ConfigError, match=r"environment: events.enable_remote = 'maybe': expected true or false"):
+        load_config(None, None, {"STALK_CONFIG": "", "STALK_ENABLE_EVENTS": "maybe"})
+    with pytest.raises(ConfigError, match=r"unknown key events.enable: expected one of enable_remote"):
+        load_config(None, write(tmp_path, "[events]\nenable = false\n"), {})

@@ -60,7 +60,7 @@ def test_revoke_a_queued_task_and_list_the_store(stack):
     listed = json.loads(stalk("revoked", "--json", "--data-dir", dd).stdout)
     assert [e["task_id"] for e in listed] == [queued.id]
     bad = stalk("revoke", "x", "--terminate", "--signal", "SIGNOPE", "--data-dir", dd, check=False)
-    assert bad.returncode == 1 and bad.stderr.strip() == ("stalk: error: signal 'SIGNOPE': not a signal name "
+    assert bad.returncode == 2 and bad.stderr.strip() == ("stalk: error: signal 'SIGNOPE': not a signal name "
                                                           "(e.g. SIGTERM, SIGKILL, SIGINT)")
 
 
@@ -125,4 +125,4 @@ def test_beat_entries_and_run_entry(running_stack):
     ran = stalk("run-entry", "nightly", "--wait", "-A", app, "--data-dir", dd)
     assert ran.stdout.strip().endswith(": 42")
     missing = stalk("run-entry", "nope", "-A", app, "--data-dir", dd, check=False)
-    assert missing.returncode == 1 and "beat entry 'nope': not in the app's beat_schedule" in missing.stderr
+    assert missing.returncode == 2 and "beat entry 'nope': not in the app's beat_schedule" in missing.stderr

@@ -71,15 +71,20 @@ def test_revoke_of_a_queued_task_prevents_it(stack):
 
 def test_queue_depths_count_priority_sub_queues_and_purge(stack):
     control: Control = stack.control
-    for priority in (0, 3, 5, 6, 9, 9):
-        stack.app.send_task("demo.add", (1, 1), queue="parked", priority=priority)
+    ids = [stack.app.send_task("demo.add", (1, 1), queue="parked", priority=priority).id
+           for priority in (0, 3, 5, 6, 9, 9)]
     client = redis.Redis.from_url(stack.broker.broker_url)
     lengths = {name: client.llen(name) for name in priority_names("parked")}
     assert lengths == {"parked": 1, "parked\x06\x163": 2, "parked\x06\x166": 1, "parked\x06\x169": 2}
     depths = control.queue_depths()
     assert depths["parked"] == 6 and depths["default"] == 0 and depths["slow"] == 0
-    assert control.purge("parked") == 6
+    wait_until(lambda: all(stack.events.get(task_id) for task_id in ids), timeout=10)  # their task-sent events
+    assert control.purge("parked", by="a test") == 6
     assert control.queue_depths()["parked"] == 0
+    # every priority list's messages are named: their tasks turn PURGED in the stack's store
+    wait_until(lambda: all(stack.events.get(task_id).state == "PURGED" for task_id in ids), timeout=10)
+    reason = stack.events.get(ids[0]).exception
+    assert reason.startswith("purged from queue parked at ") and " by a test (" in reason
 
 
 def test_chain_and_group(stack):

@@ -180,6 +180,7 @@ def test_the_load_mix_is_varied_and_every_job_is_a_valid_call():
     assert len(MIX) == len({maker(random.Random(0)).name for _, maker in MIX})
 
 
+@pytest.mark.procs  # runs `python -m stalk demo`
 def test_stalk_demo_rejects_bad_flags_with_one_line():
     for argv, message in ((["demo", "--rate", "lots"], "rate 'lots'"),
                           (["-A", "x.y:app", "demo"], "stalk demo runs the built-in demo app")):

@@ -12,7 +12,6 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from stalk.embedded.broker import fake_conn
 from stalk.embedded.broker.auth_gate import (
     NOAUTH,
     WRONGPASS,
@@ -22,9 +21,10 @@ from stalk.embedded.broker.auth_gate import (
     parse_command,
 )
 from stalk.embedded.broker.fake_server import EmbeddedRedisServer
+from stalk.embedded.patches import fakeredis_tcp_server
 
 from .conftest import SERVER_PASSWORD as PASSWORD
-from .conftest import wait_until
+from .conftest import server_url, wait_until
 from .test_faults import _non_loopback_addresses
 
 pytestmark = pytest.mark.procs
@@ -140,7 +140,7 @@ def test_blocking_pop_wakes_on_push(server):
 def test_published_messages_are_pushed_to_subscribers(server, protocol, monkeypatch):
     """Pushed, not picked up by a poll: with the idle poll made longer than the test, only the
     wake-up pipe can deliver them in time."""
-    monkeypatch.setattr(fake_conn, "IDLE_CHECK", 60)
+    monkeypatch.setattr(fakeredis_tcp_server, "IDLE_CHECK", 60)
     pubsub = client(server, password=PASSWORD, protocol=protocol).pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe("results")
     pubsub.psubscribe("/0.celeryev/*")
@@ -219,3 +219,19 @@ def test_stack_runs_a_burst_of_tasks_on_the_embedded_broker(running_stack):
     stack = running_stack(broker={"mode": "embedded"}, beat=False)
     results = [stack.app.send_task("demo.add", (i, i)) for i in range(300)]
     assert [r.get(timeout=60) for r in results] == [2 * i for i in range(300)]
+
+
+def test_a_purge_names_the_tasks_it_deletes_on_every_priority_list(server):
+    """What a purge reads and deletes in one MULTI (control.queues._redis_purge), on the embedded broker:
+    Celery messages put there by a real publisher, one of them on a priority list."""
+    from celery import Celery
+
+    from stalk.embedded.control.queues import purge_messages
+
+    app = Celery("purge", broker=server_url(server), set_as_current=False)
+    app.conf.broker_transport_options = {"queue_order_strategy": "priority"}
+    ids = [app.send_task("x.add", (i,), queue="parked", priority=priority).id for i, priority in enumerate((0, 9))]
+    client(server, password=PASSWORD).rpush("parked", b"not json")  # a stray value: counted, no id
+    purged = purge_messages(app, "parked")
+    assert (purged.count, sorted(purged.ids or ())) == (3, sorted(ids))
+    assert purge_messages(app, "parked").count == 0

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from stalk.embedded.events import EventStore
 
 from .conftest import clean_env, stalk_cmd
+
+pytestmark = pytest.mark.procs  # every test runs the real CLI, `python -m stalk tasks`
 
 
 def run(data_dir, *args: str) -> subprocess.CompletedProcess:

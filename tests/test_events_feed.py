@@ -17,8 +17,8 @@ from kombu import Producer
 
 from stalk.embedded.broker.fake_server import EmbeddedRedisServer
 from stalk.embedded.events.receiver import EventReceiver
-from stalk.embedded.events.redis_feed import NotJson, decode
 from stalk.embedded.events.sent_batch import SentEvents
+from stalk.embedded.patches.kombu_redis_fanout import NotJson, decode
 
 from .conftest import SERVER_PASSWORD as PASSWORD
 from .conftest import server_url, wait_until

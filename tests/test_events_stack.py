@@ -96,7 +96,7 @@ def test_subscribers_get_batched_changes(stack):
         ids = [send(stack, "ev.add", i, i) for i in range(40)]
         for task_id in ids:
             assert store.wait_for(task_id, {"SUCCESS"}, timeout=30) is not None
-        time.sleep(0.3)
+        wait_until(lambda: set(ids) <= set().union(*(b.tasks for b in batches)), timeout=10, every=0.02)
     finally:
         unsubscribe()
     seen = set().union(*(b.tasks for b in batches))
@@ -208,10 +208,10 @@ def _wait_ready(stack: Stack, name: str, timeout: float = 30, after_down: bool =
 
 
 def test_a_workers_task_events_leave_in_batches_and_all_arrive(stack):
-    """worker_batch: a burst's events go out in a few task.multi messages, every one of them heard."""
+    """patches.celery_event_dispatcher: a burst's events go out in a few task.multi messages, every one of them heard."""
     import redis
 
-    from stalk.embedded.events.redis_feed import decode
+    from stalk.embedded.patches.kombu_redis_fanout import decode
 
     sub = redis.Redis.from_url(stack.broker.broker_url).pubsub(ignore_subscribe_messages=True)
     sub.psubscribe("/0.celeryev/task.multi")

@@ -14,6 +14,8 @@ from stalk.embedded.events.fold import Fold
 from stalk.embedded.events.history import HistoryError, read_tasks
 from stalk.embedded.events.states import FINISHED, RETRY, precedence
 
+from .conftest import wait_until
+
 HOST = "w1@host"
 
 
@@ -227,14 +229,15 @@ def test_subscribers_get_batches_not_one_call_per_event():
         for i in range(2000):
             store.ingest_many(life(f"t{i}", start=100.0 + i))
         assert got.wait(2)
-        time.sleep(0.3)
-        assert sum(len(b.tasks) for b in batches) >= 2000
+        wait_until(lambda: sum(len(b.tasks) for b in batches) >= 2000, timeout=5, every=0.02)
         assert len(batches) < 20  # 8000 events, a handful of batches
         assert all(isinstance(b.tasks, frozenset) for b in batches)
         unsubscribe()
         count = len(batches)
+        heard = threading.Event()  # a listener still subscribed hears the late batch: so would the old one
+        store.subscribe(lambda changes: "late" in changes.tasks and heard.set())
         store.ingest_many(life("late"))
-        time.sleep(0.3)
+        assert heard.wait(5)
         assert len(batches) == count
     finally:
         store.stop()
@@ -321,3 +324,158 @@ def test_heartbeat_expiry_waits_until_the_receiver_has_heard_long_enough():
     ears.connected_since = time.monotonic() - 10
     store._expire()
     assert store.get("run").state == "LOST" and not store.workers()[0].online
+
+
+# -- purged tasks (a purge deleted their messages) ---------------------------------------------------
+
+def purged(ids: list[str] | None, ts: float = 200.0, queue: str = "youtube") -> dict:
+    """The event a purge sends (embedded/control/queues.py announce_purge)."""
+    return {"type": "stalk-purged", "hostname": "cli@host", "timestamp": ts, "local_received": ts,
+            "queue": queue, "ids": ids, "by": "stalk queues --purge (me@host)", "count": 3}
+
+
+def test_a_purge_marks_the_tasks_it_deleted_purged_with_its_reason():
+    fold = Fold(track_dirty=True)
+    fold.apply_many(life("waiting")[:1] + life("done", result="3") + life("held")[:3] + life("retrying")[:3])
+    fold.apply(ev("task-retried", "retrying", 104.0, exception="RuntimeError('429')"))
+    fold.dirty.clear()
+    fold.apply(purged(["waiting", "retrying", "done", "held", "unknown"]))
+    states = {t: r.state for t, r in fold.tasks.items()}
+    # a finished task or one a worker holds keeps its state; an id the store never saw is not added
+    assert states == {"waiting": "PURGED", "done": "SUCCESS", "held": "STARTED", "retrying": "PURGED"}
+    rec = fold.tasks["retrying"]
+    assert rec.exception.startswith("purged from queue youtube at ")
+    assert rec.exception.endswith(" by stalk queues --purge (me@host)")
+    assert time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(200.0)) in rec.exception
+    assert (rec.finished, rec.traceback, rec.retried) == (200.0, None, 104.0)
+    assert set(fold.dirty) == {"waiting", "retrying"}  # written to history
+    assert fold.counts["PURGED"] == 2 and fold.counts["RETRY"] == 0 and fold.counts["PENDING"] == 0
+    assert list(fold.finished_order)[-2:] == ["waiting", "retrying"]  # evicted like finished tasks
+    steps = EventStore.events_of(_store_of(fold), "retrying")
+    assert (steps[-1].type, steps[-1].fields["reason"]) == ("task-purged", rec.exception)
+
+
+def test_a_later_event_of_a_purged_task_wins_an_earlier_one_does_not():
+    """Its message was not purged after all (taken by a worker just before): the worker's events win."""
+    fold = Fold()
+    fold.apply_many(life("a")[:1] + life("b")[:1])
+    fold.apply(purged(["a", "b"], ts=200.0))
+    fold.apply(ev("task-sent", "a", 150.0, name="demo.add", queue="youtube", retries=0))  # heard late
+    fold.apply(ev("task-retried", "a", 199.0, exception="late"))
+    assert fold.tasks["a"].state == "PURGED" and fold.tasks["a"].exception.startswith("purged")
+    fold.apply_many([ev("task-received", "b", 201.0, retries=0), ev("task-started", "b", 202.0)])
+    rec = fold.tasks["b"]
+    assert (rec.state, rec.exception, rec.finished, rec.received) == ("STARTED", None, None, 201.0)
+    fold.apply(ev("task-succeeded", "b", 203.0, result="3"))
+    assert (rec.state, rec.finished) == ("SUCCESS", 203.0) and "b" in fold.finished_order
+    assert fold.counts["PURGED"] == 1 and fold.counts["SUCCESS"] == 1
+
+
+def test_a_purge_without_ids_marks_what_waited_in_that_queue_and_says_it_is_inferred():
+    """RabbitMQ purges without naming the messages: tasks sent to the queue and not received since."""
+    fold = Fold()
+    fold.apply_many(life("waiting")[:1] + life("running")[:3])
+    fold.apply(ev("task-sent", "elsewhere", 100.0, name="demo.add", queue="other", retries=0))
+    fold.apply(ev("task-sent", "after", 300.0, name="demo.add", queue="default", retries=0))
+    fold.apply_many(life("retrying")[:3] + [ev("task-retried", "retrying", 104.0, exception="E()")])
+    fold.apply(purged(None, ts=200.0, queue="default"))
+    states = {t: r.state for t, r in fold.tasks.items()}
+    assert states == {"waiting": "PURGED", "running": "STARTED", "elsewhere": "PENDING", "after": "PENDING",
+                      "retrying": "PURGED"}
+    assert "inferred" in fold.tasks["waiting"].exception
+
+
+def test_a_purge_reason_is_printable_whatever_the_event_says():
+    fold = Fold()
+    fold.apply_many(life("a")[:1])
+    fold.apply({**purged(["a"], queue="default"), "by": "\x1b[31mred\x07"})
+    assert fold.tasks["a"].exception.isprintable() and "\\x1b[31mred\\x07" in fold.tasks["a"].exception
+
+
+def test_purged_tasks_stay_purged_across_a_restart(tmp_path):
+    db = tmp_path / "history.sqlite3"
+    store = EventStore(history=db).start()
+    store.ingest_many(life("waiting")[:1] + life("ok", result="1"))
+    store.ingest(purged(["waiting", "ok"], queue="default"))
+    store.stop()
+    again = EventStore(history=db).start()
+    try:
+        rec = again.get("waiting")
+        assert rec.state == "PURGED" and rec.exception.startswith("purged from queue default at ")
+        assert again.counts_by_state() == {"PURGED": 1, "SUCCESS": 1}
+        assert [r.task_id for r in again.query(state="PURGED")] == ["waiting"]
+        assert "waiting" not in again.unfinished()  # not looked up in the result backend
+        assert again.lose_unfinished("dropped") == 0  # nor made LOST when an embedded broker goes
+        assert [r["task_id"] for r in read_tasks(db, state="purged")] == ["waiting"]
+        again.ingest(ev("task-received", "waiting", 201.0, retries=0))  # it was not purged after all
+        assert again.get("waiting").state == "RECEIVED"
+    finally:
+        again.stop()
+    assert read_tasks(db, state="received")[0]["exception"] is None
+
+
+# -- the order of a task's steps -----------------------------------------------------------------------
+
+def test_a_retried_task_keeps_its_first_sent_and_its_timeline_runs_in_order():
+    """A retry sends a new message (a new task-sent): `sent` stays the first, never after received."""
+    fold = Fold()
+    fold.apply_many(life("t1")[:3])  # sent 100, received 101, started 102
+    for attempt, at in ((1, 110.0), (2, 120.0)):  # Task.retry sends the new message, then task-retried
+        fold.apply(ev("task-sent", ts=at - 7.1, name="demo.add", queue="default", retries=attempt))
+        fold.apply(ev("task-retried", ts=at - 7, exception=f"E({attempt})"))
+        fold.apply_many([ev("task-received", ts=at, retries=attempt), ev("task-started", ts=at + 1)])
+    fold.apply(ev("task-sent", ts=124.9, name="demo.add", queue="default", retries=3))  # not received yet
+    fold.apply(ev("task-retried", ts=125.0, exception="E(3)"))
+    rec = fold.tasks["t1"]
+    assert (rec.state, rec.sent, rec.received, rec.started, rec.retries) == ("RETRY", 100.0, 120.0, 121.0, 3)
+    steps = EventStore.events_of(_store_of(fold), "t1")
+    assert [(e.type, e.timestamp) for e in steps] == [
+        ("task-sent", 100.0), ("task-retried", 103.0), ("task-retried", 113.0), ("task-received", 120.0),
+        ("task-started", 121.0), ("task-retried", 125.0)]
+
+
+def test_a_task_sent_stamped_after_its_task_received_still_comes_first():
+    """The client stamps task-sent once the message is out: a quick worker may stamp task-received first."""
+    for order in ((0, 1), (1, 0)):
+        fold = Fold()
+        events = [ev("task-sent", ts=100.0004, name="demo.add", queue="default", retries=0),
+                  ev("task-received", ts=100.0001, retries=0)]
+        fold.apply_many(events[i] for i in order)
+        fold.apply(ev("task-started", ts=100.0001))
+        rec = fold.tasks["t1"]
+        assert rec.sent == rec.received == 100.0001
+        steps = EventStore.events_of(_store_of(fold), "t1")
+        assert [e.type for e in steps] == ["task-sent", "task-received", "task-started"]
+
+
+def test_a_retried_task_reloaded_from_history_shows_its_last_retry_in_order(tmp_path):
+    db = tmp_path / "history.sqlite3"
+    store = EventStore(history=db).start()
+    store.ingest_many(life("t1")[:3] + [ev("task-sent", ts=102.9, name="demo.add", queue="default", retries=1),
+                                        ev("task-retried", ts=103.0, exception="E()"),
+                                        ev("task-received", ts=104.0, retries=1)])
+    store.stop()
+    again = EventStore(history=db).start()
+    try:
+        assert [(e.type, e.timestamp) for e in again.events_of("t1")] == [
+            ("task-sent", 100.0), ("task-retried", 103.0), ("task-received", 104.0)]
+    finally:
+        again.stop()
+
+
+def test_a_routed_event_fills_only_a_missing_queue_of_a_known_task_and_running_on_finds_others_tasks():
+    """plain_workers: the queue a worker's query_task answer names (a plain client sends no task-sent), and the
+    running tasks of workers Stalk does not run (their PROGRESS is read from the result backend)."""
+    store = EventStore()
+    store.ingest_many(life("plain")[1:3])  # received and started, never sent: no queue
+    store.ingest_many(life("stalks")[:3])  # sent with its queue
+    store.ingest({"type": "stalk-routed", "uuid": "plain", "queue": "imports", "routing_key": "imports"})
+    store.ingest({"type": "stalk-routed", "uuid": "stalks", "queue": "other", "routing_key": "other"})
+    store.ingest({"type": "stalk-routed", "uuid": "unknown", "queue": "imports"})
+    assert (store.get("plain").queue, store.get("plain").routing_key) == ("imports", "imports")
+    assert store.get("stalks").queue == "default"
+    assert store.get("unknown") is None
+    store.ingest(ev("task-progress", "plain", 103.0, state="PROGRESS", meta={"current": 1}))
+    assert sorted(store.running_on(lambda worker: worker == HOST)) == [
+        ("plain", "PROGRESS", {"current": 1}), ("stalks", "STARTED", None)]
+    assert store.running_on(lambda worker: worker != HOST) == []

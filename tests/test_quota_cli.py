@@ -6,10 +6,14 @@ import json
 import subprocess
 from datetime import datetime
 
+import pytest
+
 from stalk.embedded.paths import StackPaths
 from stalk.embedded.quota import QuotaLedger, QuotaSpec
 
 from .conftest import clean_env, stalk_cmd
+
+pytestmark = pytest.mark.procs  # every test runs the real CLI, `python -m stalk quota`
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -132,6 +132,7 @@ with QuotaLedger(sys.argv[1]) as ledger:
 """
 
 
+@pytest.mark.procs  # a second python process charges the ledger
 def test_opening_the_ledger_again_keeps_this_processs_view_live(tmp_path):
     """Found in the panel: it keeps a ledger open and opens another at each poll. Reading the file's
     header with a plain open() and close() dropped every POSIX lock this process held on the db, so a

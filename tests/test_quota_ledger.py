@@ -126,7 +126,10 @@ def test_rate_forecast_and_log(ledger):
         assert [(r.key, r.state) for r in log] == [("c", "denied"), ("b", "reserved"), ("a", "reserved")]
         assert ledger.requests("youtube", limit=1)[0].key == "c"
     with time_machine.travel(NOON + timedelta(hours=2), tick=False):
-        assert ledger.status("youtube").exhausted_at is None  # nothing in the last hour
+        status = ledger.status("youtube")  # the last normal call (8,000 units) was refused and still does
+        assert status.exhausted and status.exhausted_at == NOON + timedelta(seconds=1)  # not fit in 7,000
+        ledger.reserve("youtube", 10, "d")
+        assert ledger.status("youtube").exhausted_at is None  # a call fits again; nothing else last hour
 
 
 def test_forecast_after_the_reset_is_none(ledger):
@@ -180,3 +183,50 @@ def test_a_key_belongs_to_one_quota(ledger):
     with pytest.raises(QuotaError, match="already holds a reservation on quota 'youtube'"):
         ledger.reserve("llm", 1, "task-9")
     assert ledger.status("llm").used == 0
+
+
+def test_a_refused_call_that_still_does_not_fit_means_exhausted(tmp_path):
+    """24 normal units left and calls of 51: exhausted for those callers since the refusal, never a
+    forecast of a time that has passed (issue: 'runs out in 9.6 s' for minutes, exhausted false)."""
+    from stalk.panel.widgets.quota_summary import forecast
+
+    api = QuotaSpec("api", daily_limit=1_100, priority_reserve=100, refund_failed=True)
+    with QuotaLedger(tmp_path / "quota.sqlite3") as ledger:
+        ledger.define(api)
+        with time_machine.travel(NOON, tick=False):
+            for i in range(19):
+                ledger.reserve("api", 51, f"n{i}")
+            status = ledger.status("api")
+            assert (status.remaining, status.exhausted) == (31, False)
+        refused_at = NOON + timedelta(seconds=30)
+        with time_machine.travel(refused_at, tick=False):
+            ledger.reserve("api", 7, "small-1")
+            with pytest.raises(QuotaExhausted):
+                ledger.reserve("api", 51, "refused")
+        with time_machine.travel(NOON + timedelta(minutes=10), tick=False):
+            status = ledger.status("api")
+            assert status.remaining == 24 and status.refused_units == 51 and status.exhausted
+            assert status.exhausted_at == refused_at
+            text = forecast(status, (NOON + timedelta(minutes=10)).timestamp())
+            assert text.startswith("[$error]exhausted since") and "9m30s ago" in text
+            assert "24 units left, too few for a 51-unit call" in text
+            ledger.reserve("api", 20, "small-2")  # a call that fits is still granted,
+            assert not ledger.status("api").exhausted  # and the quota is not out for such calls
+            with pytest.raises(QuotaExhausted):
+                ledger.reserve("api", 51, "refused-2")
+            assert ledger.status("api").exhausted
+            ledger.reserve("api", 51, "n0")  # n0 already holds its reservation: no new grant
+            ledger.settle("n0", ok=False)  # a refund makes room for a 51-unit call again
+            status = ledger.status("api")
+            assert (status.remaining, status.exhausted) == (55, False)
+
+
+def test_the_forecast_never_shows_a_time_that_has_passed():
+    from types import SimpleNamespace
+
+    from stalk.panel.widgets.quota_summary import forecast
+
+    now = NOON.timestamp()
+    past = SimpleNamespace(rate_per_hour=600.0, remaining=10, reserved=0, exhausted=False, refused_units=0,
+                           exhausted_at=NOON - timedelta(seconds=5))
+    assert "runs out" not in forecast(past, now)

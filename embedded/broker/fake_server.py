@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 from stalk.embedded.broker.base import BrokerError
-from stalk.embedded.broker.fake_conn import LoopbackFakeServer
 from stalk.embedded.net import LOOPBACK
+from stalk.embedded.patches import LoopbackFakeServer
 
 DURABILITY = "embedded (in memory): queued tasks and results are lost when Stalk exits"
 

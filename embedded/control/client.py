@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from celery import Celery
 
 from stalk.embedded.broker.base import redact
-from stalk.embedded.celery_app import client_app, configure_app, load_app
+from stalk.embedded.celery_app import client_app, configure_app, import_task_modules, load_app
 from stalk.embedded.config import ConfigError, StackConfig, WorkerSpec
 from stalk.embedded.control.control import Control
 from stalk.embedded.control.problems import ControlError
@@ -30,7 +30,7 @@ def local_stack(config: StackConfig) -> LocalStack:
     """The stack running on `config`'s data dir; ControlError when none runs (or it is eager)."""
     status = read_status(config.paths.state)
     if status is None:
-        raise ControlError(f"no Stalk is running on data dir {config.data_dir}; start one (stalk up) or pass "
+        raise ControlError(f"no Stalk is running on data dir {config.paths.data_dir}; start one (stalk up) or pass "
                            "--broker-url URL (or set CELERY_BROKER_URL)")
     broker = status.get("broker") or {}
     if broker.get("mode") == "eager":
@@ -44,13 +44,16 @@ def local_stack(config: StackConfig) -> LocalStack:
 
 
 def user_app_for(config: StackConfig, demo: bool) -> tuple[Celery | None, str | None]:
-    """(the -A app or, with `demo`, the demo app when none is configured; a warning if it failed)."""
+    """(the -A app, imported from config.app_dir (a running stack's) or the current directory, or, with
+    `demo`, the demo app when none is configured; a warning if it failed)."""
     if not config.app and not demo:
         return None, None
     try:
-        return load_app(config.app), None
+        app = load_app(config.app, config.app_dir)
     except ConfigError as exc:
         return None, f"{exc}; task names are checked against the workers only"
+    problem = import_task_modules(app)
+    return app, f"{problem}; their arguments are not checked" if problem else None
 
 
 def connect(config: StackConfig, broker_url: str, backend_url: str | None, user_app: Celery | None,
@@ -65,6 +68,8 @@ def connect(config: StackConfig, broker_url: str, backend_url: str | None, user_
             conn.ensure_connection(max_retries=1, timeout=3)
     except Exception as exc:
         raise ControlError(f"broker {redact(broker_url)} unreachable: {exc}") from None
-    return Control(app, user_app=user_app, worker_specs=worker_specs,
-                   revokes=RevokeStore(revoke_store_path(config.data_dir)),
-                   beat_schedule=config.paths.beat_schedule)
+    control = Control(app, user_app=user_app, worker_specs=worker_specs,
+                      revokes=RevokeStore(revoke_store_path(config.paths.data_dir)),
+                      beat_schedule=config.paths.beat_schedule, beat_runs=config.paths.beat_runs)
+    control.history = config.paths.history_db  # what the stack on this data dir has seen (revoke checks)
+    return control

@@ -86,9 +86,9 @@ class ClusterView:
         if self.eager:
             return None
         replies = self._cached("active_queues")
-        names = {q.get("name") for reply in replies.values() for q in (reply or []) if isinstance(q, dict)}
+        names: set[str] = {q["name"] for reply in replies.values() for q in (reply or [])
+                           if isinstance(q, dict) and q.get("name") is not None}
         names |= {q for spec in self.worker_specs for q in spec.queues}
-        names.discard(None)
         return frozenset(names) if names or replies else None
 
     def route(self, name: str, args: tuple | list = (), kwargs: dict | None = None) -> str | None:

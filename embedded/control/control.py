@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import signal as signals
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -15,16 +15,28 @@ from celery import chain as celery_chain
 from celery import group as celery_group
 from celery.result import AsyncResult, GroupResult
 
-from stalk.embedded.celery_app import routed_queues
+from stalk.embedded.celery_app import import_task_modules, routed_queues
 from stalk.embedded.config import WorkerSpec
 from stalk.embedded.control import beat, queues
+from stalk.embedded.control.beat_runs import RUN_NOW, BeatRuns
 from stalk.embedded.control.cluster import ClusterView
-from stalk.embedded.control.problems import ControlError, Problem, SubmitError, error
+from stalk.embedded.control.inputs import (
+    check_count,
+    check_name,
+    check_rate,
+    check_registered,
+    check_time_limits,
+    check_worker,
+    signal_name,
+)
+from stalk.embedded.control.problems import BadInput, ControlError, Problem, SubmitError, error
 from stalk.embedded.control.request import Checked
 from stalk.embedded.control.revokes import RevokeEntry, RevokeStore
 from stalk.embedded.control.validation import SubmitContext, validate
 from stalk.embedded.control.worker_report import WorkerReport, worker_report
+from stalk.embedded.events.history import known_ids
 
+log = logging.getLogger("stalk.control")
 INSPECT_KINDS = ("active", "reserved", "scheduled", "registered", "stats", "ping", "active_queues",
                  "revoked", "conf")
 
@@ -34,14 +46,20 @@ class Control:
 
     def __init__(self, app: Celery, *, user_app: Celery | None = None, worker_specs: Iterable[WorkerSpec] = (),
                  revokes: RevokeStore | None = None, beat_schedule: Path | None = None, eager: bool = False,
-                 visibility_timeout: int | None = None, view: ClusterView | None = None) -> None:
+                 visibility_timeout: int | None = None, view: ClusterView | None = None,
+                 beat_runs: Path | None = None) -> None:
         self.app = app
         self.user_app = user_app or app
+        # Tasks listed in include/imports or autodiscovered, as a worker imports them: their signatures
+        # check every submit (imported once per process; a failure leaves those tasks unchecked).
+        self.task_modules_problem = import_task_modules(self.user_app)
         self.eager = eager
         self.worker_specs = tuple(worker_specs)
         self.revokes = revokes
         self.beat_schedule = beat_schedule
+        self.beat_runs = BeatRuns(beat_runs) if beat_runs is not None else None  # what beat really sent
         self.view = view or ClusterView(app, self.user_app, self.worker_specs, eager=eager)
+        self.history: Path | None = None  # the stack's task history db (unknown_task_ids reads it)
         self.visibility_timeout = visibility_timeout if visibility_timeout is not None else self._visibility()
         self._groups: dict[str, GroupResult] = {}
         self._lock = threading.Lock()
@@ -176,6 +194,40 @@ class Control:
     def revoked(self) -> list[str]:
         return self.revokes.ids() if self.revokes is not None else []
 
+    def unknown_task_ids(self, task_ids: Iterable[str], timeout: float = 1.0) -> list[str]:
+        """The ids nothing here knows, so that revoking them is most likely a typo: not in Stalk's revoke
+        store or task history, no result in the backend, in no queue, held by no worker (cheapest checks
+        first, each only for the ids still unknown). [] when that cannot be told cheaply: the queues of
+        an AMQP broker (read only by taking their messages), or more messages waiting than
+        queues.QUEUE_SCAN_LIMIT."""
+        stored = set(self.revoked())
+        left = [t for t in dict.fromkeys(task_ids) if t not in stored]
+        if left and self.history is not None:
+            seen = known_ids(self.history, left)
+            left = [t for t in left if t not in seen]
+        left = [t for t in left if not self._has_result(t)]
+        if not left or self.eager:
+            return left
+        try:
+            queued = queues.queued_ids(self.app, self.known_queues(), left)
+            if queued is None:
+                return []
+            left = [t for t in left if t not in queued]
+            if left:
+                replies = self.app.control.inspect(timeout=timeout, limit=self.view.expected or None) \
+                    .query_task(*left) or {}
+                held = {t for reply in replies.values() if isinstance(reply, dict) for t in reply}
+                left = [t for t in left if t not in held]
+        except Exception as exc:
+            raise ControlError(f"revoke: broker unreachable: {exc}") from None
+        return left
+
+    def _has_result(self, task_id: str) -> bool:
+        try:
+            return self.app.AsyncResult(task_id).state != "PENDING"
+        except Exception:  # no result backend, or it does not answer: it cannot tell
+            return False
+
     def revoke_entry(self, task_id: str) -> RevokeEntry | None:
         """When and how `task_id` was revoked through Stalk (None if it was not)."""
         return self.revokes.entry(task_id) if self.revokes is not None else None
@@ -242,6 +294,23 @@ class Control:
             self.view.invalidate()
         return set(self.view.tasks() or ())
 
+    def require_task(self, name: str) -> str:
+        """`name` when some worker registers it (or none could say); BadInput otherwise."""
+        return check_registered(name, self.view.tasks())
+
+    def require_worker(self, hostname: str, timeout: float = 1.0) -> str:
+        """`hostname` when that worker answers a ping; BadInput naming the workers that do otherwise."""
+        host = check_name("worker", hostname)
+        if self.eager:
+            return host
+        try:
+            if host in self.view.broadcast("ping", [host], timeout):
+                return host
+            answering = self.view.broadcast("ping", None, timeout)
+        except Exception as exc:
+            raise ControlError(f"ping {host}: broker unreachable: {exc}") from None
+        return check_worker(host, answering)
+
     def _command(self, what: str, fn: Callable[..., Any], hostname: str | None, **kwargs: Any) -> list:
         dest = [hostname] if hostname else None
         try:
@@ -258,25 +327,30 @@ class Control:
         return replies
 
     def pool_grow(self, hostname: str, n: int = 1) -> list:
-        return self._command("pool grow", self.app.control.pool_grow, hostname, n=_positive("n", n))
+        return self._command("pool grow", self.app.control.pool_grow, hostname, n=check_count("n", n))
 
     def pool_shrink(self, hostname: str, n: int = 1) -> list:
-        return self._command("pool shrink", self.app.control.pool_shrink, hostname, n=_positive("n", n))
+        return self._command("pool shrink", self.app.control.pool_shrink, hostname, n=check_count("n", n))
 
     def autoscale(self, hostname: str, max: int, min: int) -> list:  # noqa: A002 - the contract's names
-        if _positive("max", max) < _positive("min", min, allow_zero=True):
-            raise ControlError(f"autoscale: max ({max}) must be >= min ({min})")
+        if check_count("max", max) < check_count("min", min, minimum=0):
+            raise BadInput(f"autoscale: max ({max}) must be >= min ({min})")
         return self._command("autoscale", self.app.control.autoscale, hostname, max=max, min=min)
 
     def rate_limit(self, task_name: str, rate: str | int | None, destination: str | None = None) -> list:
-        """`rate` like "10/m", "2/s", 100 (per second); None or "0" removes the limit."""
+        """`rate` like "10/m", "2/s", 100 (per second); None or "0" removes the limit. BadInput (nothing
+        sent) for a rate Celery would refuse."""
+        checked = check_rate(rate if rate not in (None, "") else "0")
         return self._command("rate limit", self.app.control.rate_limit, destination,
-                             task_name=task_name, rate_limit=rate if rate not in (None, "") else 0)
+                             task_name=check_name("task", task_name), rate_limit=checked)
 
-    def time_limit(self, task_name: str, soft: float | None = None, hard: float | None = None,
+    def time_limit(self, task_name: str, soft: float | str | None = None, hard: float | str | None = None,
                    destination: str | None = None) -> list:
+        """Celery sets both limits: one left out (None) or 0 removes that limit. BadInput (nothing sent)
+        for neither, a negative or non-finite one, or a soft limit above the hard one."""
+        soft, hard = check_time_limits(soft, hard)
         return self._command("time limit", self.app.control.time_limit, destination,
-                             task_name=task_name, soft=soft, hard=hard)
+                             task_name=check_name("task", task_name), soft=soft, hard=hard)
 
     def shutdown(self, hostname: str) -> list:
         """Warm-shutdown one worker (a supervised one is started again by the stack)."""
@@ -301,19 +375,39 @@ class Control:
             return {}
         return queues.queue_depths(self.app, self.known_queues())
 
-    def purge(self, queue: str) -> int:
+    def purge(self, queue: str, by: str | None = None) -> int:
+        """Delete every message waiting in `queue`; how many. The tasks they held turn PURGED in the
+        stack's event store (and history), with a reason naming the queue, the time and who: `by` (what
+        asked, e.g. "stalk queues --purge") and this user@host."""
+        queue = check_name("queue", queue)
         if self.eager:
             return 0
-        return queues.purge(self.app, queue)
+        known = self.known_queues()
+        if not queues.queue_exists(self.app, queue, known):
+            raise BadInput(f"queue {queue!r}: no such queue (unknown to the broker, the app's routes and the "
+                           f"workers; queues: {', '.join(sorted(known)) or 'none'})")
+        purged = queues.purge_messages(self.app, queue)
+        queues.announce_purge(self.app, purged, queues.purger(by))
+        return purged.count
 
     # -- beat ---------------------------------------------------------------------------------
 
     def beat_entries(self) -> list[beat.BeatEntry]:
-        return beat.beat_entries(self.user_app, self.beat_schedule)
+        return beat.beat_entries(self.user_app, self.beat_schedule, self.beat_runs, client=self.app)
 
     def run_beat_entry(self, name: str) -> AsyncResult:
-        """Send a beat entry now, with its args, kwargs and options (beat's own schedule is untouched)."""
-        spec = beat.find_entry(self.user_app, name)
+        """Send a beat entry now, with its args, kwargs and options (beat's own schedule is untouched);
+        the send counts as one of the entry's runs."""
+        entry = beat.find_entry(self.user_app, name, self.beat_schedule, client=self.app)
+        result = self._send_entry(entry.spec)
+        if self.beat_runs is not None:
+            try:
+                self.beat_runs.sent(name, str(entry.spec["task"]), result.id, seed=entry.runs, source=RUN_NOW)
+            except Exception as exc:  # sent all the same: only its count is missing
+                log.warning("[stalk] run now of %s sent but not counted: %s: %s", name, type(exc).__name__, exc)
+        return result
+
+    def _send_entry(self, spec: dict[str, Any]) -> AsyncResult:
         options = dict(spec.get("options") or {})
         request = {"name": spec["task"], "args": list(spec.get("args") or ()),
                    "kwargs": dict(spec.get("kwargs") or {})}
@@ -328,23 +422,3 @@ class Control:
         return self._send(lambda: self.app.send_task(checked.name, checked.args, checked.kwargs,
                                                      **checked.options, **extra))
 
-
-def signal_name(value: str | int) -> str:
-    """"TERM", "sigkill", 9 -> "SIGTERM", "SIGKILL"; ControlError for anything else."""
-    text = str(value).strip().upper()
-    if text.isdigit():
-        try:
-            return signals.Signals(int(text)).name
-        except ValueError:
-            pass
-    elif not text.startswith("SIG"):
-        text = "SIG" + text
-    if text in signals.Signals.__members__:
-        return text
-    raise ControlError(f"signal {value!r}: not a signal name (e.g. SIGTERM, SIGKILL, SIGINT)")
-
-
-def _positive(label: str, value: Any, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
-        raise ControlError(f"{label}: expected a whole number {'>= 0' if allow_zero else '>= 1'}, got {value!r}")
-    return value

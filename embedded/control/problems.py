@@ -35,3 +35,8 @@ class SubmitError(ValueError):
 
 class ControlError(RuntimeError):
     """A control action failed (broker unreachable, unknown worker...): one clear line."""
+
+
+class BadInput(ControlError, ValueError):
+    """A value given to a control action is wrong (a negative time limit, an unknown queue, a task id no
+    task can have...): one clear line naming it; nothing was sent or stored. The CLI exits 2."""

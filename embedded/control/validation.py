@@ -93,6 +93,9 @@ def _arguments(name: str, args: list, kwargs: dict, ctx: SubmitContext, problems
     """Arguments that do not fit the task's signature fail here, not later on a worker."""
     check = ctx.arguments(name) if ctx.arguments is not None else None
     if check is None:
+        if ctx.arguments is not None and (ctx.tasks is None or name in ctx.tasks):
+            problems.append(warning("args", f"task {name!r}: arguments not checked (its code cannot be "
+                                            "imported here, so its signature is unknown)"))
         return
     try:
         check(*args, **kwargs)
@@ -101,7 +104,7 @@ def _arguments(name: str, args: list, kwargs: dict, ctx: SubmitContext, problems
         problems.append(error("args", f"task {name!r}: {message}"))
 
 
-def _json_value(label: str, value: Any, kind: type, problems: list[Problem]) -> Any:
+def _json_value(label: str, value: Any, kind: type[list] | type[dict], problems: list[Problem]) -> Any:
     """A list/dict given as a value or JSON text; bad JSON names its line and column."""
     want = "list" if kind is list else "object"
     if value is None or (isinstance(value, str) and not value.strip()):

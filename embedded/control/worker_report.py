@@ -69,11 +69,12 @@ def worker_report(hostname: str, ask: Callable[[str], dict[str, Any]]) -> Worker
 def _report(hostname: str, replies: dict[str, Any], problems: tuple[str, ...]) -> WorkerReport:
     stats = _dict(replies.get("stats"))
     pool = _dict(stats.get("pool"))
+    processes = tuple(p for p in _list(pool.get("processes")) if isinstance(p, int))
     return WorkerReport(
         hostname=hostname, answered=True, pid=_int(stats.get("pid")), uptime=_float(stats.get("uptime")),
-        pool=pool_name(pool.get("implementation")), processes=tuple(p for p in _list(pool.get("processes"))
-                                                                    if isinstance(p, int)),
-        concurrency=_int(pool.get("max-concurrency")), prefetch=_int(stats.get("prefetch_count")),
+        pool=pool_name(pool.get("implementation")), processes=processes,
+        # grow/shrink/autoscale change the pool's processes, not the max-concurrency it reports
+        concurrency=len(processes) or _int(pool.get("max-concurrency")), prefetch=_int(stats.get("prefetch_count")),
         broker=broker_text(_dict(stats.get("broker"))),
         queues=queue_names(replies.get("active_queues")),
         registered=tuple(sorted(str(n).split(" ", 1)[0] for n in _list(replies.get("registered")))),

@@ -31,7 +31,8 @@ def video_id(url: str) -> str | None:
         if parsed.path.startswith(("/shorts/", "/embed/")):
             candidate = parsed.path.split("/")[2]
         else:
-            candidate = (parse_qs(parsed.query).get("v") or [None])[0]
+            values = parse_qs(parsed.query).get("v")
+            candidate = values[0] if values else None
     return candidate if candidate and _YOUTUBE_ID.match(candidate) else None
 
 

@@ -71,7 +71,8 @@ class EagerFeed:
         self._emit("task-started", task_id)
         if len(self._started) > 1000:  # tasks that never finished (killed mid-run): forget them
             self._started.clear()
-        self._started[task_id] = time.perf_counter()
+        if task_id is not None:
+            self._started[task_id] = time.perf_counter()
 
     def _success(self, sender: Any = None, result: Any = None, **_: Any) -> None:
         if self._mine(sender):
@@ -83,7 +84,8 @@ class EagerFeed:
     def _failure(self, sender: Any = None, task_id: str | None = None, exception: Any = None,
                  einfo: Any = None, **_: Any) -> None:
         if self._mine(sender):
-            self._started.pop(task_id, None)
+            if task_id is not None:
+                self._started.pop(task_id, None)
             self._emit("task-failed", task_id, exception=saferepr(exception),
                        traceback=str(getattr(einfo, "traceback", "") or ""))
 

@@ -6,6 +6,7 @@ slotted record; no objects allocated per event except the record of a new task.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
@@ -18,6 +19,8 @@ from stalk.embedded.events.states import (
     FINISHED,
     PENDING,
     PROGRESS,
+    PURGEABLE,
+    PURGED,
     RANK,
     RECEIVED,
     REJECTED,
@@ -26,10 +29,13 @@ from stalk.embedded.events.states import (
     STARTED,
     SUCCESS,
 )
-from stalk.embedded.events.untracked import untrack
+from stalk.embedded.patches import untrack
 
 MAX_ATTEMPTS_KEPT = 20
 MAX_INTERNED = 10_000
+PURGED_EVENT = "stalk-purged"  # Stalk's own event: a purge deleted these tasks' messages (control.queues)
+ROUTED_EVENT = "stalk-routed"  # Stalk's own event: where a task came from, asked of its worker (plain_workers)
+MAX_PURGE_TEXT = 200  # characters of a purge event's queue and `by` kept in the reason
 THROUGHPUT_KEEP = 3600  # seconds of per-second success/failure counts
 
 
@@ -59,6 +65,7 @@ class Fold(WorkerFold):
             "task-failed": self._failed, "task-retried": self._retried, "task-revoked": self._revoked,
             "task-rejected": self._rejected, "worker-heartbeat": self._worker,
             "worker-online": self._worker, "worker-offline": self._worker_offline,
+            PURGED_EVENT: self._purged, ROUTED_EVENT: self._routed,
         }
 
     # -- entry points ---------------------------------------------------------------------------
@@ -102,7 +109,9 @@ class Fold(WorkerFold):
             return None
         rec = self.tasks.get(uuid)
         if rec is None:
-            rec = self.tasks[uuid] = untrack(TaskRecord(uuid, arrival=self._arrivals + 1))  # type: ignore[assignment]
+            rec = TaskRecord(uuid, arrival=self._arrivals + 1)
+            untrack(rec)  # in place (it returns `rec` typed as object)
+            self.tasks[uuid] = rec
             untrack(self.tasks)  # storing any object with GC support marks a dict tracked again
             self._arrivals += 1
             self.by_state[PENDING][uuid] = None
@@ -176,7 +185,12 @@ class Fold(WorkerFold):
         else:
             p_new, p_old = RANK.get(state, CUSTOM_RANK), RANK.get(old, CUSTOM_RANK)
             if old in FINISHED:
-                if p_new >= p_old:
+                if old == PURGED:  # finished, yet a later event says its message was not purged after all
+                    if ts is None or (rec.finished is not None and ts <= rec.finished):
+                        return False
+                    self.finished_order.pop(rec.task_id, None)
+                    rec.finished = rec.exception = None
+                elif p_new >= p_old:
                     return False
             elif not (state == RETRY or old == RETRY or p_new <= p_old):
                 return False
@@ -232,7 +246,7 @@ class Fold(WorkerFold):
         (replaced again, or a chain run inline in eager mode, it stays the first)."""
         if rec.replaced is None:
             rec.replaced = rec.name
-        rec.received = rec.started = rec.finished = rec.runtime = rec.retried = None
+        rec.sent = rec.received = rec.started = rec.finished = rec.runtime = rec.retried = None
         rec.result = rec.exception = rec.traceback = rec.progress = rec.attempts = None
         rec.worker = rec.eta = rec.expires = rec.parent_id = rec.root_id = None
         rec.retries = 0
@@ -254,9 +268,13 @@ class Fold(WorkerFold):
         rec.queue = self._intern(get("queue")) or rec.queue
         rec.routing_key = self._intern(get("routing_key")) or rec.routing_key
         ts = get("timestamp")
-        if rec.sent is None or (ts is not None and ts > rec.sent):
-            rec.sent = ts
         retries = get("retries") or 0
+        # `sent` is the first send: a retry's new message must not make sent > received. A task-sent is
+        # stamped after its message went out, so a quick worker may stamp task-received first: a message
+        # is never received before it is sent.
+        first = ts if rec.received is None or retries or rec.retries or ts is None else min(ts, rec.received)
+        if rec.sent is None or (first is not None and first < rec.sent):
+            rec.sent = first
         if retries > rec.retries:
             rec.retries = retries
         self._move(rec, PENDING, ts)
@@ -269,11 +287,14 @@ class Fold(WorkerFold):
         get = event.get
         ts = get("timestamp")
         retries = get("retries") or 0
+        if not retries and rec.sent is not None and ts is not None and rec.sent > ts:
+            rec.sent = ts  # its task-sent was stamped after the worker's task-received (see _sent)
         if retries < rec.retries:  # a late event of an earlier attempt
             if rec.received is None:
                 rec.received = ts
             return
-        new_attempt = retries > rec.retries
+        # a retry's own task-sent may have raised rec.retries already: after RETRY it is the next attempt
+        new_attempt = retries > rec.retries or (rec.state == RETRY and retries > 0)
         if new_attempt:
             rec.retries = retries
         if self._move(rec, RECEIVED, ts):
@@ -305,6 +326,15 @@ class Fold(WorkerFold):
             rec.progress = meta
         if self._move(rec, state, event.get("timestamp")) and rec.worker is None:
             rec.worker = self._intern(event.get("hostname"))
+
+    def _routed(self, event: dict) -> None:
+        """The queue of a task no task-sent event named one for; only a task the store knows."""
+        if event.get("uuid") not in self.tasks:
+            return
+        rec = self._task(event)
+        if rec is not None and rec.queue is None:
+            rec.queue = self._intern(event.get("queue"))
+            rec.routing_key = rec.routing_key or self._intern(event.get("routing_key"))
 
     def _custom(self, event: dict) -> None:
         """task-<anything else>: a custom state, ranked like PROGRESS."""
@@ -378,3 +408,56 @@ class Fold(WorkerFold):
         rec = self._task(event)
         if rec is not None:
             self._move(rec, REJECTED, event.get("timestamp"))
+
+    # -- purges ---------------------------------------------------------------------------------
+
+    def _purged(self, event: dict) -> None:
+        """A purge of `queue` deleted the messages of `ids` (a redis broker names them). `ids` None: the
+        broker does not say which (RabbitMQ), so the tasks seen sent to the queue and not received by a
+        worker since are taken for them, and the reason says so. Only tasks the store knows change."""
+        get = event.get
+        ts, queue = get("timestamp"), _printable(get("queue"))
+        if not isinstance(ts, int | float):
+            ts = None
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts is not None else "an unknown time"
+        reason = f"purged from queue {queue} at {at} by {_printable(get('by'))}"
+        ids = get("ids")
+        if isinstance(ids, list):
+            found = [self.tasks.get(task_id) for task_id in ids if isinstance(task_id, str)]
+            records = [rec for rec in found if rec is not None and rec.state in PURGEABLE]
+        else:
+            reason += (" (inferred: the broker does not name the messages it purges; the task was sent to "
+                       "this queue and not received by a worker since)")
+            records = [rec for rec in self.waiting_in(queue) if ts is None or (
+                (rec.retried if rec.state == RETRY else rec.sent) or 0.0) <= ts]
+        for rec in records:
+            self.purge(rec, ts, reason)
+
+    def waiting_in(self, queue: str) -> list[TaskRecord]:
+        """Tasks seen sent to `queue` (or retried there) and not received by a worker since."""
+        tasks = self.tasks
+        return [rec for state in (PENDING, RETRY) for rec in map(tasks.__getitem__, self.by_state.get(state, ()))
+                if rec.queue == queue or (rec.queue is None and rec.routing_key == queue)]
+
+    def purge(self, rec: TaskRecord, ts: float | None, reason: str) -> None:
+        """`rec` becomes PURGED for `reason` (changed, and written to history)."""
+        task_id, old = rec.task_id, rec.state
+        if old != PURGED:
+            self.by_state.get(old, {}).pop(task_id, None)
+            self.by_state[PURGED][task_id] = None
+            rec.state = PURGED
+        self.finished_order.pop(task_id, None)
+        self.finished_order[task_id] = None
+        rec.finished, rec.exception, rec.traceback = ts, reason, None
+        if ts is not None and (rec.updated is None or ts > rec.updated):
+            rec.updated = ts
+        self.changed_tasks.add(task_id)
+        if self.dirty is not None:
+            self.dirty[task_id] = rec
+
+
+def _printable(value: object) -> str:
+    """A purge event's text field for a reason shown on terminals: printable, bounded."""
+    text = "?" if value is None else str(value)[:MAX_PURGE_TEXT]
+    return text if text.isprintable() else "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

@@ -163,3 +163,23 @@ class HistoryWriter:
         with conn:
             conn.execute("DELETE FROM tasks WHERE task_id IN (SELECT task_id FROM tasks "
                          "ORDER BY updated DESC LIMIT -1 OFFSET ?)", (KEEP_ROWS,))
+
+
+def known_ids(path: Path, ids: list[str]) -> set[str]:
+    """Which of `ids` the history db at `path` holds; empty when there is no readable db."""
+    if not ids or not path.exists():
+        return set()
+    found: set[str] = set()
+    try:
+        conn = connect(path, readonly=True)
+        try:
+            for i in range(0, len(ids), 500):  # SQLite's limit on bound parameters is far above
+                chunk = ids[i:i + 500]
+                rows = conn.execute(f"SELECT task_id FROM tasks WHERE task_id IN ({', '.join('?' for _ in chunk)})",
+                                    chunk).fetchall()
+                found.update(row[0] for row in rows)
+        finally:
+            conn.close()
+    except (sqlite3.DatabaseError, HistoryError):
+        return set()
+    return found

@@ -30,7 +30,7 @@ def install_progress_events() -> None:
             announce(self, task_id or self.request.id, state, meta)
 
     update_state.stalk_progress = True  # type: ignore[attr-defined]
-    Task.update_state = update_state  # type: ignore[method-assign]
+    Task.update_state = update_state
 
 
 def announce(task: Any, task_id: str | None, state: str, meta: Any) -> None:

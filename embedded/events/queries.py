@@ -71,24 +71,46 @@ def first_sorted(records: list[TaskRecord], sort_key: str, reverse: bool, limit:
     return heapq.nsmallest(limit, records, key=key)  # type: ignore[arg-type]
 
 
+#: A step's place among steps of the same time: the order a task's life runs in.
+STEP_ORDER = {"task-sent": 0, "task-received": 1, "task-started": 2, "task-retried": 3, "task-progress": 3}
+FINAL_STEPS: dict[str, str] = {"SUCCESS": "task-succeeded", "FAILURE": "task-failed", "REVOKED": "task-revoked",
+                               "LOST": "task-lost", "PURGED": "task-purged"}
+
+
 def timeline(rec: TaskRecord) -> list[TaskEvent]:
-    """The task's steps, rebuilt from its timestamps (the store keeps no per-event objects)."""
+    """The task's steps, rebuilt from its timestamps (the store keeps no per-event objects), in the order
+    they happened: by time, steps of the same time in a task's order (sent, received, started, retried or
+    progress, the end). `sent` is the first send; received and started are the last attempt's."""
     steps: list[TaskEvent] = []
     if rec.sent is not None:
         steps.append(TaskEvent("task-sent", rec.sent, None, {"queue": rec.queue}))
     for retried, worker, exception in rec.attempts or ():
         steps.append(TaskEvent("task-retried", retried, worker, {"exception": exception}))
+    if not rec.attempts and rec.retried is not None:  # reloaded from history: the last retry is kept
+        steps.append(TaskEvent("task-retried", rec.retried, None,
+                               {"exception": rec.exception if rec.state == "RETRY" else None}))
     if rec.received is not None:
-        steps.append(TaskEvent("task-received", rec.received, rec.worker, {"retries": rec.retries}))
+        steps.append(TaskEvent("task-received", rec.received, rec.worker, {"retries": received_retries(rec)}))
     if rec.started is not None:
         steps.append(TaskEvent("task-started", rec.started, rec.worker))
     if rec.progress is not None:
         steps.append(TaskEvent("task-progress", rec.updated, rec.worker, dict(rec.progress)))
-    final = {"SUCCESS": ("task-succeeded", {"result": rec.result, "runtime": rec.runtime}),
-             "FAILURE": ("task-failed", {"exception": rec.exception}),
-             "REVOKED": ("task-revoked", {"reason": rec.exception}),
-             "LOST": ("task-lost", {"reason": rec.exception})}.get(rec.state)
+    final = FINAL_STEPS.get(rec.state)
     if final is not None:
-        steps.append(TaskEvent(final[0], rec.finished, rec.worker, final[1]))
-    return sorted(steps, key=lambda e: e.timestamp or 0.0)
+        fields: dict[str, object] = (
+            {"result": rec.result, "runtime": rec.runtime} if rec.state == "SUCCESS"
+            else {"exception": rec.exception} if rec.state == "FAILURE" else {"reason": rec.exception})
+        steps.append(TaskEvent(final, rec.finished, None if rec.state == "PURGED" else rec.worker, fields))
+    return sorted(steps, key=lambda e: (e.timestamp or 0.0, STEP_ORDER.get(e.type, 4)))
 
+
+def received_retries(rec: TaskRecord) -> int | None:
+    """The retry count of the attempt last received. `rec.retries` is the newest message's, which a retry's
+    own task-sent raises before that message is received: then the retries seen before the receive count
+    (None once reloaded from history, where they are not kept)."""
+    received, retried = rec.received, rec.retried
+    if received is None or retried is None or retried < received or not rec.retries:
+        return rec.retries
+    if rec.attempts is None:
+        return None
+    return sum(1 for at, _worker, _exception in rec.attempts if at is not None and at < received)

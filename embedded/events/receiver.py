@@ -9,7 +9,7 @@ from collections.abc import Callable
 from celery import Celery
 from kombu import Connection
 
-from stalk.embedded.events.redis_feed import RedisFeed, redis_feed
+from stalk.embedded.patches import RedisFeed, redis_feed
 
 RETRY_MIN, RETRY_MAX = 0.2, 2.0
 

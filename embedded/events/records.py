@@ -46,7 +46,7 @@ class TaskRecord:
 
 
 ARRIVAL = attrgetter("arrival")  # sort key: arrival order
-TASK_FIELDS: tuple[str, ...] = tuple(f for f in TaskRecord.__slots__ if f not in ("attempts", "arrival"))  # type: ignore[attr-defined]
+TASK_FIELDS: tuple[str, ...] = tuple(f for f in TaskRecord.__slots__ if f not in ("attempts", "arrival"))
 
 
 @dataclass(slots=True, eq=False)

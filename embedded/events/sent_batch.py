@@ -19,7 +19,7 @@ from celery import Celery
 from celery.events.event import Event, get_exchange
 from celery.utils.nodenames import anon_nodename
 from celery.utils.time import utcoffset
-from kombu import Producer
+from kombu import Exchange, Producer
 
 FLUSH_EVERY = 0.05  # s
 MAX_WAITING = 100_000  # events kept while the broker is away
@@ -38,7 +38,7 @@ class SentEvents:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._producer: Producer | None = None
-        self._exchange = None
+        self._exchange: Exchange | None = None
         self._send: Callable[..., Any] | None = None
         self._thread = threading.Thread(target=self._loop, name="stalk-sent-events", daemon=True)
         self.published = 0
@@ -105,11 +105,12 @@ class SentEvents:
         return True
 
     def _publish(self, batch: list[dict]) -> None:
-        if self._producer is None:
+        if self._producer is None or self._exchange is None:  # set together (the exchange first)
             conn = self.app.connection_for_write()
             conn.ensure_connection(max_retries=1)  # a broker away fails this flush, not blocks it
-            self._exchange = get_exchange(conn, name=self.app.conf.event_exchange)
-            self._producer = Producer(conn, exchange=self._exchange, serializer="json", auto_declare=False)
+            exchange: Exchange = get_exchange(conn, name=self.app.conf.event_exchange)
+            self._exchange = exchange
+            self._producer = Producer(conn, exchange=exchange, serializer="json", auto_declare=False)
         self._producer.publish(batch, routing_key="task.multi", exchange=self._exchange.name,
                                declare=[self._exchange], serializer="json", delivery_mode="transient",
                                headers={"hostname": self.hostname})

@@ -16,7 +16,7 @@ from sortedcontainers import SortedList
 
 from stalk.embedded.events.paced import paced
 from stalk.embedded.events.records import ARRIVAL, TaskRecord
-from stalk.embedded.events.untracked import untrack
+from stalk.embedded.patches import untrack
 
 Entry = tuple[object, int, str]  # (sort value, TaskRecord.arrival, task id)
 _value, _task_id = itemgetter(0), itemgetter(2)
@@ -73,7 +73,8 @@ class SortIndex:
                 if old == new:
                     continue
                 ordered.remove(old)
-            entries[task_id] = untrack(new)  # a tracked value would make the dict tracked again
+            untrack(new)  # a tracked value would make the dict tracked again
+            entries[task_id] = new
             ordered.add(new)
         if len(ordered._lists) != self._untracked:
             self._untrack()

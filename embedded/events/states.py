@@ -1,22 +1,30 @@
 """Task states and the rule that lets a task's state move only forward.
 
-Celery's precedence (celery.states.PRECEDENCE) with Stalk's two custom states placed explicitly:
+Celery's precedence (celery.states.PRECEDENCE) with Stalk's custom states placed explicitly:
 LOST takes the slot Celery keeps for unknown states (above REVOKED), PROGRESS sits just above
 STARTED (a revoke or LOST must still win over a task that reports progress). Lower index wins.
+PURGED (its message deleted from the queue by a purge) is finished, but not by precedence: any later
+event of the task (its timestamp after the purge) wins, since then the message was not purged after all.
 """
 
 from __future__ import annotations
 
 PENDING, RECEIVED, STARTED, PROGRESS, RETRY = "PENDING", "RECEIVED", "STARTED", "PROGRESS", "RETRY"
 SUCCESS, FAILURE, REVOKED, REJECTED, LOST = "SUCCESS", "FAILURE", "REVOKED", "REJECTED", "LOST"
+PURGED = "PURGED"
 
-ALL_STATES = (PENDING, RECEIVED, STARTED, PROGRESS, RETRY, SUCCESS, FAILURE, REVOKED, REJECTED, LOST)
-PRECEDENCE = (SUCCESS, FAILURE, LOST, REVOKED, PROGRESS, STARTED, RECEIVED, REJECTED, RETRY, PENDING)
+ALL_STATES = (PENDING, RECEIVED, STARTED, PROGRESS, RETRY, SUCCESS, FAILURE, REVOKED, REJECTED, LOST, PURGED)
+PRECEDENCE = (SUCCESS, FAILURE, LOST, REVOKED, PURGED, PROGRESS, STARTED, RECEIVED, REJECTED, RETRY, PENDING)
 RANK: dict[str, int] = {state: i for i, state in enumerate(PRECEDENCE)}
 CUSTOM_RANK = RANK[PROGRESS]  # any other custom state (update_state(state="X")) ranks like PROGRESS
 
-#: Finished: only a state of strictly higher precedence may replace these (FAILURE -> SUCCESS ok).
-FINISHED = frozenset({SUCCESS, FAILURE, REVOKED, LOST})
+#: Finished: only a state of strictly higher precedence may replace these (FAILURE -> SUCCESS ok);
+#: PURGED only by a later event (see the module doc).
+FINISHED = frozenset({SUCCESS, FAILURE, REVOKED, LOST, PURGED})
+#: What a purge may mark PURGED when it deleted the task's message: waiting for a worker (PENDING, RETRY:
+#: the retry's message) or put back in the queue (REJECTED with requeue, LOST: acks_late). Not RECEIVED
+#: or running: a worker holds that message (a copy kombu restored to the queue is a duplicate).
+PURGEABLE = frozenset({PENDING, RETRY, REJECTED, LOST})
 #: Running on a worker: becomes LOST when that worker dies.
 RUNNING = frozenset({STARTED, PROGRESS})
 
@@ -37,6 +45,8 @@ def moves(old: str, new: str) -> bool:
     new attempt may start after RETRY), except that a finished task never goes back."""
     if old == new:
         return old not in FINISHED
+    if old == PURGED:
+        return True  # when the event is later than the purge (the fold compares the timestamps)
     p_new, p_old = RANK.get(new, CUSTOM_RANK), RANK.get(old, CUSTOM_RANK)
     if old in FINISHED:
         return p_new < p_old

@@ -26,10 +26,11 @@ from stalk.embedded.events.queries import (
 from stalk.embedded.events.records import ARRIVAL, Changes, TaskEvent, TaskRecord, WorkerRecord
 from stalk.embedded.events.search_texts import SearchTexts
 from stalk.embedded.events.sort_index import Remembered, SortIndex
-from stalk.embedded.events.states import FAILURE, FINISHED
+from stalk.embedded.events.states import FAILURE, FINISHED, PENDING, RECEIVED, REJECTED, RETRY
 from stalk.embedded.foreground import FOREGROUND
 from stalk.embedded.paths import set_aside
 
+NOT_RUNNING = FINISHED | {PENDING, RECEIVED, REJECTED, RETRY}  # any other state: on a worker, running
 NOTIFY_EVERY = 0.1  # s between batches to subscribers
 EXPIRE_EVERY = 0.5  # s between heartbeat-expiry checks
 DEFAULT_MAX_TASKS = 20_000
@@ -171,6 +172,15 @@ class EventStore:
         out = [r.task_id for r in reversed(records) if r.state not in FINISHED]
         return (out + unheard[::-1])[:limit]
 
+    def running_on(self, elsewhere: Callable[[str | None], bool], limit: int = 500) -> list[tuple[str, str, Any]]:
+        """(id, state, progress) of the tasks running (STARTED, PROGRESS or a custom state) on a worker
+        `elsewhere` accepts, up to `limit` (the last to enter their state)."""
+        with self._lock:
+            tasks, by_state = self._fold.tasks, self._fold.by_state
+            ids = [task_id for state, ids in by_state.items() if state not in NOT_RUNNING for task_id in ids]
+            records = [tasks[task_id] for task_id in ids[-limit:] if task_id in tasks]
+            return [(r.task_id, r.state, r.progress) for r in records if elsewhere(r.worker)]
+
     def lose_unfinished(self, reason: str) -> int:
         """Mark every unfinished task LOST with `reason` (written to history at stop); how many."""
         with self._lock:
@@ -190,7 +200,7 @@ class EventStore:
             if not dirty:
                 return []
             self._fold.dirty = {}
-        return list(dirty.values())  # type: ignore[union-attr]
+        return list(dirty.values())
 
     # -- subscribers ----------------------------------------------------------------------------
 
@@ -308,10 +318,11 @@ class EventStore:
             return sort_records([r for r in records if test is None or test(r)], sort_key, reverse)[:limit], True
         texts: SearchTexts | None = self._kept(SEARCH) if needle is not None else None
         if needle is not None and texts is None:  # dropped since prepare_search: a long pause
-            texts = self._indexes[SEARCH] = SearchTexts(tasks.values())  # type: ignore[assignment]
+            texts = self._indexes[SEARCH] = SearchTexts(tasks.values())
         if sort_key == "received":  # the live view: walk from the newest (or oldest), stop at `limit`
-            walk = (filter(None, map(tasks.get, texts.ids(needle, reverse, tasks))) if texts and needle
-                    else paced(reversed(tasks.values()) if reverse else tasks.values()))
+            walk: Iterable[TaskRecord] = (
+                filter(None, map(tasks.get, texts.ids(needle, reverse, tasks))) if texts and needle
+                else paced(reversed(tasks.values()) if reverse else tasks.values()))
             found = first(walk, test, limit)
             if reverse:
                 found.reverse()
@@ -325,7 +336,7 @@ class EventStore:
         ids = index.ids(reverse)
         if texts is not None and needle is not None:
             remembered = index.matching(needle) if limit is not None else None
-            if remembered is not None:  # the next key typed, or the same search refreshed
+            if remembered is not None and limit is not None:  # the next key typed, or the same search refreshed
                 return self._refined(remembered, index, texts, needle, test, reverse, limit), True
             cap = index_limit(len(tasks), None)
             scan = texts.ids(needle, False, tasks)

@@ -8,6 +8,7 @@ from typing import Any
 
 from stalk.embedded.children import node_name
 from stalk.embedded.events.eager import EagerFeed
+from stalk.embedded.events.plain_workers import PlainWorkers
 from stalk.embedded.events.publish import PublishNotes
 from stalk.embedded.events.receiver import EventReceiver
 from stalk.embedded.events.reconcile import reconcile, unknown_results
@@ -57,6 +58,9 @@ def start_store(stack: Any) -> EventStore:
         return store
     store.attach(PublishNotes(store.note_published))
     store.attach(EventReceiver(stack.app, store.ingest, log=log.info, on_connect=CatchUp(store, stack.app.backend)))
+    # Workers Stalk does not run: their task events asked for, their progress and queues looked up.
+    own = {node_name(spec): spec.queues for spec in stack.worker_specs}
+    store.attach(PlainWorkers(stack.app, store, own, stack.config.events.enable_remote, note=stack.note))
 
     def look_up_lost(ids: list[str]) -> None:  # finished before the worker died, unheard: the backend knows
         threading.Thread(target=reconcile, args=(ids, stack.app.backend, store.ingest),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,11 @@ class StackQuotaError(QuotaError, ConfigError):
 
 def ledger_path(app: Any) -> Path:
     """app.conf.stalk_quota_db; else the quota db of the Stalk running this app (its worker child, or
-    the eager stack in this process); else the default data dir's (a plain `celery worker` then
-    charges the ledger that `stalk quota` shows)."""
+    the eager stack in this process); else, for a plain `celery worker` on the broker of a Stalk running
+    on a default data dir (`eval "$(stalk env)"`), that stack's (the ledger its `stalk quota` shows);
+    else the one in the platform's base data dir."""
     from stalk.embedded.children import child_data_dir
-    from stalk.embedded.paths import StackPaths, default_data_dir
+    from stalk.embedded.paths import StackPaths, base_data_dir
 
     configured = _conf(app, "stalk_quota_db")
     if configured:
@@ -34,7 +36,20 @@ def ledger_path(app: Any) -> Path:
     if id(app) in _in_process:
         return _in_process[id(app)]
     data_dir = child_data_dir()
-    return StackPaths(Path(data_dir) if data_dir else default_data_dir()).quota_db
+    if data_dir:
+        return StackPaths(Path(data_dir)).quota_db
+    broker_url = _conf(app, "broker_url")
+    stack_dir = _stack_on_broker(str(broker_url)) if broker_url else None
+    return StackPaths(stack_dir or base_data_dir()).quota_db
+
+
+@functools.lru_cache(maxsize=16)
+def _stack_on_broker(broker_url: str) -> Path | None:
+    """The data dir of the one Stalk running (on a default data dir) with this broker; looked up once."""
+    from stalk.embedded.running import on_broker, running_stacks
+
+    stacks = on_broker(broker_url, running_stacks())
+    return stacks[0].data_dir if len(stacks) == 1 else None
 
 
 def app_quotas(app: Any) -> list[QuotaSpec]:

@@ -135,10 +135,13 @@ class QuotaStatus:
     denied: int  # denied calls today
     pending: int  # reservations not settled yet (running, or lost with their worker)
     starts_at: datetime  # when today's quota-day began (resets_at - starts_at is 23 h/25 h across DST)
+    refused_units: int = 0  # the last non-priority call was refused and its cost still does not fit
 
     @property
     def exhausted(self) -> bool:
-        return self.remaining <= 0
+        """Non-priority callers are out: nothing remains, or the last such call was refused and its cost
+        still does not fit (24 units left do not help calls of 51)."""
+        return self.remaining <= 0 or self.refused_units > self.remaining
 
 
 def _is_int(value: object) -> bool:

@@ -22,16 +22,19 @@ def build_status(conn: sqlite3.Connection, spec: QuotaSpec, now: datetime) -> Qu
     reserved = max(0, min(reserve, limit - used))
     remaining = max(0, limit - reserve - used)
     rate = _rate(conn, spec.name, now)
+    refused = _refused(conn, spec.name, day, remaining)
     return QuotaStatus(
         name=spec.name, limit=limit, used=used, reserved=reserved, remaining=remaining,
         resets_at=clock.resets_at(now, reset, zone), hourly=_hourly(conn, spec.name, day, start),
-        rate_per_hour=rate, exhausted_at=_exhausted_at(conn, spec, day, start, now, remaining, rate),
+        rate_per_hour=rate,
+        exhausted_at=refused[1] if refused and remaining > 0 else _exhausted_at(conn, spec, day, start, now,
+                                                                                remaining, rate),
         day=day, priority_reserve=reserve, timezone=spec.timezone,
         denied=conn.execute("SELECT COUNT(*) FROM denials WHERE quota = ? AND day = ?",
                             (spec.name, day.isoformat())).fetchone()[0],
         pending=conn.execute("SELECT COUNT(*) FROM requests WHERE quota = ? AND state = 'reserved'",
                              (spec.name,)).fetchone()[0],
-        starts_at=start.astimezone(zone),
+        starts_at=start.astimezone(zone), refused_units=refused[0] if refused else 0,
     )
 
 
@@ -53,6 +56,20 @@ def _rate(conn: sqlite3.Connection, name: str, now: datetime) -> float:
                          " AND created <= ? AND state != 'refunded'",
                          (name, since, now.timestamp())).fetchone()[0]
     return float(units) * 3600.0 / RATE_WINDOW
+
+
+def _refused(conn: sqlite3.Connection, name: str, day: date, remaining: int) -> tuple[int, datetime] | None:
+    """(units, when) of today's last non-priority denial, if no non-priority call was granted after it
+    and its cost still does not fit in what remains (a refund since may have made room)."""
+    denial = conn.execute("SELECT units, at FROM denials WHERE quota = ? AND day = ? AND priority = 0"
+                          " ORDER BY at DESC LIMIT 1", (name, day.isoformat())).fetchone()
+    if denial is None or denial[0] <= remaining:
+        return None
+    granted = conn.execute("SELECT MAX(created) FROM requests WHERE quota = ? AND day = ? AND priority = 0"
+                           " AND state != 'refunded'", (name, day.isoformat())).fetchone()[0]
+    if granted is not None and granted > denial[1]:
+        return None
+    return int(denial[0]), datetime.fromtimestamp(denial[1], UTC)
 
 
 def _exhausted_at(conn: sqlite3.Connection, spec: QuotaSpec, day: date, start: datetime, now: datetime,

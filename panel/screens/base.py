@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from textual import events
 from textual.app import ComposeResult
 from textual.screen import Screen
@@ -9,6 +11,10 @@ from textual.screen import Screen
 from stalk.panel.widgets.key_bar import KeyBar
 from stalk.panel.widgets.mode_bar import ModeBar
 from stalk.panel.widgets.stack_banner import StackBanner
+
+if TYPE_CHECKING:  # app.py imports the screens
+    from stalk.embedded import Stack
+    from stalk.panel.app import StalkApp
 
 
 class StalkScreen(Screen):
@@ -39,5 +45,5 @@ class StalkScreen(Screen):
         yield from ()
 
     @property
-    def stack(self):  # the Stack, or None before it exists
-        return self.app.stack  # type: ignore[attr-defined]
+    def stack(self) -> Stack | None:  # the Stack, or None before it exists
+        return cast("StalkApp", self.app).stack  # Textual types self.app as App[object]

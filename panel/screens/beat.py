@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.widgets import Label, Static
 
 from stalk.panel.actions import bindings
-from stalk.panel.beat_rows import BeatRow
+from stalk.panel.beat_rows import BeatRow, ago
 from stalk.panel.markup_text import escape
 from stalk.panel.screens.polled import PolledScreen
 from stalk.panel.widgets.beat_table import BeatTable
@@ -97,6 +97,12 @@ class BeatScreen(PolledScreen):
                 text += "   [$foreground-muted]n or enter runs the selected entry now[/]"
             elif d.problem is None:
                 text += "   [$foreground-muted]the app defines no beat_schedule[/]"
+        failing = [r for r in d.rows if r.error is not None]
+        if failing:
+            more = f" (+{len(failing) - 1} more)" if len(failing) > 1 else ""
+            first, now = failing[0], self.app.clock()  # type: ignore[attr-defined]
+            text += (f"\n[$error]{escape(first.name)}: send failed {ago(first.failed_at, now)}: "
+                     f"{escape(first.error or '')}{more}[/]")
         if d.problem:
             text += f"   [$error]{escape(d.problem)}[/]"
         self.query_one("#beat-status", Label).update(text)

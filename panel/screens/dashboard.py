@@ -120,6 +120,8 @@ class DashboardScreen(StalkScreen):
 
     def _act(self, verb: str, name: str) -> None:
         stack = self.stack
+        if stack is None:  # the actions ask for a stack first
+            return
         fn = {"restart": stack.restart_process, "stop": stack.stop_process,
               "start": stack.start_process, "kill": stack.kill_process}[verb]
         self.app.run_stack_action(f"{verb} {name}", lambda: fn(name), f"{verb}: {name}")  # type: ignore[attr-defined]

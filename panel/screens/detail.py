@@ -17,7 +17,7 @@ from textual.widgets import Static
 from stalk.embedded.events import RUNNING
 from stalk.panel.actions import bindings
 from stalk.panel.colours import markup
-from stalk.panel.formatting import bar, clock_time, duration, pretty_repr, preview
+from stalk.panel.formatting import bar, clock_time, duration, pretty_repr, preview, time_text
 from stalk.panel.markup_text import escape
 from stalk.panel.messages import Notice
 from stalk.panel.screens.confirm import ConfirmScreen
@@ -31,7 +31,7 @@ GROUP_EVERY = 1.0  # s between group progress queries (the result backend) while
 EVENT_STATES = {"task-sent": "PENDING", "task-received": "RECEIVED", "task-started": "STARTED",
                 "task-progress": "PROGRESS", "task-retried": "RETRY", "task-succeeded": "SUCCESS",
                 "task-failed": "FAILURE", "task-revoked": "REVOKED", "task-rejected": "REJECTED",
-                "task-lost": "LOST"}
+                "task-lost": "LOST", "task-purged": "PURGED"}
 
 
 @dataclass
@@ -73,22 +73,22 @@ def read_detail(task_id: str, store: Any, control: Any, cache: dict[str, tuple] 
     return DetailData(record, list(store.events_of(task_id)), children, parent, groups, revoke)
 
 
-def _revoke_line(rec: Any, revoke: Any) -> str:
+def _revoke_line(rec: Any, revoke: Any, now: float | None = None) -> str:
     """A revoke the workers have not acted on yet: Celery reports a revoked task queued with an eta
     (or behind others) only when it comes due, and one revoked while running only if terminated."""
-    asked = f"[$warning]revoke requested {clock_time(revoke.revoked_at)}[/]"
+    asked = f"[$warning]revoke requested {clock_time(revoke.revoked_at, now)}[/]"
     if revoke.terminate:
         return f"{asked}  [$foreground-muted]{escape(revoke.signal)} sent to the task if it is running[/]"
     if rec.state in RUNNING:
         return f"{asked}  [$foreground-muted]it was already running: it runs to its end (t terminates it)[/]"
-    when = f"it comes due (eta {escape(str(rec.eta))})" if rec.eta else "they take it from the queue"
+    when = f"it comes due (eta {escape(time_text(rec.eta, now))})" if rec.eta else "they take it from the queue"
     return f"{asked}  [$foreground-muted]workers discard it when {when}[/]"
 
 
 def group_progress(group_id: str, control: Any, members: list[Any]) -> tuple[int, int] | None:
     """(done, total) from the result backend, else from the members this store has seen."""
     try:
-        return tuple(control.group_progress(group_id))  # type: ignore[return-value]
+        return tuple(control.group_progress(group_id))
     except Exception:  # unsaved group, eager backend, broker down: count what the store knows
         if not members:
             return None
@@ -105,14 +105,20 @@ def _ref(task_id: str, record: Any) -> str:
     return f"{escape(task_id)}  {escape(record.name or '?')}  {markup(record.state)}"
 
 
-def _header(task_id: str, rec: Any) -> list[str]:
+def _header(task_id: str, rec: Any, now: float | None = None) -> list[str]:
+    # a retried task: its first send, its last attempt's receive and start (a retry sends a new message)
+    retried = bool(rec.retries or rec.attempts or rec.retried)
+    sent, received, started = ("first sent", "last received", "last started") if retried else (
+        "sent", "received", "started")
     lines = [f"[b]{escape(rec.name or '?')}[/b]  {markup(rec.state)}  [$foreground-muted]{escape(task_id)}[/]",
              "  ".join([_line("worker", rec.worker or "-"), _line("queue", rec.queue or rec.routing_key or "-"),
                         _line("priority", "-" if rec.priority is None else rec.priority),
                         _line("retries", rec.retries), _line("runtime", duration(rec.runtime))]),
-             "  ".join([_line("sent", clock_time(rec.sent)), _line("received", clock_time(rec.received)),
-                        _line("started", clock_time(rec.started)), _line("finished", clock_time(rec.finished))])]
-    extra = [_line(k, v) for k, v in (("replaces", rec.replaced), ("eta", rec.eta), ("expires", rec.expires)) if v]
+             "  ".join([_line(sent, clock_time(rec.sent, now)), _line(received, clock_time(rec.received, now)),
+                        _line(started, clock_time(rec.started, now)),
+                        _line("finished", clock_time(rec.finished, now))])]
+    extra = [_line(k, v) for k, v in (("replaces", rec.replaced), ("eta", rec.eta and time_text(rec.eta, now)),
+                                      ("expires", rec.expires and time_text(rec.expires, now))) if v]
     if extra:
         lines.append("  ".join(extra))
     fraction = progress_of(rec, finished_too=True)
@@ -152,7 +158,7 @@ def _group_text(progress: tuple[int, int] | None) -> str:
     return f"[$primary]{bar(fraction, 20)}[/] {done}/{total} done"
 
 
-def _timeline(events: list[Any]) -> list[str]:
+def _timeline(events: list[Any], now: float | None = None) -> list[str]:
     lines = ["", "[b]timeline[/b]"]
     for event in events:
         state = EVENT_STATES.get(event.type, event.type.replace("task-", "").upper())
@@ -160,30 +166,31 @@ def _timeline(events: list[Any]) -> list[str]:
         if isinstance(note.get("runtime"), (int, float)):
             note["runtime"] = duration(note["runtime"])  # as the header says it: 63ms, not 0.0628526...
         text = "  ".join(f"{k}={preview(v, 50)}" for k, v in note.items())
-        lines.append(f"{clock_time(event.timestamp)}  {markup(state, f'{state:<9}')}  "
+        lines.append(f"{clock_time(event.timestamp, now)}  {markup(state, f'{state:<9}')}  "
                      f"{escape(event.hostname or '')}  [$foreground-muted]{escape(text)}[/]")
     if not events:
         lines.append("[$foreground-muted]no events[/]")
     return lines
 
 
-def _attempts(rec: Any) -> list[str]:
+def _attempts(rec: Any, now: float | None = None) -> list[str]:
     if not rec.attempts:
         return []
     lines = ["", f"[b]retries[/b] ({len(rec.attempts)})"]
     for i, (when, worker, exception) in enumerate(rec.attempts, 1):
-        lines.append(f"#{i}  {clock_time(when)}  {escape(worker or '-')}  [$error]{escape(preview(exception, 80))}[/]")
+        lines.append(f"#{i}  {clock_time(when, now)}  {escape(worker or '-')}  [$error]{escape(preview(exception, 80))}[/]")
     return lines
 
 
-def render_detail(task_id: str, data: DetailData) -> str:
-    """Markup for the whole detail (pure: tests and snapshots rely on it)."""
+def render_detail(task_id: str, data: DetailData, now: float | None = None) -> str:
+    """Markup for the whole detail (pure: tests and snapshots rely on it). `now`: the panel's clock
+    (times of another day show their date)."""
     rec = data.record
     if rec is None:
         return f"[b]{escape(task_id)}[/b]\n\n[$foreground-muted]not in the event store (yet)[/]"
-    lines = _header(task_id, rec)
+    lines = _header(task_id, rec, now)
     if data.revoke is not None:
-        lines.append(_revoke_line(rec, data.revoke))
+        lines.append(_revoke_line(rec, data.revoke, now))
     sections = [("args", pretty_repr(rec.args or "()")), ("kwargs", pretty_repr(rec.kwargs or "{}"))]
     if rec.result is not None:
         sections.append(("result", pretty_repr(rec.result)))
@@ -196,7 +203,7 @@ def render_detail(task_id: str, data: DetailData) -> str:
     relations = _relations(rec, data)
     if relations:
         lines += ["", *relations]
-    lines += _attempts(rec) + _timeline(data.events)
+    lines += _attempts(rec, now) + _timeline(data.events, now)
     if rec.traceback:
         lines += ["", "[b]traceback[/b]", f"[$text-muted]{escape(rec.traceback.rstrip())}[/]"]
     return "\n".join(lines)
@@ -226,11 +233,14 @@ class DetailScreen(Screen):
         yield ModeBar(self.app.current_mode)  # the mode it was opened from; number keys still switch
         yield StackBanner()
         with VerticalScroll():
-            yield Static(render_detail(self.task_id, self.data), id="detail-body")
+            yield Static(render_detail(self.task_id, self.data, self._now()), id="detail-body")
         yield KeyBar()
 
     def on_mount(self) -> None:
-        self.watch(self.app, "tasks_version", lambda _v: self.fetch())
+        self.watch(self.app, "tasks_version", self._tasks_version_changed)
+
+    def _tasks_version_changed(self, _version: int) -> None:  # a watcher returns None (fetch returns its Worker)
+        self.fetch()
 
     @property
     def stack(self) -> Any:
@@ -250,7 +260,10 @@ class DetailScreen(Screen):
     @on(Fetched)
     def _fetched(self, message: Fetched) -> None:
         self.data = message.data
-        self.query_one("#detail-body", Static).update(render_detail(self.task_id, message.data))
+        self.query_one("#detail-body", Static).update(render_detail(self.task_id, message.data, self._now()))
+
+    def _now(self) -> float:
+        return getattr(self.app, "clock", time.time)()
 
     def action_back(self) -> None:
         self.dismiss()

@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from stalk.embedded import LogLine
+from stalk.embedded import OWN_LOG, LogLine
 from stalk.panel.actions import bindings
 from stalk.panel.colours import state_text
 from stalk.panel.markup_text import escape
@@ -57,6 +57,9 @@ class LogsScreen(StalkScreen):
         variables = self.app.get_css_variables()
         names = [p.name for p in snapshot]
         prompts = [Text.assemble(f"{p.name:<18} ", state_text(p.state, variables)) for p in snapshot]
+        if self.lines.get(OWN_LOG):  # Stalk's own lines about the stack, once there are any
+            names.append(OWN_LOG)
+            prompts.append(Text(OWN_LOG))
         if names == [options.get_option_at_index(i).id for i in range(options.option_count)]:
             for name, prompt in zip(names, prompts, strict=True):
                 options.replace_option_prompt(name, prompt)
@@ -102,6 +105,8 @@ class LogsScreen(StalkScreen):
     @work(thread=True, exclusive=True, group="logs-poll", exit_on_error=False)
     def poll(self) -> None:
         stack = self.stack
+        if stack is None:  # polling starts once there is a stack (_start_polling)
+            return
         fresh: dict[str, list[LogLine]] = {}
         for p in stack.processes():
             try:
@@ -110,6 +115,9 @@ class LogsScreen(StalkScreen):
                 continue
             if lines:
                 fresh[p.name] = lines
+        own = stack.logs(OWN_LOG, self.since.get(OWN_LOG, 0))
+        if own:
+            fresh[OWN_LOG] = own
         self.post_message(LogsFetched(fresh))
 
     @on(LogsFetched)
@@ -120,11 +128,14 @@ class LogsScreen(StalkScreen):
 
     def add_lines(self, fresh: dict[str, list[LogLine]]) -> None:
         variables = self.app.get_css_variables()
+        first_own = bool(fresh.get(OWN_LOG)) and not self.lines.get(OWN_LOG)
         for name, lines in fresh.items():
             self.lines.setdefault(name, deque(maxlen=KEEP)).extend(lines)
             self.since[name] = lines[-1].seq
             if name == self.current:
                 self.query_one(LogView).append(lines, self.needle, variables)
+        if first_own:  # the list gains Stalk's own entry
+            self._show_processes(self.app.processes)  # type: ignore[attr-defined]
         if fresh:
             self._show_status()
 

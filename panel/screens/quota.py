@@ -36,7 +36,7 @@ def tabs(data: QuotaData) -> str:
     parts = []
     for s in data.statuses:
         name = escape(s.name)
-        mark = "[$error]●[/]" if s.remaining <= 0 else ("[$warning]●[/]" if s.exhausted_at else "[$success]●[/]")
+        mark = "[$error]●[/]" if s.exhausted else ("[$warning]●[/]" if s.exhausted_at else "[$success]●[/]")
         parts.append(f"[reverse b] {name} [/] {mark}" if s.name == data.current else f" {name}  {mark}")
     return "  ".join(parts)
 

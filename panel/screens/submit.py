@@ -18,7 +18,7 @@ from stalk.embedded.control import Problem
 from stalk.panel.actions import bindings
 from stalk.panel.formatting import printable
 from stalk.panel.markup_text import escape
-from stalk.panel.messages import Notice, OpenTask
+from stalk.panel.messages import Notice, OpenTask, Phase
 from stalk.panel.screens.base import StalkScreen
 from stalk.panel.submit_form import (
     NUMBER_FIELDS,
@@ -94,8 +94,11 @@ class SubmitScreen(StalkScreen):
         self.sent: list[dict[str, Any]] = []  # requests handed to control.submit (tests read it)
         self.armed: dict[str, Any] | None = None  # the request whose warnings were shown once
         self.wanted_queue: str | None = None  # from a re-submit, until the queue list is loaded
-        self.watch(self.app, "phase", lambda _p: self.load())
+        self.watch(self.app, "phase", self._phase_changed)
         self._validate()
+
+    def _phase_changed(self, _phase: Phase) -> None:  # a watcher returns None (load returns its Worker)
+        self.load()
 
     @property
     def control(self) -> Any:
@@ -142,9 +145,15 @@ class SubmitScreen(StalkScreen):
 
     @on(Input.Changed, "#task-name")
     def _name_typed(self, event: Input.Changed) -> None:
+        """The task sent is always the one named in the box: a name that matches no task unpicks."""
         self._fill_options(event.value)
         if event.value in self.task_names:
             self.pick(event.value)
+        elif self.task_name is not None or event.value:
+            self.task_name = None
+            typed = f"no task named [b]{escape(event.value)}[/b]: " if event.value.strip() else ""
+            self.query_one("#task-doc", Static).update(f"[$foreground-muted]{typed}pick one from the list[/]")
+            self._validate()
 
     @on(OptionList.OptionSelected, "#task-options")
     def _option(self, event: OptionList.OptionSelected) -> None:
@@ -159,6 +168,11 @@ class SubmitScreen(StalkScreen):
             self.query_one("#args", TextArea).focus()
 
     def pick(self, name: str) -> None:
+        box = self.query_one("#task-name", Input)
+        if box.value != name:
+            with box.prevent(Input.Changed):
+                box.value = name
+            self._fill_options(name)
         self.task_name = name
         signature, doc = describe_task(getattr(self.stack, "user_app", None), name)
         text = f"[b]{escape(signature or name)}[/b]"

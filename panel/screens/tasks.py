@@ -66,6 +66,8 @@ class TasksScreen(StalkScreen):
         self._query_cost = 0.0  # s the last query took
         self.watch(self.app, "tasks_version", lambda _v: self._mark_dirty())
         self.watch(self.app, "phase", lambda _p: self._mark_dirty())
+        # the rows are drawn with the theme's colours: a new theme redraws them even on a quiet stack
+        self.watch(self.app, "theme", lambda _t: self._mark_dirty(), init=False)
         table = self.query_one(TaskTable)
         table.set_sort(self.filter.sort_key, self.filter.reverse)
         table.focus()

@@ -203,7 +203,7 @@ class WorkersScreen(PolledScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.call(f"purge {name}", lambda: control.purge(name),
+                self.call(f"purge {name}", lambda: control.purge(name, by="the panel"),
                           lambda n: f"purged {plural(n, 'message')} from {name}")
 
         self.app.push_screen(ConfirmScreen(f"Purge queue {name}?", f"Deletes {count}; they cannot be recovered.",

@@ -17,7 +17,7 @@ def held_cells(task: HeldTask, kind: str, now: float, variables: Mapping[str, st
         ran = f"running {duration(now - task.started)}" if task.started else "running"
         when = Text(ran + (f" · pid {task.worker_pid}" if task.worker_pid else ""), style=colour("primary", variables))
     elif kind == "scheduled":
-        due = f"due {clock_time(task.eta)} (in {duration(task.eta - now)})" if task.eta else "due -"
+        due = f"due {clock_time(task.eta, now)} (in {duration(task.eta - now)})" if task.eta else "due -"
         when = Text(due, style=colour("warning", variables))
     else:
         when = Text("prefetched", style="dim")
@@ -29,7 +29,7 @@ class HeldTable(KeyedTable):
     """Row key = task id; enter opens the task."""
 
     COLUMNS = ("id", "task", "args", "state")
-    WIDTHS = (8, 22, 16, 24)
+    WIDTHS = (8, 22, 16, 28)  # "running 12m03s · pid 18995"
     FLEX = {"task": 40, "args": None}
 
     def show_held(self, held: Sequence[tuple[str, HeldTask]], now: float, variables: Mapping[str, str]) -> None:

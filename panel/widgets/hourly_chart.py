@@ -43,7 +43,7 @@ class HourlyChart(Static):
     DEFAULT_CSS = "HourlyChart { height: auto; padding: 0 1; }"
 
     def show(self, values: list[int] | None, current: int | None, start_hour: int, title: str) -> None:
-        if not any(values or ()):
+        if not values or not any(values):
             self.update(f"[b]{title}[/b]\n[$foreground-muted]nothing used yet today[/]")
             return
         self.update(f"[b]{title}[/b]\n" + hourly_chart(values, current, start_hour))

@@ -18,7 +18,7 @@ def fitted_widths(columns: Sequence[str], widths: Sequence[int], flex: Mapping[s
     than cut the names that tell its rows apart."""
     fitted = dict(zip(columns, widths, strict=True))
     spare = room - sum(widths) - 2 * padding * len(columns)
-    growing = [c for c in flex if flex[c] is None or flex[c] > fitted[c]]
+    growing = [c for c in flex if _can_grow(flex[c], fitted[c])]
     while spare > 0 and growing:
         share, extra = divmod(spare, len(growing))
         for i, column in enumerate(growing):
@@ -27,8 +27,13 @@ def fitted_widths(columns: Sequence[str], widths: Sequence[int], flex: Mapping[s
             give = give if cap is None else min(give, cap - fitted[column])
             fitted[column] += give
             spare -= give
-        growing = [c for c in growing if flex[c] is None or fitted[c] < flex[c]]
+        growing = [c for c in growing if _can_grow(flex[c], fitted[c])]
     return tuple(fitted[c] for c in columns)
+
+
+def _can_grow(cap: int | None, width: int) -> bool:
+    """A flexible column below its cap (None: no cap)."""
+    return cap is None or width < cap
 
 
 def plain(cell: object) -> object:

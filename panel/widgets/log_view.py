@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Mapping
 
 from rich.text import Text
@@ -16,8 +17,8 @@ LEVEL = re.compile(r"\b(CRITICAL|ERROR|WARNING|INFO|DEBUG)\b")
 STALK = "[stalk]"
 
 
-def line_text(line: LogLine, variables: Mapping[str, str]) -> Text:
-    text = Text(f"{clock_time(line.ts)} ", style="dim")
+def line_text(line: LogLine, variables: Mapping[str, str], now: float | None = None) -> Text:
+    text = Text(f"{clock_time(line.ts, now)} ", style="dim")
     match = LEVEL.search(line.text)
     role = LOG_LEVEL_ROLES.get(match.group(1)) if match else None
     if line.text.startswith(STALK):
@@ -41,6 +42,7 @@ class LogView(RichLog):
         self.append(lines, needle, variables)
 
     def append(self, lines: Iterable[LogLine], needle: str, variables: Mapping[str, str]) -> None:
+        now = getattr(self.app, "clock", time.time)()  # the panel's: a line of another day shows its date
         for line in lines:
             if matches(line, needle):
-                self.write(line_text(line, variables), scroll_end=self.auto_scroll)
+                self.write(line_text(line, variables, now), scroll_end=self.auto_scroll)

@@ -24,11 +24,14 @@ def _at(when: datetime, now: float) -> str:
 
 def forecast(status: Any, now: float) -> str:
     rate = float(status.rate_per_hour)
-    if status.remaining <= 0:
+    if status.exhausted:
         since = f" since {_at(status.exhausted_at, now)}" if status.exhausted_at else ""
-        rest = "only priority calls" if status.reserved > 0 else "calls are refused"
+        if status.remaining > 0:
+            rest = f"{status.remaining:,} units left, too few for a {status.refused_units:,}-unit call"
+        else:
+            rest = "only priority calls" if status.reserved > 0 else "calls are refused"
         return f"[$error]exhausted{since}[/]: {rest} until the reset"
-    if status.exhausted_at is not None:
+    if status.exhausted_at is not None and status.exhausted_at.timestamp() > now:
         return f"[$warning]at {rate:,.0f}/h runs out {_at(status.exhausted_at, now)}[/]"
     if rate <= 0:
         return "[$foreground-muted]idle in the last hour[/]"

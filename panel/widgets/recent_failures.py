@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.text import Text
@@ -26,7 +27,8 @@ class RecentFailures(PlainTable):
             return
         self._shown = ids
         self.clear()
+        now = getattr(self.app, "clock", time.time)()  # the panel's: a failure of another day shows its date
         for task_id, f in zip(ids, failures, strict=True):
-            when = clock_time(field(f, "finished", "updated", "received"))
+            when = clock_time(field(f, "finished", "updated", "received"), now)
             self.add_row(when, field(f, "name") or "?",
                          Text(preview(field(f, "exception") or "", 60), style="red"), key=task_id)

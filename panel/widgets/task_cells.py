@@ -20,6 +20,7 @@ WIDTHS = (9, 16, 8, 15, 10, 8, 8, 7, 3, 14)
 CROPPED = frozenset({"id"})  # cut without an ellipsis: an id prefix is what people read and type
 GROWS = {"args": 3, "name": 1}  # who takes spare width, by share; they give it back first when narrow
 MIN_WIDTH = 6
+RECEIVED_WIDTH = WIDTHS[COLUMNS.index("received")]  # HH:MM:SS; a date in front widens it
 PAD = " "  # one blank cell each side of a cell, as DataTable draws them
 BAR = 10
 
@@ -33,10 +34,12 @@ def fit(text: str, width: int, ellipsis: bool = True) -> str:
     return set_cell_size(text, width - 1) + "…"
 
 
-def column_widths(width: int) -> tuple[int, ...]:
-    """WIDTHS fitted to `width`: spare cells go to args and name, and come from them first."""
+def column_widths(width: int, received: int = RECEIVED_WIDTH) -> tuple[int, ...]:
+    """WIDTHS fitted to `width`: spare cells go to args and name, and come from them first. `received`:
+    the time column's width (wider when a row shows a date: formatting.clock_width)."""
     widths = dict(zip(COLUMNS, WIDTHS, strict=True))
-    spare = width - sum(WIDTHS) - 2 * len(PAD) * len(COLUMNS)
+    widths["received"] = received
+    spare = width - sum(widths.values()) - 2 * len(PAD) * len(COLUMNS)
     if spare > 0:
         total = sum(GROWS.values())
         for column, share in GROWS.items():
@@ -73,8 +76,9 @@ def progress_segments(progress: float | None, width: int, styles: CellStyles) ->
     return [Segment("█" * full, styles.bar), Segment(rest, styles.dim)]
 
 
-def row_segments(row: TaskRow, widths: tuple[int, ...], styles: CellStyles) -> list[Segment]:
-    """The row's cells, each padded by one blank each side; no row style (the table adds it)."""
+def row_segments(row: TaskRow, widths: tuple[int, ...], styles: CellStyles, now: float | None = None) -> list[Segment]:
+    """The row's cells, each padded by one blank each side; no row style (the table adds it). `now`: the
+    panel's clock (a time of another day shows its date)."""
     state_w, name_w, id_w, args_w, worker_w, queue_w, received_w, runtime_w, retries_w, progress_w = widths
     cells = [
         Segment(fit(row.state, state_w), styles.state(row.state)),
@@ -83,7 +87,7 @@ def row_segments(row: TaskRow, widths: tuple[int, ...], styles: CellStyles) -> l
         Segment(fit(row.args, args_w), styles.dim),
         Segment(fit(row.worker, worker_w)),
         Segment(fit(row.queue, queue_w)),
-        Segment(fit(clock_time(row.received), received_w)),
+        Segment(fit(clock_time(row.received, now), received_w)),
         Segment(fit(duration(row.runtime), runtime_w)),
         Segment(fit(str(row.retries or ""), retries_w)),
     ]

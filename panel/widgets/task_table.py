@@ -9,7 +9,9 @@ refresh costs a dict lookup per visible line. A row's cells are rendered once pe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
+from datetime import date
 
 from rich.segment import Segment
 from rich.style import Style
@@ -20,10 +22,12 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from stalk.panel.formatting import clock_width
 from stalk.panel.task_rows import TaskRow
 from stalk.panel.widgets.task_cells import (
     COLUMNS,
     PAD,
+    RECEIVED_WIDTH,
     WIDTHS,
     CellStyles,
     column_widths,
@@ -105,6 +109,9 @@ class TaskTable(ScrollView, can_focus=True):
         self._frame = (0, 0)  # width and first row shown, read once per render_lines
         self._header: Strip | None = None
         self._widths: tuple[int, ...] = WIDTHS
+        self._received_width = RECEIVED_WIDTH
+        self._now: float | None = None  # the panel's clock at the last show: rows of another day show their date
+        self._day = 0
         self._sort: tuple[str, bool] | None = None
         self.cursor_row = 0
         self.updates = 0  # fields changed by the last show (tests and bench read it)
@@ -132,6 +139,7 @@ class TaskTable(ScrollView, can_focus=True):
         if variables != self._variables:
             self._variables = dict(variables)
             self._forget_strips()
+        self._follow_clock(rows)
         selected = self.selected
         old = self._rows
         new = {row.task_id: row for row in rows}
@@ -153,6 +161,20 @@ class TaskTable(ScrollView, can_focus=True):
         self._rows, self._order = new, order
         self.virtual_size = Size(self.size.width, 1 + len(order))
         self._set_cursor(order.index(selected) if selected in new else self.cursor_row)
+        self.refresh()
+
+    def _follow_clock(self, rows: Sequence[TaskRow]) -> None:
+        """The received column shows dates for rows of another day (wider), and a new day redraws it."""
+        clock = getattr(self.app, "clock", time.time)
+        now = self._now = clock()
+        day = date.fromtimestamp(now).toordinal()
+        width = clock_width([row.received for row in rows], now)
+        if day == self._day and width == self._received_width:
+            return
+        self._day, self._received_width = day, width
+        if self.size.width:
+            self._widths = column_widths(self.size.width, width)
+        self._forget_strips()
         self.refresh()
 
     def _refresh_rows(self, indexes: Sequence[int]) -> None:
@@ -242,7 +264,7 @@ class TaskTable(ScrollView, can_focus=True):
         self._forget_strips()
 
     def on_resize(self, event: events.Resize) -> None:
-        self._widths = column_widths(event.size.width)
+        self._widths = column_widths(event.size.width, self._received_width)
         self.virtual_size = Size(event.size.width, 1 + len(self._order))
         self._forget_strips()
         self._set_cursor(self.cursor_row)
@@ -286,7 +308,7 @@ class TaskTable(ScrollView, can_focus=True):
                 self._content.clear()
             if self._cell_styles is None:
                 self._cell_styles = CellStyles(self._variables)
-            content = self._content[row] = row_segments(row, self._widths, self._cell_styles)
+            content = self._content[row] = row_segments(row, self._widths, self._cell_styles, self._now)
         base, post = self._line_style(kind)
         cells = row_width(self._widths)
         if cells > width:

@@ -27,6 +27,19 @@ def eager_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @pytest.fixture(autouse=True)
+def quiet_not_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pilot.press` and `pilot.pause()` wait until the app has handled everything (harness.app_quiet),
+    not until the CPU looks idle: the same wait, for a condition instead of 20 ms slices."""
+    import textual.app
+    import textual.pilot
+
+    from .harness import app_quiet
+
+    monkeypatch.setattr(textual.app, "wait_for_idle", app_quiet)
+    monkeypatch.setattr(textual.pilot, "wait_for_idle", app_quiet)
+
+
+@pytest.fixture(autouse=True)
 def steady_cursors(monkeypatch: pytest.MonkeyPatch) -> None:
     """Text cursors stay visible (as right after a key): a blink would make snapshots a coin toss
     on a loaded machine."""

@@ -68,11 +68,94 @@ def app_for(stack: Any):
     return make_app(stack.config, stack=stack, clock=frozen_clock, probe_broker=False)
 
 
+async def app_quiet(min_sleep: float = 0.0, max_sleep: float = 1.0) -> None:
+    """Stands in for Textual's `wait_for_idle` in panel tests (the wait inside `pilot.press` and
+    `pilot.pause()`): instead of waiting for the process's CPU to go quiet (at least 20 ms a call, and the
+    repaint that follows a key keeps it busy for two or three of those: 40-60 ms a key), wait for the app
+    to have nothing left to do: its workers finished, every message queued on the app and its screen's
+    widgets handled (the pumps run a callback behind them), then no new message, no pending layout,
+    repaint, callback, animation or resize; twice in a row. At most `max_sleep` seconds, as Textual's."""
+    from textual._context import active_app
+    from textual._wait import wait_for_idle
+    from textual.pilot import Pilot
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max_sleep
+    try:
+        app = active_app.get()
+    except LookupError:  # not inside an app: Textual's own wait
+        await wait_for_idle(min_sleep, max_sleep)
+        return
+    pilot = Pilot(app)
+    quiet = 0
+    while quiet < 2 and loop.time() < deadline:
+        try:
+            busy = await workers_finished(app, max(deadline - loop.time(), 0.01))
+            if not await pilot._wait_for_screen(timeout=max(deadline - loop.time(), 0.01)):
+                return  # the app raised: run_test reports it
+            screen = app.screen
+            pumps = [app, *screen.walk_children(with_self=True)]
+        except Exception:  # no screen (yet, or any more), or the time is up
+            return
+        if busy or any(pump._message_queue.qsize() or pump._next_callbacks for pump in pumps):
+            quiet = 0
+        elif (screen._layout_required or screen._scroll_required or screen._repaint_required
+              or screen._dirty_widgets or screen._recompose_required or screen._callbacks):
+            quiet = 0
+            screen._on_timer_update()  # what the 1/60 s update timer would do next
+        elif app.animator._animations or app.animator._scheduled or app._resize_timer is not None:
+            quiet = 0  # an animation, or a resize the app applies after 1/120 s
+            await asyncio.sleep(0.005)
+        else:
+            quiet += 1
+            await asyncio.sleep(0)
+    remaining = min_sleep - (max_sleep - (deadline - loop.time()))
+    if remaining > 0:
+        await asyncio.sleep(remaining)
+
+
 async def settle(pilot) -> None:
     """Wait for the stack to attach, then stop live process snapshots (tests feed fixed ones)."""
     await pilot.app.workers.wait_for_complete()
     pilot.app.runtime.detach()
     await pilot.pause()
+
+
+async def workers_finished(app: Any, timeout: float | None = None) -> int:
+    """Every started worker of the app finished (cancelled or failed counts: an exclusive worker replaced
+    by a newer one raises WorkerCancelled from `wait_for_complete`), or `timeout` seconds passed.
+    How many there were to wait for."""
+    running = [w.wait() for w in app.workers if w.state.name != "PENDING" and not w.is_finished]
+    if running:
+        try:
+            await asyncio.wait_for(asyncio.gather(*running, return_exceptions=True), timeout)
+        except TimeoutError:  # a worker still running: the caller's check says whether that matters
+            pass
+    return len(running)
+
+
+async def until(pilot, check: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
+    """The first truthy `check()`, asked each time the app's workers have finished and the messages they
+    posted are handled; AssertionError naming `what` after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        await workers_finished(pilot.app, max(deadline - loop.time(), 0.01))
+        await pilot.pause()
+        value = check()
+        if value:
+            return value
+        if loop.time() >= deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def palette_hits(app: Any) -> int:
+    """How many commands the open palette lists for what was typed (0 while it is still searching)."""
+    from textual.command import CommandList, CommandPalette
+
+    screen = app.screen
+    return screen.query_one(CommandList).option_count if isinstance(screen, CommandPalette) else 0
 
 
 def feeding(*messages: Any, press: tuple[str, ...] = ()):

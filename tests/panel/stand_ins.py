@@ -100,7 +100,7 @@ class Control:
     def shutdown(self, hostname: str) -> None:
         self._call("shutdown", hostname)
 
-    def purge(self, queue: str) -> int:
+    def purge(self, queue: str, by: str | None = None) -> int:
         self._call("purge", queue)
         return self.depths.pop(queue, 0)
 

@@ -13,6 +13,7 @@ from celery.beat import ScheduleEntry
 from celery.schedules import crontab, schedule
 
 from stalk.embedded.control import Control
+from stalk.embedded.control.beat_runs import RUN_NOW, BeatRuns
 from stalk.embedded.demo.schedule import zoned_crontab
 from stalk.panel.app import make_app
 from stalk.panel.beat_rows import BeatRow, schedule_text, when
@@ -180,3 +181,32 @@ async def test_a_narrow_terminal_scrolls_to_the_next_run(eager_stack, control) -
         assert table.max_scroll_x > 0
         await on_beat(*["right"] * 60)(pilot)
         assert table.scroll_x == table.max_scroll_x
+
+
+def record_sends(control: Control, path: Path) -> None:
+    """What the beat child records as it sends: newer than the shelve (written every few minutes)."""
+    runs = BeatRuns(path)
+    for k in range(3):  # heartbeat-30s: three sends since the shelve's 2,913, the last 4 s ago
+        runs.sent("heartbeat-30s", "jobs.add", f"beat-{k}", seed=2_913, at=FROZEN - 64 + 30 * k)
+    runs.sent("sync-feeds", "jobs.sync", "now-1", seed=1_280, source=RUN_NOW, at=FROZEN - 20)
+    runs.failed("report-hourly", "jobs.report", "Couldn't apply scheduled task report-hourly: Error 111 "
+                "connecting to 127.0.0.1:6390.\x1b[2J Connection refused.", seed=77, at=FROZEN - 300)
+    control.beat_runs = runs
+
+
+def test_rows_carry_the_record_of_sends(control: Control, tmp_path: Path) -> None:
+    record_sends(control, tmp_path / "beat-runs.sqlite3")
+    rows = {r.name: r for r in map(BeatRow.of, control.beat_entries())}
+    assert (rows["heartbeat-30s"].total, rows["heartbeat-30s"].last_run) == (2_916, FROZEN - 4)
+    assert rows["heartbeat-30s"].next_run == FROZEN + 26 and rows["heartbeat-30s"].error is None
+    assert (rows["sync-feeds"].total, rows["sync-feeds"].last_run) == (1_281, FROZEN - 20)
+    failed = rows["report-hourly"]
+    assert (failed.total, failed.failed_at) == (77, FROZEN - 300)
+    assert failed.error is not None and "\x1b" not in failed.error and "\\x1b[2J" in failed.error
+
+
+def test_beat_recorded_runs_snapshot(snap_compare, eager_stack, control, tmp_path):
+    """Runs and last runs as beat sent them (not the shelve's minutes-old counts); a failed send in red,
+    and why in the status line."""
+    record_sends(control, tmp_path / "beat-runs.sqlite3")
+    assert snap_compare(app_with(eager_stack, control), terminal_size=SIZE, run_before=on_beat())

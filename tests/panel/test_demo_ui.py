@@ -9,6 +9,7 @@ import pytest
 
 from stalk.panel.app import make_app
 from stalk.panel.runtime import DemoLoad
+from stalk.panel.screens.quit import QuitScreen
 from stalk.panel.widgets.task_table import TaskTable
 from tests.conftest import make_config
 
@@ -34,5 +35,8 @@ async def test_demo_load_runs_once_the_stack_is_ready_and_stops_on_time(tmp_path
         await pilot.press("2")
         await wait_until(pilot, lambda: len(app.screen.query_one(TaskTable).task_ids) >= sent, 30)
         assert any("demo load: 10 tasks/s for 2 s" in str(n.message) for n in app._notifications)
-        await pilot.press("ctrl+q")
+        await pilot.press("ctrl+q")  # tasks of the mix may still run or wait: then it asks first
+        await wait_until(pilot, lambda: not app.is_running or isinstance(app.screen, QuitScreen), timeout=30)
+        if app.is_running:
+            await pilot.press("q")
         await wait_until(pilot, lambda: not app.is_running, timeout=30)

@@ -20,7 +20,7 @@ from stalk.panel.messages import BrokerChanged
 from stalk.panel.widgets.hourly_chart import hourly_chart
 
 from .conftest import SIZE
-from .harness import FROZEN, REDIS, frozen_clock, settle, sync
+from .harness import FROZEN, REDIS, frozen_clock, settle, sync, until
 from .stand_ins import StackView
 
 NOW = datetime.fromtimestamp(FROZEN, UTC)  # 2026-05-28 20:26:40 UTC
@@ -89,18 +89,23 @@ def app_on(stack, data_dir: Path):
     return make_app(stack.config, stack=view, clock=frozen_clock, probe_broker=False)
 
 
+def poll_drawn(screen) -> bool:
+    """No poll due soon: the one a key or the screen's arrival asks for (0.01 s later) was fetched and
+    drawn, and the next is the regular one (or the screen does not poll)."""
+    timer = getattr(screen, "_timer", None)
+    return timer is None or timer._interval >= screen.POLL_EVERY
+
+
 def on_quota(*press: str):
     async def run_before(pilot) -> None:
         await settle(pilot)
         pilot.app.post_message(BrokerChanged(REDIS))
         await pilot.pause()
         await pilot.press("5")
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
+        await until(pilot, lambda: poll_drawn(pilot.app.screen), "the Quota screen's first poll")
         for key in press:
             await pilot.press(key)
-            await pilot.app.workers.wait_for_complete()
-            await pilot.pause()
+            await until(pilot, lambda: poll_drawn(pilot.app.screen), f"the poll after {key}")
 
     return run_before
 
@@ -160,9 +165,7 @@ async def test_new_charges_show_up_on_the_next_poll(eager_stack, busy_dir, ledge
         charge(ledger, ledger_clock, "openai", NOW, 40, "fresh-task-id")
         ledger.close()
         screen.poll_soon(0.01)
-        await pilot.pause(0.3)
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await until(pilot, lambda: len(screen.data.requests) > logged, "the next poll")
         assert screen.data.status().used == used + 40 and len(screen.data.requests) == logged + 1
         log = screen.query_one("#quota-log")
         assert log.cursor_row == 1 and "7c2e99a0-priority" in log.selected  # the cursor stays on its row

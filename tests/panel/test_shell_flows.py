@@ -25,7 +25,7 @@ from stalk.panel.widgets.process_table import ProcessTable
 from tests.conftest import make_config
 
 from .conftest import SIZE
-from .harness import BUSY, REDIS, app_for, log_lines, settle, sync
+from .harness import BUSY, REDIS, app_for, log_lines, palette_hits, settle, sync
 
 
 @sync
@@ -148,7 +148,7 @@ async def test_the_palette_reaches_another_screens_action(eager_stack):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("colon", *"state filter")
-        await pilot.pause(0.3)
+        await wait_until(pilot, lambda: palette_hits(app), 10)
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.current_mode == "tasks", 10)
         await pilot.pause()
@@ -179,7 +179,7 @@ async def wait_until(pilot, predicate, timeout: float = 60.0) -> None:
     deadline = loop.time() + timeout
     while not predicate():
         assert loop.time() < deadline, "timed out"
-        await pilot.pause(0.2)
+        await pilot.pause(0.05)
 
 
 def table_cell(app, row: str, column: str) -> str | None:
@@ -281,3 +281,33 @@ async def test_enter_on_a_process_opens_its_logs(eager_stack):
         await pilot.pause()
         assert app.current_mode == "logs"
         assert app.screen.current == "worker:default"
+
+
+@sync
+async def test_stalks_own_lines_have_their_entry_in_logs(tmp_path):
+    """Stalk's own lines about the stack (asking plain workers for task events): on an attached broker there
+    is no process to show them under, so Logs lists them as `stalk` once there are any."""
+    from textual.widgets import OptionList
+
+    from stalk.panel.widgets.log_view import LogView
+
+    stack = Stack(make_config(tmp_path / "data", broker={"mode": "eager"}, beat=False)).start(wait=True, timeout=30)
+    try:
+        app = app_for(stack)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("6")
+            await pilot.pause()
+            options = app.screen.query_one("#log-processes", OptionList)
+            assert options.option_count == 0
+            line = "[stalk] asked 1 worker(s) to send task events (enable_events); set ... to stop"
+            stack.note(line)
+            for _ in range(50):
+                await pilot.pause(0.1)
+                if app.screen.current == "stalk":
+                    break
+            assert [options.get_option_at_index(i).id for i in range(options.option_count)] == ["stalk"]
+            assert any(line in strip.text for strip in app.screen.query_one(LogView).lines)
+            assert "stalk  1 lines" in str(app.screen.query_one("#log-status", Label).render())
+    finally:
+        stack.stop()

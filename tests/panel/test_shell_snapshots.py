@@ -15,7 +15,7 @@ from stalk.panel.messages import (
 )
 
 from .conftest import SIZE
-from .harness import BUSY, REDIS, STARTING, app_for, feeding, log_lines, settle
+from .harness import BUSY, REDIS, STARTING, app_for, feeding, log_lines, palette_hits, settle, until
 from .stand_ins import StackView
 
 EXTERNAL = BrokerInfo("external", "amqp://guest:guest@rabbit.internal:5672//", "redis://cache.internal:6379/3",
@@ -102,7 +102,7 @@ def test_help(snap_compare, eager_stack):
 
 async def _palette_typed(pilot) -> None:
     await pilot.press("colon", *"rest")
-    await pilot.pause(0.3)
+    await until(pilot, lambda: palette_hits(pilot.app), "the palette's matches")
     for box in pilot.app.screen.query(Input):
         box.cursor_blink = False  # a blinking cursor is a coin toss in the snapshot
     await pilot.pause()

@@ -4,6 +4,7 @@ real EventStore and Control: tasks run in process, their events land in the stor
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ from textual.app import App, ComposeResult
 from textual.widgets import Input, Label, Static, TextArea
 
 from stalk.embedded.control import Control, RevokeEntry
-from stalk.embedded.events import TaskRecord
+from stalk.embedded.events import EventStore, TaskRecord
 from stalk.panel.app import make_app
 from stalk.panel.colours import role_of
 from stalk.panel.formatting import pretty_repr
@@ -121,6 +122,55 @@ def test_detail_renders_relations_and_traceback() -> None:
     assert "replaces[/] demo.ingest_youtube_video" in render_detail("r1", DetailData(replaced))
 
 
+def retried_store() -> EventStore:
+    """A task retried twice as Celery does it: each retry sends a new message (a task-sent, retries=n)
+    before its task-retried; the last one not received yet. The second attempt ran at 14:26:21 UTC."""
+    base = FROZEN - 600
+    store = EventStore()
+
+    def ev(type_: str, at: float, **fields: Any) -> dict:
+        return {"type": type_, "uuid": "r-1", "hostname": "celery@slow", "timestamp": base + at, **fields}
+
+    sent = {"name": "demo.analyze_youtube", "queue": "youtube", "routing_key": "youtube"}
+    store.ingest_many([
+        ev("task-sent", 0.0, retries=0, **sent), ev("task-received", 0.1, retries=0), ev("task-started", 0.2),
+        ev("task-sent", 0.5, retries=1, **sent), ev("task-retried", 0.6, exception="QuotaError()"),
+        ev("task-received", 10.0, retries=1), ev("task-started", 10.1),
+        ev("task-sent", 11.0, retries=2, **sent), ev("task-retried", 11.1, exception="QuotaError()"),
+        ev("task-received", 21.0, retries=2), ev("task-started", 21.5),
+        ev("task-sent", 22.0, retries=3, **sent), ev("task-retried", 22.1, exception="QuotaError()"),
+    ])
+    return store
+
+
+def test_a_retried_tasks_times_read_in_the_order_they_happened() -> None:
+    """A retry's new task-sent made the header say "sent 14:26:22, received 14:26:21" and the timeline
+    start with RECEIVED retries=2: the header now shows the first send and the last attempt's times,
+    labelled so, and the timeline runs sent, retried, received, started, retried."""
+    store = retried_store()
+    body = render_detail("r-1", DetailData(store.get("r-1"), store.events_of("r-1")), FROZEN)
+    plain = re.sub(r"\[/?[^\]]*\]", "", body)
+    assert "first sent 20:16:40  last received 20:17:01  last started 20:17:01" in plain, plain
+    timeline = plain[plain.index("timeline"):].splitlines()[1:]
+    assert [line.split()[:2] for line in timeline] == [
+        ["20:16:40", "PENDING"], ["20:16:40", "RETRY"], ["20:16:51", "RETRY"], ["20:17:01", "RECEIVED"],
+        ["20:17:01", "STARTED"], ["20:17:02", "RETRY"]]
+    assert "retries=2" in timeline[3]
+
+
+def test_a_purged_task_shows_its_reason_and_times_of_another_day_their_date() -> None:
+    store = EventStore()
+    store.ingest_many([{"type": "task-sent", "uuid": "p-1", "timestamp": FROZEN - 86_400, "name": "demo.add",
+                        "queue": "youtube", "retries": 0},
+                       {"type": "stalk-purged", "timestamp": FROZEN - 60, "queue": "youtube", "ids": ["p-1"],
+                        "by": "the panel (me@box)"}])
+    body = render_detail("p-1", DetailData(store.get("p-1"), store.events_of("p-1")), FROZEN)
+    plain = re.sub(r"\[/?[^\]]*\]", "", body)
+    assert "PURGED" in plain and "sent 05-27 20:26:40" in plain and "finished 20:25:40" in plain, plain
+    assert "reason\npurged from queue youtube at 2026-05-28 20:25:40 by the panel (me@box)" in plain
+    assert plain.rstrip().splitlines()[-1].split()[:2] == ["20:25:40", "PURGED"]
+
+
 def test_group_progress_is_asked_again_only_when_members_move() -> None:
     store, calls = busy_store(), []
 
@@ -190,7 +240,7 @@ async def until(pilot, check: Callable[[], Any], what: str, timeout: float = 15.
         value = check()
         if value:
             return value
-        await pilot.pause(0.1)
+        await pilot.pause(0.02)
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -272,6 +322,33 @@ async def test_escape_leaves_a_submit_field_and_number_keys_switch_again(eager_s
         assert screen.task_name == "demo.add" and screen.query_one("#args", TextArea).text == "[1]"
         await pilot.press("escape", "question_mark")
         assert isinstance(app.screen, HelpScreen)
+
+
+@sync
+async def test_the_task_sent_is_always_the_one_named_in_the_box(eager_stack) -> None:
+    """Submit demo.add, come back, ctrl+l, type demo.nope: the pane still showed demo.add(x, y) and
+    ready, and ctrl+s sent demo.add. A name that matches no task unpicks; Enter puts the pick in the box."""
+    app = live_app(eager_stack)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot)
+        screen = await fill_submit(pilot, "demo.add", "[1, 2]")
+        await until(pilot, lambda: "ready" in problems_text(screen), "ready")
+        await pilot.press("ctrl+l", *"demo.nope")
+        assert screen.task_name is None
+        assert "no task named demo.nope" in str(screen.query_one("#task-doc", Static).render())
+        await idle(pilot)
+        assert "ready" not in problems_text(screen)
+        await pilot.press("ctrl+s")
+        await idle(pilot)
+        assert screen.sent == [] and isinstance(app.screen, SubmitScreen)
+        await pilot.press("ctrl+l", "4")  # a digit typed in the box (the screen key) names no task either
+        assert screen.task_name is None and screen.query_one("#task-name", Input).value == "4"
+        await pilot.press("ctrl+s")
+        await idle(pilot)
+        assert screen.sent == []
+        await pilot.press("ctrl+l", *"slow_ad", "enter")  # Enter takes the first match: the box says so
+        assert screen.task_name == "demo.slow_add"
+        assert screen.query_one("#task-name", Input).value == "demo.slow_add"
 
 
 @sync
@@ -444,7 +521,7 @@ def test_a_stored_revoke_shows_until_the_workers_act_on_it() -> None:
     queued = TaskRecord("q-1", name="demo.slow_add", state="RECEIVED", eta="2030-01-31T09:00:00+00:00")
     asked = RevokeEntry("q-1", FROZEN)
     body = render_detail("q-1", DetailData(queued, revoke=asked))
-    assert "revoke requested" in body and "workers discard it when it comes due (eta 2030-01-31T09:00:00" in body
+    assert "revoke requested" in body and "workers discard it when it comes due (eta 2030-01-31 09:00:00)" in body
     running = TaskRecord("r-1", name="demo.long_running", state="PROGRESS")
     assert "runs to its end (t terminates it)" in render_detail("r-1", DetailData(running, revoke=asked))
     killed = RevokeEntry("r-1", FROZEN, terminate=True, signal="SIGKILL")
@@ -509,8 +586,7 @@ async def test_a_refused_submit_quoting_markup_is_a_notice_not_a_crash(eager_sta
         await pilot.press("left_square_bracket", "slash", "right_square_bracket")
         await until(pilot, lambda: "eta" in problems_text(screen), "the eta problem")
         await pilot.press("ctrl+s")
-        await idle(pilot)
-        await pilot.pause(0.3)
+        await until(pilot, lambda: app.screen.query("Toast"), "the refusal's toast")
         app.export_screenshot()  # renders every widget, the toast too, as a terminal would
         toasts = [str(toast.render()) for toast in app.screen.query("Toast")]
         assert any("got '[/]'" in text for text in toasts), toasts

@@ -13,7 +13,7 @@ from stalk.panel.app import make_app
 from stalk.panel.messages import OpenTask
 
 from .conftest import SIZE
-from .harness import FROZEN, frozen_clock, settle
+from .harness import FROZEN, frozen_clock, settle, until, workers_finished
 from .stand_ins import StackView
 
 DEFAULT, SLOW, IO = "default@stalk-host", "slow@stalk-host", "io@stalk-host"
@@ -134,10 +134,14 @@ def app_with(stack: Any, events: Any = None, control: Any = None):
 
 async def until_idle(pilot) -> None:
     for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
-        screen = pilot.app.screen
-        await screen.workers.wait_for_complete()
+        await workers_finished(pilot.app)
         await pilot.pause()
+
+
+def rows_settled(screen: Any) -> bool:
+    """The Tasks screen shows its filter's rows and has no query running or due (a live re-query comes
+    REQUERY_AFTER s after the last rows)."""
+    return screen._shown_generation == screen._generation and not screen._dirty and not screen._inflight
 
 
 def on_tasks(*press: str):
@@ -148,7 +152,7 @@ def on_tasks(*press: str):
         for key in press:
             await pilot.press(key)
             await until_idle(pilot)
-        await pilot.pause(0.3)  # live re-queries come at most every 0.25 s
+        await until(pilot, lambda: rows_settled(pilot.app.screen), "the filter's rows, no query running or due")
         await until_idle(pilot)
 
     return run_before
@@ -177,9 +181,7 @@ def on_submit(task: str, args: str = "[]", kwargs: str = "{}", **inputs: str):
         screen.query_one("#kwargs", TextArea).text = kwargs
         for key, value in inputs.items():
             screen.query_one(f"#{key}").value = value
-        await until_idle(pilot)
-        await pilot.pause(0.1)
-        await until_idle(pilot)
+        await until_idle(pilot)  # the control's check (a worker) answered and its verdict is shown
 
     return run_before
 

@@ -8,6 +8,7 @@ import json
 from collections import Counter
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from textual.widgets import Input, TextArea
@@ -97,6 +98,7 @@ async def drive(stack: Any, inputs: list[dict[str, str]]) -> dict[str, int]:
     return {"sent": len(control.published), "refused": len(inputs) - len(control.published)}
 
 
+@pytest.mark.slow  # 250 forms driven through the screen: 20 s of CPU, the full suite's
 def test_submit_screen_survives_generated_forms(eager_stack) -> None:
     """Five app sessions of 50 forms each: Hypothesis' simplest draw, then seeded random ones."""
     totals: Counter[str] = Counter()

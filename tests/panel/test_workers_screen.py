@@ -15,7 +15,7 @@ from stalk.panel.messages import BrokerChanged, ProcessesChanged
 from stalk.panel.screens.confirm import ConfirmScreen
 from stalk.panel.screens.detail import DetailScreen
 from stalk.panel.screens.form_modal import FormScreen
-from stalk.panel.screens.worker_detail import WorkerDetailScreen
+from stalk.panel.screens.worker_detail import WorkerDetailScreen, summary_text
 from stalk.panel.widgets.held_table import HeldTable
 from stalk.panel.worker_forms import check_autoscale, check_rate_limit
 from stalk.panel.workers_data import consumed_queues, pool_names, queue_rows, worker_rows
@@ -301,6 +301,9 @@ def test_worker_report_reads_what_celery_answers() -> None:
     assert report.rusage == {"utime": 1.5, "stime": 0.5, "maxrss": 2048.0}
     assert report.active[0] == HeldTask("t1", "a.b", "[1, 2]", "{'k': '[/]'}", started=99.5, worker_pid=9)
     assert report.scheduled[0].eta == 1896080400.0 and report.scheduled[0].task_id == "t3"
+    replies["stats"]["pool"]["processes"] = [8, 9, 18995]  # after `+` (pool_grow): max-concurrency still 2
+    grown = worker_report("w@h", lambda kind: {"w@h": replies[kind]})
+    assert grown.concurrency == 3 and "prefork × 3[/b] (processes 8, 9, 18995)" in summary_text(grown, "w@h", None)
     silent = worker_report("w@h", lambda kind: {})
     assert not silent.answered
     broken = worker_report("w@h", lambda kind: {"w@h": replies[kind]} if kind != "stats" else 1 / 0)

@@ -9,12 +9,21 @@ A step is `TASK`, `TASK ARGS` or `TASK ARGS KWARGS` with ARGS a JSON list and KW
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import click
 
-from stalk.panel.cli import EXIT_USAGE, cli, fail
-from stalk.panel.cli_control import JSON_OPTION, connect, emit, run, target_options, wait_outcome
+from stalk.panel.cli.base import EXIT_USAGE, cli, fail
+from stalk.panel.cli.cluster import (
+    JSON_OPTION,
+    WAIT_TIMEOUT,
+    connect,
+    emit,
+    run,
+    target_options,
+    wait_outcome,
+)
 
 
 def parse_step(text: str) -> dict[str, Any]:
@@ -62,14 +71,15 @@ def _print(kind: str, out: dict[str, Any], wait: bool) -> None:
             click.echo(f"stalk: error: {out['state']}: {out.get('error')}", err=True)
 
 
-def canvas_options(fn: Any) -> Any:
-    for option in reversed([
+def canvas_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         click.argument("steps", nargs=-1, required=True),
         click.option("--force", is_flag=True, help="Send despite warnings (never despite errors)."),
         click.option("--wait", is_flag=True, help="Wait for the result and print it."),
-        click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds --wait waits."),
+        WAIT_TIMEOUT,
         JSON_OPTION, target_options, click.pass_context,
-    ]):
+    ]
+    for option in reversed(options):
         fn = option(fn)
     return fn
 

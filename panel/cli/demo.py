@@ -9,14 +9,24 @@ from typing import Any
 import click
 
 from stalk.embedded import DEMO_APP
-from stalk.panel.cli import build_config, cli, fail, merged, run_ui, stack_options, start_headless
+from stalk.panel.cli.base import (
+    EXIT_USAGE,
+    SECONDS,
+    build_config,
+    cli,
+    fail,
+    merged,
+    run_ui,
+    stack_options,
+    start_headless,
+)
 
 REPORT_EVERY = 5.0
 
 
 @cli.command()
 @click.option("--rate", default="2/s", show_default=True, help="Tasks to submit: N per second (N, N/s, N/m, N/h).")
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True),
+@click.option("--duration", type=SECONDS,
               help="Stop the load and the stack after this many seconds (default: until Ctrl-C).")
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed of the task mix.")
 @click.option("--ui", is_flag=True, help="Open the panel and watch the load there (--duration stops the load, "
@@ -31,20 +41,20 @@ def demo(ctx: click.Context, rate: str, duration: float | None, seed: int, ui: b
     try:
         per_second = parse_rate(rate)
     except ValueError as exc:
-        fail(str(exc), 2)
+        fail(str(exc), EXIT_USAGE)
     params = merged(ctx, params)
     if params.get("app") not in (None, DEMO_APP):
-        fail(f"stalk demo runs the built-in demo app; drop -A {params['app']} (or use `stalk up -A ...`)", 2)
+        fail(f"stalk demo runs the built-in demo app; drop -A {params['app']} (or use `stalk up -A ...`)", EXIT_USAGE)
     config = build_config({**params, "app": DEMO_APP})
     if ui:
         from stalk.panel.runtime import DemoLoad
 
         run_ui(config, DemoLoad(per_second, duration, seed))
         return
-    stack, done = start_headless(config)
+    stack, broker, done = start_headless(config)
     load = None
     try:
-        click.echo(f"stalk: {stack.broker.mode} broker at {stack.broker.display_url}; "
+        click.echo(f"stalk: {broker.mode} broker at {broker.display_url}; "
                    f"{', '.join(p.name for p in stack.processes())}")
         load = LoadGenerator(stack.app, per_second, duration=duration, seed=seed).start()
         click.echo(f"stalk: demo load at {per_second:g} tasks/s; Ctrl-C stops it")

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from stalk.embedded.quota import QuotaError, QuotaLedger, QuotaStatus
-from stalk.panel.cli import build_config, cli, fail, merged, stack_options
+from stalk.panel.cli.base import cli, fail, merged, stack_config, stack_options
 
 
 @cli.command()
@@ -17,8 +17,9 @@ from stalk.panel.cli import build_config, cli, fail, merged, stack_options
 @stack_options
 @click.pass_context
 def quota(ctx: click.Context, as_json: bool, **params: Any) -> None:
-    """Print each quota's usage today and when it resets (works with or without a running stack)."""
-    config = build_config(merged(ctx, params))
+    """Print each quota's usage today and when it resets (works with or without a running stack; without -A
+    or --data-dir: the running stack's, else the demo's)."""
+    config = stack_config(merged(ctx, params))
     path = config.paths.quota_db
     if not path.exists():
         if as_json:
@@ -31,7 +32,6 @@ def quota(ctx: click.Context, as_json: bool, **params: Any) -> None:
             statuses = ledger.statuses()
     except QuotaError as exc:
         fail(str(exc))
-        return
     if as_json:
         click.echo(json.dumps([status_dict(s) for s in statuses], indent=2))
         return

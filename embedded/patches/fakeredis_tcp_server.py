@@ -1,12 +1,29 @@
-"""One TCP client of the embedded broker, served by fakeredis without the latency of its own TCP server.
+"""Replaces fakeredis's TCP server for the embedded broker: one TCP client served by a fakeredis
+connection driven directly, without the latency of fakeredis's own `TcpFakeServer`.
 
-fakeredis's TcpFakeServer handler (2.41) costs 40-100 ms per Celery task: it writes every reply with
-its own small send() and leaves Nagle on, so a pipelined MULTI/EXEC (kombu's ack bookkeeping, the
-result backend's SETEX+PUBLISH) stalls on the client's delayed ACK (40 ms on Linux) between replies;
-and it polls for pushed replies (pub/sub messages: results, events) every 10 ms. Here each batch of
-input is answered with one sendall() on a TCP_NODELAY socket, and a pushed reply wakes the
-connection's thread through a pipe at once. The socket stays blocking (sendall never fails half-way
-on a full buffer); a slow reader only holds up its own thread.
+Drives fakeredis's private client layer: `FakeRedisConnection` (fakeredis/_clients/_sync.py; built
+with `server=`, `client_info=`, `protocol=`) and its `get_socket()`, `read_response()`, `disconnect()`;
+the socket's (fakeredis/_socket/_base.py `BaseFakeSocket`) `sendall()`, `responses` queue,
+`_client_info.protocol_version`, and `put_response`, which it wraps on each instance (fakeredis's
+pub/sub delivers a published message by calling `put_response` on every subscriber's socket, from the
+publisher's thread); `encode_reply` (fakeredis/_clients/_tcp_server.py) and `RaiseErrorTypes`
+(fakeredis/_typing.py); `FakeServer(version=, server_type=)` and its `config` (requirepass).
+
+Written against fakeredis 2.41.0 and redis-py 8.2.0 (pyproject.toml pins those minors);
+tests/test_upstream_canaries.py checks each of those names on a fakeredis connection in memory.
+
+What it buys: fakeredis's TcpFakeServer handler (2.41) costs 40-100 ms per Celery task: it writes every
+reply with its own small send() and leaves Nagle on, so a pipelined MULTI/EXEC (kombu's ack
+bookkeeping, the result backend's SETEX+PUBLISH) stalls on the client's delayed ACK (40 ms on Linux)
+between replies; and it polls for pushed replies (pub/sub messages: results, events) every 10 ms. Here
+each batch of input is answered with one sendall() on a TCP_NODELAY socket, and a pushed reply wakes the
+connection's thread through a pipe at once. The socket stays blocking (sendall never fails half-way on
+a full buffer); a slow reader only holds up its own thread. bench/embedded_broker.py (bench/RESULTS.md
+2026-12-04): 300.9 tasks/s, 0.50x Stalk's own redis-server, against 11.3 tasks/s (0.02x) on fakeredis's
+stock TcpFakeServer (`--stock`).
+
+If removed: the embedded broker would run fakeredis's TcpFakeServer, at the 0.02x above (and without
+Stalk's AUTH gate, stalk.embedded.broker.auth_gate).
 """
 
 from __future__ import annotations
@@ -72,7 +89,9 @@ class FakeConnectionHandler(socketserver.BaseRequestHandler):
         self.fake = self.client.get_socket()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.wake = Waker(self._wake_w)
-        self.fake.put_response = self.wake.wrap(self.fake.put_response)
+        # The patch: fakeredis's pub/sub calls put_response on each subscriber's socket; this instance's
+        # wakes the connection's thread too.
+        self.fake.put_response = self.wake.wrap(self.fake.put_response)  # type: ignore[method-assign,assignment]
         self.poller = select.poll()  # not select(): the Stalk process may hold more than 1024 fds
         self.poller.register(self.request, select.POLLIN)
         self.poller.register(self._wake_r, select.POLLIN)

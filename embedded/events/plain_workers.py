@@ -1,0 +1,246 @@
+"""Workers Stalk does not run (a plain `celery worker` on an attached broker) made as visible as its own.
+
+- Task events: a worker started without -E sends only heartbeats, and its tasks would stay PENDING.
+  Like Flower (flower/events.py: `app.control.enable_events()` every 5 s), Stalk asks for them with
+  Celery's `enable_events` remote command while a worker it does not run is online: every ENABLE_EVERY
+  seconds, and at once when a new one shows up. The replies say how many had them off: one line in
+  the stack's log. `[events] enable_remote = false` (STALK_ENABLE_EVENTS=0) turns this off.
+- Progress: `update_state(state="PROGRESS", meta=...)` in a plain worker writes only the result backend
+  (Stalk's own workers also send a task-progress event, progress.py), so the tasks running on other
+  workers are read there every PROGRESS_EVERY seconds (one MGET on a key-value backend such as Redis).
+- Queue: Celery's task-received event names no queue; a task-sent event does, but a plain client sends
+  none (task_send_sent_event is off by default). A task received without one is looked up a round after
+  it changed (time for a late task-sent): a worker that consumes one queue got it from there; otherwise
+  the worker's answer to `query_task` (the requests it holds) carries the message's delivery_info. A
+  task that finished before the question reached its worker keeps no queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from celery import Celery
+from celery import states as celery_states
+
+from stalk.embedded.events.fold import ROUTED_EVENT
+from stalk.embedded.events.reconcile import reconcile
+from stalk.embedded.events.records import Changes
+from stalk.embedded.events.store import EventStore
+from stalk.embedded.foreground import FOREGROUND
+
+ENABLE_EVERY = 5.0  # s between enable_events broadcasts (Flower's events_enable_interval)
+PROGRESS_EVERY = 0.5  # s between result-backend reads of the tasks running on other workers
+TICK = 0.25  # s between queue lookups
+REPLY_TIMEOUT = 1.0
+QUEUES_KEPT = 30.0  # s a worker's answer to active_queues is kept
+ASKED_KEPT = 10_000  # task ids whose queue was asked for, not asked again
+MAX_STATE = 100  # characters of a custom state read from the backend
+STOP_HINT = "set events.enable_remote = false in stalk.toml (or STALK_ENABLE_EVENTS=0) to stop"
+log = logging.getLogger(__name__)
+
+
+class PlainWorkers:
+    """Feeds `store` what workers Stalk does not run leave out. A store source: start()/stop().
+
+    `own`: Stalk's workers' hostnames and the queues each consumes; `note`: a line for the stack's log."""
+
+    def __init__(self, app: Celery, store: EventStore, own: dict[str, tuple[str, ...]], enable_remote: bool = True,
+                 note: Callable[[str], None] | None = None) -> None:
+        self.app, self.store, self.own = app, store, own
+        self.enable_remote = enable_remote
+        self._note = note or (lambda _line: None)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._fresh: set[str] = set()  # tasks changed since the last queue lookup
+        self._asked: OrderedDict[str, None] = OrderedDict()
+        self._queues: dict[str, tuple[float, list[tuple[str, str | None]]]] = {}
+        self._unsubscribe: Callable[[], None] | None = None
+        self._said: set[str] = set()  # one-time notes already written
+        self.asked_workers = 0  # workers that turned their task events on when asked
+
+    def start(self) -> None:
+        self._unsubscribe = self.store.subscribe(self._changed)
+        for target, name in ((self._enable_loop, "stalk-enable-events"), (self._lookup_loop, "stalk-plain-workers")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _online(self) -> list[str]:
+        return [w.hostname for w in self.store.workers() if w.online]
+
+    def _others(self) -> list[str]:
+        """Online workers Stalk does not run."""
+        return [hostname for hostname in self._online() if hostname not in self.own]
+
+    def _once(self, key: str, line: str) -> None:
+        if key not in self._said:
+            self._said.add(key)
+            self._note(line)
+
+    # -- task events ----------------------------------------------------------------------------
+
+    def _enable_loop(self) -> None:
+        asked: set[str] = set()
+        next_at = 0.0
+        while not self._stop.wait(TICK):
+            try:
+                online = self._online()
+                others = [hostname for hostname in online if hostname not in self.own]
+                if not others:
+                    continue
+                if not self.enable_remote:
+                    self._once("off", "[stalk] not asking workers for task events (events.enable_remote = false): "
+                                      "a worker started without -E sends none, and its tasks stay PENDING here")
+                    continue
+                now = time.monotonic()
+                if now < next_at and asked.issuperset(others):
+                    continue
+                FOREGROUND.step_aside()
+                asked.update(others)
+                next_at = now + ENABLE_EVERY
+                self._enable(len(online))
+            except Exception as exc:  # broker away: the next round asks again
+                log.debug("enable_events failed: %r", exc)
+
+    def _enable(self, expected: int) -> None:
+        replies = self.app.control.broadcast("enable_events", reply=True, timeout=REPLY_TIMEOUT,
+                                             limit=expected or None) or []
+        enabled = sum(1 for reply in replies if isinstance(reply, dict) for answer in reply.values()
+                      if isinstance(answer, dict) and answer.get("ok") == "task events enabled")
+        if not enabled:
+            return
+        self.asked_workers += enabled
+        self._note(f"[stalk] asked {enabled} worker(s) to send task events (enable_events); {STOP_HINT}")
+        # What they ran before, unheard: tasks this stack sent stay PENDING unless the backend says more.
+        reconcile(self.store.unfinished(), self.app.backend, self.store.ingest)
+
+    # -- queue and progress ---------------------------------------------------------------------
+
+    def _changed(self, changes: Changes) -> None:
+        """The store's notifier thread: only note the ids."""
+        if changes.tasks:
+            with self._lock:
+                self._fresh |= changes.tasks
+
+    def _lookup_loop(self) -> None:
+        due: set[str] = set()
+        next_progress = 0.0
+        while not self._stop.wait(TICK):
+            FOREGROUND.step_aside()
+            with self._lock:
+                fresh, self._fresh = self._fresh, set()
+            try:
+                if due:
+                    self._find_queues(due)
+                due = fresh  # looked at next round: a task-sent (it names the queue) may come after the worker's events
+                now = time.monotonic()
+                if now >= next_progress:
+                    next_progress = now + PROGRESS_EVERY
+                    self._read_progress()
+            except Exception as exc:  # broker or backend away: the next round tries again
+                log.debug("plain-worker lookup failed: %r", exc)
+
+    def _find_queues(self, ids: Iterable[str]) -> None:
+        by_worker: dict[str, list[str]] = {}
+        for task_id in ids:
+            rec = self.store.get(task_id)
+            if rec is None or rec.queue is not None or rec.worker is None or task_id in self._asked:
+                continue
+            by_worker.setdefault(rec.worker, []).append(task_id)
+        for hostname, wanted in by_worker.items():
+            for task_id in wanted:
+                self._asked[task_id] = None
+            while len(self._asked) > ASKED_KEPT:
+                self._asked.popitem(last=False)
+            queues = self._queues_of(hostname)
+            if len(queues) == 1:
+                routes = dict.fromkeys(wanted, queues[0])
+            else:
+                routes = self._ask(hostname, wanted, queues)
+            for task_id, (queue, routing_key) in routes.items():
+                self.store.ingest({"type": ROUTED_EVENT, "uuid": task_id, "queue": queue,
+                                   "routing_key": routing_key})
+
+    def _queues_of(self, hostname: str) -> list[tuple[str, str | None]]:
+        """(name, routing key) of the queues `hostname` consumes; [] when it does not say."""
+        if hostname in self.own:
+            return [(name, None) for name in self.own[hostname]]
+        kept = self._queues.get(hostname)
+        if kept is not None and time.monotonic() - kept[0] < QUEUES_KEPT:
+            return kept[1]
+        reply = self.app.control.inspect(destination=[hostname], timeout=REPLY_TIMEOUT, limit=1).active_queues()
+        queues = [(q["name"], q.get("routing_key") if isinstance(q.get("routing_key"), str) else None)
+                  for q in (reply or {}).get(hostname) or [] if isinstance(q, dict) and isinstance(q.get("name"), str)]
+        self._queues[hostname] = (time.monotonic() if queues else 0.0, queues)
+        return queues
+
+    def _ask(self, hostname: str, ids: list[str],
+             queues: list[tuple[str, str | None]]) -> dict[str, tuple[str, str | None]]:
+        """The queues of `ids` from the delivery_info of the requests `hostname` still holds."""
+        reply = self.app.control.inspect(destination=[hostname], timeout=REPLY_TIMEOUT, limit=1).query_task(*ids)
+        held = (reply or {}).get(hostname)
+        routes: dict[str, tuple[str, str | None]] = {}
+        for task_id, answer in (held or {}).items() if isinstance(held, dict) else ():
+            info = answer[1] if isinstance(answer, list | tuple) and len(answer) == 2 else None
+            delivery = info.get("delivery_info") if isinstance(info, dict) else None
+            key = delivery.get("routing_key") if isinstance(delivery, dict) else None
+            if task_id in ids and isinstance(key, str) and key:
+                queue = next((name for name, bound in queues if bound == key), key)
+                routes[task_id] = (queue, key)
+        return routes
+
+    def _read_progress(self) -> None:
+        """Custom states (PROGRESS...) and their meta from the result backend, for the tasks running on
+        workers Stalk does not run."""
+        if not self._others():
+            return
+        running = self.store.running_on(lambda worker: worker not in self.own)
+        if not running:
+            return
+        try:
+            metas = read_metas(self.app.backend, [task_id for task_id, _state, _progress in running])
+        except NotImplementedError:  # no result backend (DisabledBackend)
+            self._once("no-backend", "[stalk] no result backend: the PROGRESS of tasks on workers Stalk does "
+                                     "not run cannot be shown (--result-backend)")
+            return
+        for task_id, state, progress in running:
+            meta = metas.get(task_id) or {}
+            status, result = meta.get("status"), meta.get("result")
+            if not isinstance(status, str) or status in celery_states.ALL_STATES or len(status) > MAX_STATE:
+                continue
+            result = result if isinstance(result, dict) else None
+            if status != state or result != progress:
+                self.store.ingest({"type": "task-progress", "uuid": task_id, "state": status, "meta": result,
+                                   "timestamp": time.time()})
+
+
+def read_metas(backend: Any, ids: list[str]) -> dict[str, dict]:
+    """{task id: result meta} of those of `ids` the backend has: one MGET on a key-value backend."""
+    try:
+        values = backend.mget([backend.get_key_for_task(task_id) for task_id in ids])
+    except (AttributeError, NotImplementedError):
+        return {task_id: backend.get_task_meta(task_id, cache=False) for task_id in ids[:50]}
+    metas: dict[str, dict] = {}
+    for task_id, value in zip(ids, values or (), strict=False):
+        if value is None:
+            continue
+        try:
+            meta = backend.decode_result(value)
+        except Exception:  # not ours to read (a serializer Stalk does not accept): skipped
+            continue
+        if isinstance(meta, dict):
+            metas[task_id] = meta
+    return metas

@@ -1,0 +1,3 @@
+from site_conf.celery import app
+
+__all__ = ["app"]
