@@ -19,7 +19,7 @@ import pytest
 
 from stalk.embedded import DEMO_APP
 
-from .conftest import ROOT, clean_env
+from .conftest import ROOT, clean_env, wait_until
 from .test_stack import _read_until
 
 pytestmark = [pytest.mark.procs, pytest.mark.xdist_group("running-stacks")]
@@ -145,7 +145,9 @@ def test_bare_commands_use_the_running_projects_stack_and_its_broker_reaches_you
                            timeout=120)
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout.strip() == "dog.png@3"
-    assert "proj.tasks.resize_image" in {row["name"] for row in user.json("tasks")}
+    # its events reach the stack's history a moment after the client has its result
+    wait_until(lambda: "proj.tasks.resize_image" in {row["name"] for row in user.json("tasks")}, timeout=30,
+               every=0.5)
 
 
 def test_an_app_that_does_not_exist_and_no_running_stack_are_one_line(user):
