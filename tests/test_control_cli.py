@@ -50,7 +50,9 @@ def test_submit_wait_and_validation(stack):
 
 def test_revoke_a_queued_task_and_list_the_store(stack):
     dd = str(stack.paths.data_dir)
-    busy = [stack.app.send_task("demo.slow_add", (0, 0), {"seconds": 2}) for _ in range(2)]
+    # the slow worker busy long enough for `stalk revoke` (a process start, then a look for the id in
+    # history, backend, queues and workers: up to a second more when a worker holds it) to come first
+    busy = [stack.app.send_task("demo.slow_add", (0, 0), {"seconds": 6}) for _ in range(2)]
     queued = stack.app.send_task("demo.slow_add", (5, 5), {"seconds": 0.1})
     done = stalk("revoke", queued.id, "--data-dir", dd)
     assert done.stdout.strip() == f"revoked 1 task(s): {queued.id}"
