@@ -53,7 +53,9 @@ async def test_submit_on_a_users_project(tmp_path):
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: isinstance(app.screen, DetailScreen), 30)
         detail = app.screen
-        await wait_until(pilot, lambda: detail.record is not None and detail.record.state == "SUCCESS", 60)
+        # the task-sent event (with the queue) may come after the worker's: wait for the fields read
+        await wait_until(pilot, lambda: detail.record is not None and detail.record.state == "SUCCESS"
+                         and detail.record.queue is not None, 60)
         assert detail.record.queue == "media" and "cat.png@64" in str(detail.record.result)
         await pilot.press("ctrl+q")
         await wait_until(pilot, lambda: not app.is_running, 60)
