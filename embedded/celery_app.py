@@ -72,12 +72,18 @@ def missing_app(spec: str | None, directory: Path | None = None) -> str | None:
 def import_task_modules(app: Celery) -> str | None:
     """Import the app's task modules the way a worker does at start (`include`, `imports`, Django-style
     `autodiscover_tasks()`), so every task the workers run is known here with its signature. A module
-    that fails to import is reported, not raised: the workers will say the same in their logs."""
+    that fails to import is reported, not raised: the workers will say the same in their logs. Once per
+    app: the stack, its control and a command's client all ask, and the autodiscovery signal re-runs
+    on every call."""
+    if hasattr(app, "stalk_task_modules"):
+        return app.stalk_task_modules
     try:
         app.loader.import_default_modules()
+        problem = None
     except Exception as exc:  # the user's module raised while importing
-        return f"importing {app.main}'s task modules failed: {type(exc).__name__}: {exc}"
-    return None
+        problem = f"importing {app.main}'s task modules failed: {type(exc).__name__}: {exc}"
+    app.stalk_task_modules = problem
+    return problem
 
 
 def app_source_files(app: Celery, spec: str | None) -> list[Path]:

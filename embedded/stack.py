@@ -257,6 +257,8 @@ class Stack:
                                          beat_schedule=self.paths.beat_schedule, eager=self.mode == "eager",
                                          beat_runs=self.paths.beat_runs)
         control.history = self.paths.history_db
+        if self.task_modules_problem:
+            self.note(f"[stalk] {self.task_modules_problem}; their arguments are not checked")
         control.watch_workers(self.subscribe)
 
     def _stop_control(self) -> None:

@@ -164,3 +164,26 @@ def test_a_purged_queue_leaves_its_tasks_purged_in_history_across_a_restart(tmp_
         assert again[parked[0]]["exception"] == shown[parked[0]]["exception"]
     finally:
         down(stack)
+
+
+def test_a_task_module_that_fails_to_import_is_said_once_in_the_stacks_log(tmp_path):
+    """The workers will fail on it too; the stack says why submits to those tasks go unchecked."""
+    import dataclasses
+
+    from stalk.embedded import OWN_LOG, Stack
+
+    from .conftest import make_config
+
+    (tmp_path / "broken_proj.py").write_text('from celery import Celery\napp = Celery("broken_proj", '
+                                             'include=["broken_tasks"])\n')
+    (tmp_path / "broken_tasks.py").write_text('raise RuntimeError("no database here")\n')
+    config = dataclasses.replace(make_config(tmp_path / "data", app="broken_proj:app", broker={"mode": "eager"}),
+                                 app_dir=tmp_path)
+    stack = Stack(config).start(wait=True, timeout=30)
+    try:
+        lines = [line.text for line in stack.logs(OWN_LOG)]
+    finally:
+        stack.stop()
+    (line,) = [t for t in lines if "task modules" in t]
+    assert line == ("[stalk] importing broken_proj's task modules failed: RuntimeError: no database here; "
+                    "their arguments are not checked")

@@ -52,7 +52,7 @@ class Control:
         self.user_app = user_app or app
         # Tasks listed in include/imports or autodiscovered, as a worker imports them: their signatures
         # check every submit (imported once per process; a failure leaves those tasks unchecked).
-        self.task_modules_problem = import_task_modules(self.user_app)
+        import_task_modules(self.user_app)
         self.eager = eager
         self.worker_specs = tuple(worker_specs)
         self.revokes = revokes
