@@ -13,6 +13,7 @@ from stalk.embedded.config import ConfigError, StackConfig, WorkerSpec, load_con
 from stalk.embedded.foreground import FOREGROUND
 from stalk.embedded.in_flight import Unfinished, stop_consuming, unfinished
 from stalk.embedded.running import RunningStack, locate_stack, running_stacks
+from stalk.embedded.safe_text import printable
 from stalk.embedded.stack import OWN_LOG, Stack
 from stalk.embedded.status_file import read_status
 from stalk.embedded.supervisor import LogLine, ProcessInfo, ProcState, ProcStats, StackLockedError
@@ -22,5 +23,5 @@ __all__ = [
     "DEMO_APP", "FOREGROUND", "BrokerError", "BrokerInfo", "ConfigError", "LogLine", "ProcState", "ProcStats",
     "ProcessInfo", "Stack", "StackConfig", "StackLockedError", "WorkerSpec", "child_data_dir", "load_config",
     "read_status", "run_beat", "run_worker", "Unfinished", "stop_consuming", "unfinished",
-    "RunningStack", "locate_stack", "missing_app", "running_stacks", "OWN_LOG",
+    "RunningStack", "locate_stack", "missing_app", "running_stacks", "OWN_LOG", "printable",
 ]

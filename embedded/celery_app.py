@@ -11,8 +11,9 @@ from pathlib import Path
 
 from celery import Celery
 
+from stalk.embedded.broker.address import SOCKET_SCHEME, redis_py_url
 from stalk.embedded.config import ConfigError, StackConfig, WorkerSpec
-from stalk.embedded.patches import REDIS_TRANSPORT
+from stalk.embedded.patches import REDIS_TRANSPORT, use_socket_connections
 from stalk.embedded.paths import DEMO_APP  # defined beside the data dirs: the demo has its own
 
 
@@ -86,16 +87,6 @@ def import_task_modules(app: Celery) -> str | None:
     return problem
 
 
-def app_source_files(app: Celery, spec: str | None) -> list[Path]:
-    """Files to watch for hot reload: the package holding the app module."""
-    module_name = (spec or DEMO_APP).partition(":")[0]
-    module = sys.modules.get(module_name)
-    file = getattr(module, "__file__", None)
-    if not file:
-        return []
-    return [Path(file).parent]
-
-
 def client_app(app: Celery) -> Celery:
     """A fresh Celery app with `app`'s settings: its own connection pools, so two stacks in one
     process (tests, scripts) never share a connection to the wrong broker."""
@@ -149,8 +140,12 @@ def configure_app(app: Celery, broker_url: str | None, backend_url: str | None, 
         settings.pop("broker_transport_options")
         settings.pop("result_backend_transport_options")
     if app.conf.broker_transport in (None, REDIS_TRANSPORT):  # never the user's own choice
-        fast = scheme == "redis" and not eager  # rediss (TLS): kombu's own, untouched
+        fast = scheme in ("redis", SOCKET_SCHEME) and not eager  # rediss (TLS): kombu's own, untouched
         settings["broker_transport"] = REDIS_TRANSPORT if fast else None
+        if fast and scheme == SOCKET_SCHEME:
+            use_socket_connections(app)  # else the URL's prefix, not broker_transport, picks kombu's transport
+    if scheme == SOCKET_SCHEME and not app.conf.get("redbeat_redis_url"):
+        settings["redbeat_redis_url"] = redis_py_url(str(broker_url))  # RedBeat reads it with redis-py
     if eager:
         settings.update(task_always_eager=True, task_eager_propagates=False, task_store_eager_result=True,
                         broker_url="memory://", result_backend="cache+memory://")

@@ -7,16 +7,21 @@ import os
 import socket
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from stalk.embedded.celery_app import configure_app, load_app
 from stalk.embedded.config import WorkerSpec
+from stalk.embedded.patches import guard_port
 from stalk.embedded.paths import StackPaths
 from stalk.embedded.supervisor.guard import install_watchdog
 
 BROKER_ENV = "STALK_CHILD_BROKER_URL"
 BACKEND_ENV = "STALK_CHILD_BACKEND_URL"
 VISIBILITY_ENV = "STALK_CHILD_VISIBILITY_TIMEOUT"
+PIDFILE_ENV = "STALK_CHILD_BROKER_PIDFILE"  # Stalk's redis-server on TCP: connect only to that process
 DATA_DIR_ENV = "STALK_CHILD_DATA_DIR"  # the stack's data dir: quota ledger, revokes, archive
+RELIABLE_ENV = "STALK_CHILD_RELIABLE_CONSUME"  # "1": consume with patches/kombu_redis_reliable.py
+UMASK_ENV = "STALK_CHILD_TASK_UMASK"  # the user's umask (octal), for the tasks: Stalk's own files use 077
 
 
 def self_argv() -> list[str]:
@@ -58,12 +63,20 @@ def beat_argv(app_spec: str | None, paths: StackPaths) -> list[str]:
 
 
 def child_env(broker_url: str | None, backend_url: str | None, visibility_timeout: int,
-              data_dir: str) -> dict[str, str]:
-    """Secrets travel in the environment (readable only by the user), never in argv."""
+              data_dir: str, reliable: bool = False, task_umask: int | None = None,
+              broker_pidfile: str | None = None) -> dict[str, str]:
+    """Secrets travel in the environment (readable only by the user), never in argv. `reliable`: the
+    broker is Stalk's own redis, whose keyspace notifications the workers' reliable consume needs."""
     env = {VISIBILITY_ENV: str(visibility_timeout), "PYTHONUNBUFFERED": "1",
            "PYINSTALLER_RESET_ENVIRONMENT": "1", DATA_DIR_ENV: data_dir}
+    if reliable:
+        env[RELIABLE_ENV] = "1"
+    if task_umask is not None:
+        env[UMASK_ENV] = f"{task_umask:o}"
     if broker_url:
         env[BROKER_ENV] = broker_url
+    if broker_pidfile:
+        env[PIDFILE_ENV] = broker_pidfile
     if backend_url:
         env[BACKEND_ENV] = backend_url
     return env
@@ -78,6 +91,8 @@ def _prepared_app(app_spec: str | None):
     install_watchdog()
     app = load_app(app_spec)
     broker = os.environ.get(BROKER_ENV) or os.environ.get("CELERY_BROKER_URL") or app.conf.broker_url
+    if os.environ.get(PIDFILE_ENV) and (port := urlsplit(str(broker)).port):
+        guard_port(port, Path(os.environ[PIDFILE_ENV]))
     backend = os.environ.get(BACKEND_ENV) or os.environ.get("CELERY_RESULT_BACKEND") or app.conf.result_backend
     visibility = int(os.environ.get(VISIBILITY_ENV, "3600"))
     return configure_app(app, broker, backend, visibility_timeout=visibility)
@@ -95,14 +110,19 @@ def run_worker(app_spec: str | None, celery_args: list[str]) -> None:
     from celery.signals import after_setup_logger
 
     from stalk.embedded.events.progress import install_progress_events
+    from stalk.embedded.log_folding import fold_worker_noise
 
     after_setup_logger.connect(quiet_per_task_logs, weak=False)
+    fold_worker_noise()  # a broker outage's retries and restores: one line per kind, with the count
     install_progress_events()  # update_state(state="PROGRESS") also sends a task-progress event
     app = _prepared_app(app_spec)
     from stalk.embedded.control.revokes import load_into_worker_state
-    from stalk.embedded.patches import batch_task_events
+    from stalk.embedded.patches import batch_task_events, consume_reliably
 
     batch_task_events(app)
+    tasks_get_the_user_umask()
+    if os.environ.get(RELIABLE_ENV) == "1":  # Stalk's own redis: see patches/kombu_redis_reliable.py
+        consume_reliably(app, _node_arg(celery_args))
 
     load_into_worker_state(child_data_dir())  # revokes made while this worker was down (celery#8888)
     from stalk.embedded.worker_statedb import set_aside_if_unreadable, statedb_arg
@@ -110,6 +130,32 @@ def run_worker(app_spec: str | None, celery_args: list[str]) -> None:
     if statedb := statedb_arg(celery_args):
         set_aside_if_unreadable(statedb)  # a damaged --statedb would crash the worker at every restart
     app.worker_main(["worker", *celery_args])
+
+
+def tasks_get_the_user_umask() -> None:
+    """Stalk runs with umask 077 (its statedb, logs, ...: embedded/safe_files.py), but a file a task writes
+    gets the user's usual mode: the pool processes (prefork, where tasks run) switch back to the user's
+    umask. A pool that runs tasks in the worker itself (solo, threads) keeps 077."""
+    value = os.environ.get(UMASK_ENV)
+    if not value:
+        return
+    from celery.signals import worker_process_init
+
+    main, umask = os.getpid(), int(value, 8) & 0o777
+
+    def restore(**_kwargs: object) -> None:
+        if os.getpid() != main:
+            os.umask(umask)
+
+    worker_process_init.connect(restore, weak=False)
+
+
+def _node_arg(celery_args: list[str]) -> str | None:
+    """The worker's `-n` node name, as Stalk passes it (worker_argv)."""
+    for flag, value in zip(celery_args, celery_args[1:], strict=False):
+        if flag in ("-n", "--hostname"):
+            return value
+    return None
 
 
 def run_beat(app_spec: str | None, celery_args: list[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import sys
@@ -17,6 +18,7 @@ from stalk.embedded.paths import StackPaths, default_config_file, default_data_d
 BROKER_MODES = ("auto", "redis", "embedded", "eager", "external")
 POOLS = ("prefork", "threads", "solo")
 APPENDFSYNC = ("always", "everysec", "no")
+LISTEN = ("unix", "tcp")  # Stalk's own broker: a Unix socket in the data dir, or loopback TCP
 
 
 class ConfigError(ValueError):
@@ -40,7 +42,8 @@ class BrokerConfig:
     mode: str = "auto"
     url: str | None = None  # external mode
     result_backend: str | None = None
-    port: int = 0  # 0: a free loopback port
+    port: int = 0  # TCP only (set: listen on TCP): 0, a free loopback port
+    listen: str = "unix"  # see LISTEN
     redis_server: str | None = None  # path to the binary; None: look on PATH
     appendfsync: str = "everysec"
     visibility_timeout: int = 3600
@@ -54,6 +57,12 @@ class SupervisorConfig:
     ready_timeout: float = 30.0
     log_ring_lines: int = 5000
     reload: bool = True
+    # Liveness after ready (as process-compose's liveness probes): every `liveness_interval` s each ready
+    # worker is pinged; one that does not answer is shown unresponsive, and after `unresponsive_restart`
+    # s of silence (while the broker is up) killed and restarted as after a crash (prefork pools only: a
+    # solo or threads pool answers from the loop that runs its tasks). 0 turns either off.
+    liveness_interval: float = 5.0
+    unresponsive_restart: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -132,6 +141,7 @@ _ENV_KEYS = {
     "STALK_BROKER_URL": ("broker", "url"),
     "STALK_RESULT_BACKEND": ("broker", "result_backend"),
     "STALK_BROKER_PORT": ("broker", "port"),
+    "STALK_BROKER_LISTEN": ("broker", "listen"),
     "STALK_REDIS_SERVER": ("broker", "redis_server"),
     "STALK_APPENDFSYNC": ("broker", "appendfsync"),
     "STALK_BEAT": ("beat",),
@@ -174,6 +184,8 @@ def _as_float(source: str, key: str, value: Any) -> float:
         number = float(value)
     except (TypeError, ValueError):
         raise _fail(source, key, value, "expected a number") from None
+    if not math.isfinite(number):  # nan made a restart back-off wait forever, "not ready within nan s"
+        raise _fail(source, key, value, "expected a finite number of at least 0")
     if number < 0 or isinstance(value, bool):
         raise _fail(source, key, value, "expected a number of at least 0")
     return number
@@ -192,7 +204,7 @@ def _as_str(source: str, key: str, value: Any) -> str:
 
 
 def _parse_broker(source: str, raw: Mapping[str, Any], base: BrokerConfig) -> BrokerConfig:
-    known = {"mode", "url", "result_backend", "port", "redis_server", "appendfsync", "visibility_timeout"}
+    known = {"mode", "url", "result_backend", "port", "listen", "redis_server", "appendfsync", "visibility_timeout"}
     _reject_unknown(source, "broker", raw, known)
     changes: dict[str, Any] = {}
     if "mode" in raw:
@@ -204,6 +216,8 @@ def _parse_broker(source: str, raw: Mapping[str, Any], base: BrokerConfig) -> Br
         _check_url(source, "broker.url", changes["url"])
     if "port" in raw:
         changes["port"] = _as_int(source, "broker.port", raw["port"], 0, 65535)
+    if "listen" in raw:
+        changes["listen"] = _choice(source, "broker.listen", raw["listen"], LISTEN)
     if "appendfsync" in raw:
         changes["appendfsync"] = _choice(source, "broker.appendfsync", raw["appendfsync"], APPENDFSYNC)
     if "visibility_timeout" in raw:
@@ -212,9 +226,9 @@ def _parse_broker(source: str, raw: Mapping[str, Any], base: BrokerConfig) -> Br
 
 
 def _check_url(source: str, key: str, url: str) -> None:
-    schemes = ("redis://", "rediss://", "amqp://", "amqps://", "pyamqp://")
+    schemes = ("redis://", "rediss://", "redis+socket://", "amqp://", "amqps://", "pyamqp://")
     if not url.startswith(schemes):
-        raise _fail(source, key, url, "expected a redis://, rediss:// or amqp:// URL")
+        raise _fail(source, key, url, "expected a redis://, rediss://, redis+socket:// or amqp:// URL")
 
 
 def _parse_worker(source: str, index: int, raw: Any) -> WorkerSpec:
@@ -249,10 +263,12 @@ def _parse_worker(source: str, index: int, raw: Any) -> WorkerSpec:
 
 
 def _parse_supervisor(source: str, raw: Mapping[str, Any], base: SupervisorConfig) -> SupervisorConfig:
-    known = {"backoff_initial", "backoff_max", "grace_period", "ready_timeout", "log_ring_lines", "reload"}
+    known = {"backoff_initial", "backoff_max", "grace_period", "ready_timeout", "log_ring_lines", "reload",
+             "liveness_interval", "unresponsive_restart"}
     _reject_unknown(source, "supervisor", raw, known)
     changes: dict[str, Any] = {}
-    for key in ("backoff_initial", "backoff_max", "grace_period", "ready_timeout"):
+    for key in ("backoff_initial", "backoff_max", "grace_period", "ready_timeout", "liveness_interval",
+                "unresponsive_restart"):
         if key in raw:
             changes[key] = _as_float(source, f"supervisor.{key}", raw[key])
     if "log_ring_lines" in raw:
@@ -276,7 +292,7 @@ def apply_mapping(config: StackConfig, raw: Mapping[str, Any], source: str) -> S
     if "app" in raw:
         changes["app"] = _check_app_spec(source, _as_str(source, "app", raw["app"]))
     if "data_dir" in raw:
-        changes["data_dir"] = Path(_as_str(source, "data_dir", raw["data_dir"])).expanduser()
+        changes["data_dir"] = _expanded(source, _as_str(source, "data_dir", raw["data_dir"]))
     if "beat" in raw:
         changes["beat"] = _as_bool(source, "beat", raw["beat"])
     if "broker" in raw:
@@ -320,12 +336,23 @@ def _check_app_spec(source: str, spec: str) -> str:
     return spec
 
 
+def _expanded(source: str, text: str) -> Path:
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # ~name of no user (or no home)
+        raise _fail(source, "data_dir", text, f"no home directory for {text.split('/', 1)[0]}") from None
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: not UTF-8 text (byte {exc.start})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
 

@@ -22,6 +22,8 @@ from typing import Any
 import redis
 from celery import Celery
 
+from stalk.embedded.broker.address import redis_py_url
+
 PRIORITY_SEP = "\x06\x16"  # kombu's default separator for priority sub-queues
 PRIORITY_STEPS = (3, 6, 9)  # kombu's default steps above 0
 PRUNE_EVERY = 5.0
@@ -46,14 +48,25 @@ class PublishJournal:
         self.cap = cap
         self.republished = 0
         self.republished_ids: list[str] = []  # reported in the broker's log as re-published
-        self._broker = redis.Redis.from_url(broker_url, socket_timeout=5)
-        self._backend = redis.Redis.from_url(backend_url, socket_timeout=5) if backend_url else None
+        self._broker = redis.Redis.from_url(redis_py_url(broker_url), socket_timeout=5)
+        self._backend = redis.Redis.from_url(redis_py_url(backend_url), socket_timeout=5) if backend_url else None
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._lock = threading.Lock()
         self._log = log or (lambda _msg: None)
         self._send = app.amqp.send_task_message
         app.amqp.send_task_message = self._send_and_record
         self._stop = threading.Event()
+        self._thread = threading.Thread()
+        self.start()
+
+    thread_name = "publish journal"  # for the stack's thread watch (embedded/thread_watch.py)
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    def start(self) -> None:
+        """(Re)start the pruning thread."""
         self._thread = threading.Thread(target=self._prune_loop, name="stalk-journal", daemon=True)
         self._thread.start()
 

@@ -26,7 +26,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import platformdirs
 
@@ -73,6 +73,9 @@ def broker_target(url: str) -> str:
     localhost): what makes two URLs the same broker (`redis://host:6379/0`, `amqp://host:5672//`)."""
     parts = urlsplit(url)
     scheme = parts.scheme.removeprefix("py")  # pyamqp:// is amqp://
+    if scheme.endswith("+socket"):  # a Unix socket: its path is the broker, the db in virtual_host
+        db = dict(parse_qsl(parts.query)).get("virtual_host") or "0"
+        return f"{scheme}://{parts.path}/{db}"
     host = (parts.hostname or "localhost").lower()
     host = "localhost" if host in LOOPBACK else host
     try:

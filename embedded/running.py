@@ -6,7 +6,7 @@ old single default dir, `<base>`, which the demo may still use: embedded/paths.p
 running stacks by reading those status files. A stack on an explicit data dir (--data-dir elsewhere) is
 found only with that data dir.
 
-`locate_stack(config)`: with neither an app nor a data dir set (flag, environment or stalk.toml), exactly
+`locate_stack(config)`: with a data dir but no app, the app of the stack running there; with neither an app nor a data dir set (flag, environment or stalk.toml), exactly
 one running stack: that one (its data dir, and its app imported from its directory); several: a
 ConfigError listing them; none: the config as it is (the demo's default data dir). A broker URL in the
 config (--broker-url, CELERY_BROKER_URL) keeps only the stacks on that broker.
@@ -41,17 +41,19 @@ def running_stacks() -> list[RunningStack]:
     """Every Stalk running on a default data dir, in the order of their dirs."""
     base, apps = base_data_dir(), apps_dir()
     candidates = [base, *(sorted(p for p in apps.iterdir() if p.is_dir()) if apps.is_dir() else [])]
-    found = []
-    for data_dir in candidates:
-        status = read_status(StackPaths(data_dir).state)
-        if status is None:
-            continue
-        broker = status.get("broker") or {}
-        app_dir = status.get("app_dir")
-        found.append(RunningStack(data_dir=data_dir, app=status.get("app") or DEMO_APP,
-                                  app_dir=Path(app_dir) if app_dir else None, pid=int(status.get("pid") or 0),
-                                  broker_url=broker.get("broker_url"), mode=broker.get("mode")))
-    return found
+    return [stack for data_dir in candidates if (stack := running_on(data_dir)) is not None]
+
+
+def running_on(data_dir: Path) -> RunningStack | None:
+    """The Stalk running on `data_dir`, from its status file; None when none runs there."""
+    status = read_status(StackPaths(data_dir).state)
+    if status is None:
+        return None
+    broker = status.get("broker") or {}
+    app_dir = status.get("app_dir")
+    return RunningStack(data_dir=data_dir, app=status.get("app") or DEMO_APP,
+                        app_dir=Path(app_dir) if app_dir else None, pid=int(status.get("pid") or 0),
+                        broker_url=broker.get("broker_url"), mode=broker.get("mode"))
 
 
 def on_broker(url: str, stacks: list[RunningStack]) -> list[RunningStack]:
@@ -63,8 +65,13 @@ def on_broker(url: str, stacks: list[RunningStack]) -> list[RunningStack]:
 def locate_stack(config: StackConfig) -> tuple[StackConfig, RunningStack | None]:
     """`config` pointed at the running stack it means (see the module docstring), and that stack; or
     `config` unchanged and None. ConfigError (one line) when several stacks could be meant."""
-    if config.app is not None or config.data_dir is not None:
+    if config.app is not None:
         return config, None
+    if config.data_dir is not None:  # the app of the stack running there, imported from its directory
+        stack = running_on(config.data_dir)
+        if stack is None:
+            return config, None
+        return replace(config, app=stack.app, app_dir=stack.app_dir), stack
     stacks = running_stacks()
     if config.broker.url:
         stacks = on_broker(config.broker.url, stacks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -11,11 +12,11 @@ from typing import TYPE_CHECKING
 
 from celery import Celery
 
+from stalk.embedded.broker.address import PIDFILE
 from stalk.embedded.broker.base import BrokerError, BrokerInfo
-from stalk.embedded.broker.select import start_broker
+from stalk.embedded.broker.select import start_broker, stop_broker
 from stalk.embedded.celery_app import (
     DEMO_APP,
-    app_source_files,
     client_app,
     configure_app,
     import_task_modules,
@@ -24,20 +25,25 @@ from stalk.embedded.celery_app import (
 )
 from stalk.embedded.children import beat_argv, child_env, node_name, worker_argv
 from stalk.embedded.config import StackConfig, WorkerSpec
-from stalk.embedded.events.states import PENDING
+from stalk.embedded.events.states import PENDING, REQUEUED_EVENT
 from stalk.embedded.journal import PublishJournal
 from stalk.embedded.patches import skip_declared
 from stalk.embedded.quota import prepare_stack_quotas
+from stalk.embedded.requeue import Requeued, Requeuer
+from stalk.embedded.safe_files import PRIVATE_UMASK, secure_data_dir
 from stalk.embedded.status_file import clear_status, write_status
 from stalk.embedded.supervisor import ChildSpec, ProcessInfo, ProcState, Supervisor
 from stalk.embedded.supervisor.child import Child
+from stalk.embedded.supervisor.liveness import Liveness, ping_probe
 from stalk.embedded.supervisor.logs import LogLine, LogRing
 from stalk.embedded.supervisor.registry import ChildRegistry, InstanceLock
+from stalk.embedded.thread_watch import ThreadWatch
 
 if TYPE_CHECKING:  # imported where they start (start_store, _start_control): annotations only here
     from stalk.embedded.control import Control
     from stalk.embedded.events import EventStore
     from stalk.embedded.events.sent_batch import SentEvents
+    from stalk.embedded.reload_sources import SourceWatch
 
 PING_UNANNOUNCED_AFTER = 5.0  # seconds: ping a worker that has not logged "<name> ready." by then
 OWN_LOG = "stalk"  # Stack.logs(OWN_LOG): Stalk's own lines about the stack (not a process's output)
@@ -59,30 +65,43 @@ class Stack:
         self.worker_specs: tuple[WorkerSpec, ...] = worker_specs(config, self.user_app)
         self.broker: BrokerInfo | None = None
         self._registry = ChildRegistry(self.paths.children_file)
-        self.supervisor = Supervisor(config.supervisor, self.paths.logs, self._registry)
+        self.supervisor = Supervisor(config.supervisor, self.paths.logs, self._registry, note=self.note)
         self.stale_killed: list[int] = []
         self._lock = InstanceLock(self.paths.lock_file, self.paths.pid_file)
         self._broker_handle: object | None = None
         self._reloader: threading.Thread | None = None
+        self._liveness: Liveness | None = None  # pings ready workers: embedded/supervisor/liveness.py
         self._reload_stop = threading.Event()
         self._status_stop = threading.Event()
+        self._status_thread: threading.Thread | None = None
+        self._listeners: list[Callable[[list[ProcessInfo]], None]] = []
+        self.threads = ThreadWatch(self.note, on_change=self._threads_changed)  # embedded/thread_watch.py
         self._started = False
         self._saved_conf: dict | None = None
         self.events: EventStore | None = None  # the live task/worker store, set by _start_events
         self.control: Control | None = None  # submit/revoke/inspect, set by _start_control
         self.journal: PublishJournal | None = None  # own redis only: re-publishes what a broker crash lost
+        self.requeuer: Requeuer | None = None  # own redis only: a dead worker's messages back in their queues
         self._sent_events: SentEvents | None = None  # not in eager mode
         self._unskip_declared: Callable[[], None] | None = None  # embedded.patches.celery_send_task_message
         self.own_log: LogRing | None = None  # OWN_LOG's lines (`note`), from start
+        self._user_umask: int | None = None  # the process's umask before start (the stack's is PRIVATE_UMASK)
 
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self, wait: bool = True, timeout: float | None = None) -> Stack:
         """Start everything; with `wait`, return once every worker answers ping (BrokerError if not)."""
-        self.paths.ensure()
-        self._lock.acquire()
+        self._user_umask = os.umask(PRIVATE_UMASK)  # what the stack (and its children) write is the user's only
+        try:
+            notes = secure_data_dir(self.paths)  # UnsafeDataDir: another user could have chosen what is there
+            self._lock.acquire()
+        except BaseException:
+            self._restore_umask()
+            raise
         self._started = True
         self.own_log = LogRing(OWN_LOG, self.config.supervisor.log_ring_lines, self.paths.logs / f"{OWN_LOG}.log")
+        for line in notes:
+            self.note(line)
         try:
             prepare_stack_quotas(self.user_app, self.paths.quota_db, in_process=self.mode == "eager")
             self.stale_killed = self._registry.clean_stale()
@@ -95,10 +114,13 @@ class Stack:
             self._unskip_declared = skip_declared(self.app)  # innermost of the sender's wrappers
             self._start_journal()
             self._start_events()
+            self._start_requeuer()
             self._start_control()
             self._start_children()
+            self._start_liveness()
             self._start_reloader()
             self._publish_status()
+            self._watch_threads()
             if wait and not self.wait_ready(timeout or self.config.supervisor.ready_timeout):
                 raise BrokerError(self._not_ready_message())
         except BaseException:
@@ -115,11 +137,16 @@ class Stack:
             return
         self._started = False
         self._reload_stop.set()
+        self.threads.stop()  # the threads below end on purpose now
         self._status_stop.set()
+        if self._liveness is not None:
+            self._liveness.stop()
         self._stop_control()
         self._stop_sent_events()
         if self.journal is not None:
             self.journal.stop()
+        if self.requeuer is not None:
+            self.requeuer.stop()
         if self._unskip_declared is not None:
             self._unskip_declared()
             self._unskip_declared = None
@@ -130,10 +157,17 @@ class Stack:
         stop = getattr(self._broker_handle, "stop", None)
         if stop is not None:
             stop()
+        stop_broker(self.config, self.broker)
         self._restore_user_conf()
         if self.own_log is not None:
             self.own_log.close()
         self._lock.release()
+        self._restore_umask()
+
+    def _restore_umask(self) -> None:
+        if self._user_umask is not None:
+            os.umask(self._user_umask)
+            self._user_umask = None
 
     def _restore_user_conf(self) -> None:
         """Give an eager stack's user app its settings back, so a later stack in this process (scripts,
@@ -152,7 +186,8 @@ class Stack:
     # -- queries and actions ------------------------------------------------------------------
 
     def processes(self) -> list[ProcessInfo]:
-        return self.supervisor.processes()
+        """The supervised processes, then a row per stack thread that died (ThreadWatch.rows)."""
+        return [*self.supervisor.processes(), *self.threads.rows()]
 
     def process(self, name: str) -> ProcessInfo:
         return self.supervisor.child(name).info()
@@ -169,8 +204,33 @@ class Stack:
             self.own_log.append(line)
 
     def subscribe(self, listener: Callable[[list[ProcessInfo]], None]) -> Callable[[], None]:
-        """`listener(snapshot)` runs on a stack thread whenever a process changes."""
-        return self.supervisor.subscribe(listener)
+        """`listener(snapshot)` runs on a stack thread whenever a process (or a watched thread) changes."""
+        self._listeners.append(listener)
+        unsubscribe = self.supervisor.subscribe(lambda snapshot: listener([*snapshot, *self.threads.rows()]))
+
+        def both() -> None:
+            unsubscribe()
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return both
+
+    def _threads_changed(self) -> None:
+        snapshot = self.processes()
+        for listener in list(self._listeners):
+            with contextlib.suppress(Exception):  # as the supervisor's listeners: a bug must not stop the watch
+                listener(snapshot)
+
+    def _watch_threads(self) -> None:
+        """The stack's own background threads: one that dies is restarted and shown (thread_watch.py)."""
+        if self.events is not None:
+            for name, (thread, restart) in self.events.threads().items():
+                self.threads.watch(name, thread, restart)
+        self.threads.watch("status publisher", lambda: self._status_thread, self._start_status_thread)
+        journal = self.journal
+        if journal is not None:
+            self.threads.watch(journal.thread_name, lambda: journal.thread, journal.start)
+        self.threads.start()
 
     def restart_process(self, name: str) -> None:
         self.supervisor.restart_child(name)
@@ -206,6 +266,35 @@ class Stack:
                                      daemon=True).start()
 
         self.subscribe(on_change)
+
+    def _start_requeuer(self) -> None:
+        """With Stalk's own redis, requeue a dead worker's running and prefetched messages at once (see
+        embedded/requeue.py); history shows each task REQUEUED with the reason."""
+        if self.mode != "redis" or self.broker is None or self.broker.broker_url is None:
+            return
+        requeuer = self.requeuer = Requeuer(self.app, self.broker.broker_url, self._requeued, self.note).start()
+
+        def on_change(snapshot: list[ProcessInfo]) -> None:
+            if any(proc.role in ("worker", "broker") and not proc.state.up for proc in snapshot):
+                requeuer.poke()
+
+        self.subscribe(on_change)
+
+    def _requeued(self, done: Requeued) -> None:
+        if not done.task_ids:
+            return
+        reason = f"requeued: worker {done.node} (pid {done.pid}) died holding it"
+        child = next((c for c in self.supervisor.children() if c.spec.hostname == done.node), None)
+        line = (f"[stalk] requeued {len(done.task_ids)} message(s) {done.node} (pid {done.pid}) held when it "
+                f"died: {', '.join(done.task_ids[:5])}{' ...' if len(done.task_ids) > 5 else ''}")
+        if child is not None:
+            child.logs.append(line)
+        else:
+            self.note(line)
+        if self.events is not None:
+            now = time.time()
+            self.events.ingest_many([{"type": REQUEUED_EVENT, "uuid": task_id, "timestamp": now,
+                                      "hostname": done.node, "reason": reason} for task_id in done.task_ids])
 
     def _recover_lost(self, journal: PublishJournal, only: Callable[[str], bool] | None) -> None:
         try:
@@ -269,7 +358,14 @@ class Stack:
     def _env(self) -> dict[str, str]:
         assert self.broker is not None
         return child_env(self.broker.broker_url, self.broker.backend_url, self.config.broker.visibility_timeout,
-                         str(self.paths.data_dir))
+                         str(self.paths.data_dir), reliable=self.mode == "redis", task_umask=self._user_umask,
+                         broker_pidfile=self._broker_pidfile())
+
+    def _broker_pidfile(self) -> str | None:
+        """Stalk's redis-server on TCP: its pidfile, against which every client checks the server."""
+        if self.mode == "redis" and self.broker is not None and self.broker.port:
+            return str(self.paths.state / PIDFILE)
+        return None
 
     def _start_children(self) -> None:
         if self.mode == "eager":
@@ -300,7 +396,26 @@ class Stack:
                                  self.config.import_dir.resolve())
                 changed.wait(1.0)
 
-        threading.Thread(target=loop, name="stalk-status", daemon=True).start()
+        self._status_loop = loop
+        self._start_status_thread()
+
+    def _start_status_thread(self) -> None:
+        self._status_thread = threading.Thread(target=self._status_loop, name="stalk-status", daemon=True)
+        self._status_thread.start()
+
+    def _start_liveness(self) -> None:
+        """Ready workers that stop answering pings: unresponsive, then restarted (config: [supervisor])."""
+        if self.mode == "eager":
+            return
+        names = {c.spec.name for c in self.supervisor.children()}
+
+        def broker_up() -> bool:
+            return "broker" not in names or self.supervisor.child("broker").state.up
+
+        conf = self.config.supervisor
+        in_loop = frozenset(f"worker:{spec.name}" for spec in self.worker_specs if spec.pool != "prefork")
+        self._liveness = Liveness(self.supervisor, ping_probe(self.app, broker_up), conf.liveness_interval,
+                                  conf.unresponsive_restart, never_restart=in_loop).start()
 
     def _pinger(self, hostname: str) -> Callable[[Child], bool]:
         """Ping once the worker logs that it is ready: a ping sent before its control queue exists is
@@ -318,7 +433,7 @@ class Stack:
         return ready
 
     def _not_ready_message(self) -> str:
-        waiting = [p for p in self.processes() if not p.state.up]
+        waiting = [p for p in self.supervisor.processes() if not p.state.up]  # not the stack's threads
         names = ", ".join(f"{p.name} ({p.state})" for p in waiting)
         last = ""
         if waiting:
@@ -329,22 +444,25 @@ class Stack:
     def _start_reloader(self) -> None:
         if not (self.config.supervisor.reload and self.config.app) or self.mode == "eager":
             return
-        roots = app_source_files(self.user_app, self.config.app)
-        if not roots:
+        from stalk.embedded.reload_sources import SourceWatch
+
+        sources = SourceWatch.for_app(self.config.app)
+        if sources is None:
             return
-        self._reloader = threading.Thread(target=self._watch_sources, args=(roots,), name="stalk-reload",
+        self._reloader = threading.Thread(target=self._watch_sources, args=(sources,), name="stalk-reload",
                                           daemon=True)
         self._reloader.start()
 
-    def _watch_sources(self, roots: list) -> None:
-        from watchfiles import PythonFilter, watch
+    def _watch_sources(self, sources: SourceWatch) -> None:
+        from watchfiles import watch
 
-        for changes in watch(*roots, watch_filter=PythonFilter(), stop_event=self._reload_stop,
+        for changes in watch(*sources.dirs, watch_filter=sources, stop_event=self._reload_stop, recursive=False,
                              debounce=400, raise_interrupt=False):
-            files = sorted({path for _, path in changes})
+            line = f"[stalk] reloading: {sources.describe({path for _, path in changes})[:200]} changed"
+            self.note(line)
             for child in self.supervisor.children():
                 if child.spec.role in ("worker", "beat") and child.state is not ProcState.STOPPED:
-                    child.logs.append(f"[stalk] reloading: {', '.join(files)[:200]} changed")
+                    child.logs.append(line)
                     with contextlib.suppress(Exception):
                         self.supervisor.restart_child(child.spec.name)
 

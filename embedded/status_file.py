@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from stalk.embedded.broker.base import BrokerInfo
-from stalk.embedded.secrets import write_private
+from stalk.embedded.safe_files import read_private, write_private
 from stalk.embedded.supervisor import ProcessInfo
 
 
@@ -32,9 +32,7 @@ def write_status(state_dir: Path, broker: BrokerInfo | None, processes: list[Pro
         "broker": asdict(broker) if broker else None,
         "processes": [_process_dict(p) for p in processes],
     }
-    tmp = status_path(state_dir).with_suffix(".tmp")
-    write_private(tmp, json.dumps(data))
-    os.replace(tmp, status_path(state_dir))
+    write_private(status_path(state_dir), json.dumps(data))  # a temp file renamed over it
 
 
 def _process_dict(p: ProcessInfo) -> dict[str, Any]:
@@ -45,10 +43,11 @@ def _process_dict(p: ProcessInfo) -> dict[str, Any]:
 
 
 def read_status(state_dir: Path) -> dict[str, Any] | None:
-    """The last published status, or None when no Stalk runs on this data dir."""
+    """The last published status, or None when no Stalk runs on this data dir (or the file is not the
+    user's own: another user may have written it)."""
     path = status_path(state_dir)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_private(path))
     except (OSError, ValueError):
         return None
     if not _alive(int(data.get("pid", 0))):

@@ -13,6 +13,7 @@ PROC_STATE_ROLES: dict[str, str] = {
     ProcState.READY: "success",
     ProcState.RUNNING: "success",
     ProcState.STARTING: "warning",
+    ProcState.UNRESPONSIVE: "error",
     ProcState.BACKING_OFF: "warning",
     ProcState.CRASHED: "error",
     ProcState.STOPPED: "foreground-muted",
@@ -30,6 +31,7 @@ TASK_STATE_ROLES: dict[str, str] = {
     "REJECTED": "error",
     "LOST": "error",  # its worker died or went silent mid-run
     "PURGED": "warning",  # its message deleted from the queue by a purge, as asked (like REVOKED)
+    "REQUEUED": "warning",  # put back in its queue by Stalk: its worker died holding it (runs again)
 }
 
 LOG_LEVEL_ROLES: dict[str, str] = {

@@ -18,6 +18,8 @@ import time
 from datetime import UTC, date, datetime
 from typing import Any
 
+from stalk.embedded import printable
+
 SPARK = "▁▂▃▄▅▆▇█"
 
 
@@ -116,18 +118,15 @@ def preview(value: Any, width: int = 40) -> str:
         text = value if isinstance(value, str) else json.dumps(value, default=str, separators=(",", ":"))
     except (TypeError, ValueError):
         text = repr(value)
-    text = " ".join(text.split())
+    text = printable(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def printable(text: str) -> str:
-    """`text` with invisible characters (controls, odd spaces) shown as escapes, e.g. \\x0b."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
-
-
 def pretty_json(value: Any) -> str:
+    return printable(_pretty_json(value), "\n")
+
+
+def _pretty_json(value: Any) -> str:
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -153,7 +152,12 @@ def literal(text: str | None) -> tuple[bool, Any]:
 
 
 def pretty_repr(text: str | None, width: int = 100) -> str:
-    """A display repr laid out over lines: as JSON when it is JSON, else as Python, else as is."""
+    """A display repr laid out over lines: as JSON when it is JSON, else as Python, else as is. Printable:
+    the strings read out of the repr hold what the repr escaped (ESC, C1 controls, bidi overrides)."""
+    return printable(_pretty_repr(text, width), "\n")
+
+
+def _pretty_repr(text: str | None, width: int) -> str:
     if text is None:
         return "-"
     ok, value = literal(text)

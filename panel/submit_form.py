@@ -87,6 +87,8 @@ def json_from_repr(label: str, text: str | None, kind: type) -> tuple[str, str |
     if not isinstance(value, kind):
         return text, f"{label}: the recorded repr is not a {'list' if kind is list else 'dict'}"
     try:
-        return json.dumps(value, allow_nan=False, ensure_ascii=False), None
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+        # C1 controls and bidi overrides stay raw in JSON: then every non-ASCII character as its escape
+        return (text if text.isprintable() else json.dumps(value, allow_nan=False)), None
     except (TypeError, ValueError, RecursionError) as exc:
         return text, f"{label}: the recorded value is not JSON ({exc}); edit it before sending"

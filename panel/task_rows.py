@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from stalk.embedded.events import ALL_STATES, FINISHED, TaskRecord
+from stalk.embedded.events import ALL_STATES, FINISHED, ROUTE_SOURCE, TaskRecord
 from stalk.panel.formatting import preview
 
 TASK_STATES: tuple[str, ...] = tuple(ALL_STATES)  # incl. REJECTED and LOST, as the store names them
@@ -65,6 +65,7 @@ class TaskRow(NamedTuple):
     runtime: float | None
     retries: int
     progress: float | None
+    queue_inferred: bool = False  # the queue is only where the app routes the task's name (queue_source "route")
 
     @classmethod
     def of(cls, record: Any, args_text: str | None = None) -> TaskRow:
@@ -81,6 +82,7 @@ class TaskRow(NamedTuple):
             runtime=field(record, "runtime"),
             retries=int(field(record, "retries", default=0) or 0),
             progress=progress_of(record),
+            queue_inferred=field(record, "queue_source") == ROUTE_SOURCE and field(record, "queue") is not None,
         )
 
     @classmethod
@@ -98,6 +100,7 @@ class TaskRow(NamedTuple):
             rec.runtime,
             int(rec.retries or 0),
             None if rec.progress is None else progress_of(rec),
+            rec.queue_source == ROUTE_SOURCE and rec.queue is not None,
         )
 
 

@@ -14,8 +14,10 @@ from typing import Any
 
 import psutil
 import pytest
+import redis
 
 from stalk.embedded import Stack, StackConfig, load_config
+from stalk.embedded.broker.address import redis_py_url
 from stalk.embedded.broker.fake_server import EmbeddedRedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -191,6 +193,11 @@ def module_stack(data_dir: Path, env: dict[str, str] | None = None, **flags: Any
             else:
                 os.environ[key] = value
     assert not [p for p in descendants() if p.pid not in before]
+
+
+def broker_redis(url: str, db: int | None = None, **kwargs: Any) -> redis.Redis:
+    """A redis-py client on a Stalk broker URL (`redis+socket://` or `redis://`), on `db` when given."""
+    return redis.Redis.from_url(redis_py_url(url, db), **kwargs)
 
 
 def server_url(server: EmbeddedRedisServer) -> str:

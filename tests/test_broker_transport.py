@@ -20,7 +20,7 @@ from .conftest import server_url as url
     ("rediss://:pw@127.0.0.1:1/0", False, None),
     ("redis://:pw@127.0.0.1:1/0", True, None),
     ("amqp://guest:guest@127.0.0.1:5672//", False, None),
-    ("redis+socket:///tmp/redis.sock", False, None),
+    ("redis+socket:///tmp/redis.sock", False, kombu_redis_channel.NAME),  # Stalk's own broker's socket
 ])
 def test_the_transport_is_chosen_for_redis_urls_only(broker, eager, chosen):
     app = configure_app(Celery("t", set_as_current=False), broker, None, eager=eager)

@@ -142,6 +142,64 @@ def test_a_bad_value_is_one_line_before_anything_connects(args, message, tmp_pat
     assert not (tmp_path / "none").exists()  # nothing stored: not even a data dir
 
 
+PASSWORD = "S3cr3t-pw"
+
+
+def one_line(args: list[str], data: Path, env: dict[str, str] | None = None) -> tuple[int, str]:
+    argv = [STALK, *args, "--data-dir", str(data)]
+    out = subprocess.run(argv, cwd=PROJECT, env=clean_env(**(env or {})), capture_output=True, text=True,
+                         timeout=120)
+    lines = out.stderr.splitlines()
+    assert out.stdout == "" and len(lines) == 1 and lines[0].startswith("stalk: error: "), (args, out.stderr)
+    assert PASSWORD not in out.stderr and "Traceback" not in out.stderr
+    return out.returncode, lines[0]
+
+
+MALFORMED_URLS = [
+    (f"redis://:pa#{PASSWORD}@127.0.0.1:6399/0", "percent-encode it"),
+    (f"redis://:pa?{PASSWORD}@127.0.0.1:6399/0", "percent-encode it"),
+    (f"redis://:pa/{PASSWORD}@127.0.0.1:6399/0", "percent-encode it"),
+    (f"redis://:{PASSWORD}@127.0.0.1:99999/0", "the port must be a number from 0 to 65535"),
+]
+
+
+@pytest.mark.parametrize(("url", "message"), MALFORMED_URLS, ids=["hash", "question", "slash", "port"])
+@pytest.mark.parametrize("command", ["queues", "up", "env"])
+def test_a_broker_url_kombu_cannot_read_is_one_line_without_its_password(url, message, command, tmp_path):
+    """A password with a raw #, ? or / made kombu read a port from it, printed unmasked; port 99999 was a
+    ValueError traceback from the redaction itself."""
+    code, line = one_line([command, "--broker-url", url], tmp_path / "none")
+    assert code == 2 and message in line and "redis://:***@127.0.0.1:" in line, line
+    code, line = one_line([command], tmp_path / "none", env={"CELERY_BROKER_URL": url})
+    assert code == 2 and message in line, line
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    (f"redis://127.0.0.1:1/0?password={PASSWORD}", "redis://127.0.0.1:1/0?password=***"),
+    (f"redis://:{PASSWORD}@[::1]:1/0", "redis://:***@[::1]:1/0"),  # the brackets kept
+    (f"redis://:{PASSWORD}@127.0.0.1:1/0;redis://:{PASSWORD}@127.0.0.1:2/0", "redis://:***@127.0.0.1:2/0"),
+], ids=["query", "ipv6", "failover"])
+def test_an_unreachable_broker_is_one_line_with_every_password_masked(url, shown, tmp_path):
+    code, line = one_line(["queues", "--broker-url", url], tmp_path / "none")
+    assert code == 1 and shown in line, line
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"[supervisor]\nbackoff_initial = nan\n", "supervisor.backoff_initial = nan: expected a finite number"),
+    (b"[supervisor]\nready_timeout = inf\n", "supervisor.ready_timeout = inf: expected a finite number"),
+    (b'app = "caf\xe9.mod"\n', "not valid TOML: not UTF-8 text"),
+    (b"a = " + b"[" * 5000 + b"]" * 5000 + b"\n", "not valid TOML: nested too deeply"),
+    (b'data_dir = "~no-such-user-stalk/x"\n', "no home directory for ~no-such-user-stalk"),
+], ids=["nan", "inf", "latin1", "nested", "nouser"])
+@pytest.mark.parametrize("command", ["status", "up"])
+def test_a_config_file_python_would_choke_on_is_one_line(content, message, command, tmp_path):
+    """These were a killed worker backing off forever ("not ready within nan s") or a traceback."""
+    config = tmp_path / "stalk.toml"
+    config.write_bytes(content)
+    line = refused(command, "--config", str(config), data=tmp_path / "none")
+    assert message in line, line
+
+
 def test_an_empty_data_dir_is_refused(tmp_path):
     line = refused("status", "--data-dir", "")
     assert "Invalid value for '--data-dir': must not be empty" in line
@@ -182,6 +240,22 @@ def test_unknown_tasks_workers_queues_and_entries_are_refused_and_nothing_change
                     task_info(running.broker_url, "soft_time_limit", "time_limit").values())
     assert limits == f"{TASK} [soft_time_limit=1.5 time_limit=3.0]"
     assert stalk("time-limit", TASK, "--soft", "0", "--hard", "0", "-A", APP, data=data).returncode == 0
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--eta", "0001-01-01T00:00:00+14:00", "eta: 0001-01-01T00:00:00+14:00 is out of range"),
+    ("--eta", "9999-12-31T23:59:59-14:00", "eta: 9999-12-31T23:59:59-14:00 is out of range"),
+    ("--expires", "0001-01-01T00:00:00Z", "expires: 0001-01-01T00:00:00+00:00 is out of range"),
+    ("--expires", "1e308", "expires: 1e+308 s from now is past the year 9999"),
+    ("--countdown", "1e308", "countdown: 1e+308 s from now is past the year 9999"),
+], ids=["eta-year-1", "eta-year-9999", "expires-year-1", "expires-1e308", "countdown-1e308"])
+def test_a_time_no_worker_can_compute_is_refused_and_nothing_is_sent(running, option, value, message):
+    """The year-1 eta passed validation and the worker dropped the task with an OverflowError; expires
+    1e308 said "not sent: not sent: broker unreachable"."""
+    depths = json.loads(stalk("queues", "--json", "-A", APP, data=running.data).stdout)
+    line = refused("submit", TASK, option, value, "-A", APP, data=running.data)
+    assert line.startswith(f"stalk: error: not sent: {message}"), line
+    assert json.loads(stalk("queues", "--json", "-A", APP, data=running.data).stdout) == depths
 
 
 SEND_PARKED = textwrap.dedent("""

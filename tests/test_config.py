@@ -55,6 +55,7 @@ max_tasks_per_child = 50
         ('[broker]\nmode = "rabbit"\n', "broker.mode = 'rabbit': expected one of auto, redis, embedded, eager, external"),
         ('[broker]\nport = 70000\n', "broker.port = 70000: expected a whole number from 0 to 65535"),
         ('[broker]\nappendfsync = "sometimes"\n', "broker.appendfsync = 'sometimes': expected one of always"),
+        ('[broker]\nlisten = "udp"\n', "broker.listen = 'udp': expected one of unix, tcp"),
         ('[[workers]]\nname = "a"\npool = "gevent"\n', "workers[0].pool = 'gevent': expected one of prefork, threads, solo"),
         ('[[workers]]\nname = "a"\nconcurrency = 0\n', "workers[0].concurrency = 0: expected a whole number from 1"),
         ('[[workers]]\nname = "a"\nautoscale = "lots"\n', "workers[0].autoscale = 'lots': expected \"max,min\""),
@@ -103,3 +104,39 @@ def test_events_enable_remote_from_file_and_environment(tmp_path):
         load_config(None, None, {"STALK_CONFIG": "", "STALK_ENABLE_EVENTS": "maybe"})
     with pytest.raises(ConfigError, match=r"unknown key events.enable: expected one of enable_remote"):
         load_config(None, write(tmp_path, "[events]\nenable = false\n"), {})
+
+
+NESTED = "a = " + "[" * 5000 + "]" * 5000 + "\n"
+BAD_FILES = [  # (file bytes, the one line's end)
+    (b"[supervisor]\nbackoff_initial = nan\n", "supervisor.backoff_initial = nan: expected a finite number of at least 0"),
+    (b"[supervisor]\nready_timeout = inf\n", "supervisor.ready_timeout = inf: expected a finite number"),
+    (b"[supervisor]\ngrace_period = -inf\n", "supervisor.grace_period = -inf: expected a finite number"),
+    (b'app = "caf\xe9.mod"\n', "not valid TOML: not UTF-8 text (byte 10)"),
+    (NESTED.encode(), "not valid TOML: nested too deeply"),
+    (b'data_dir = "~no-such-user-stalk/x"\n', "data_dir = '~no-such-user-stalk/x': no home directory for ~no-such-user-stalk"),
+]
+
+
+@pytest.mark.parametrize(("content", "expected"), BAD_FILES, ids=["nan", "inf", "-inf", "latin1", "nested", "nouser"])
+def test_what_tomllib_or_python_would_raise_on_is_one_line(tmp_path, content, expected):
+    """nan/inf passed (a killed worker backed off forever); the rest were tracebacks."""
+    file = tmp_path / "stalk.toml"
+    file.write_bytes(content)
+    with pytest.raises(ConfigError) as info:
+        load_config(config_file=file, environ={})
+    message = str(info.value)
+    assert message.startswith(str(file)) and expected in message and "\n" not in message, message
+
+
+def test_non_finite_numbers_from_the_environment_are_refused():
+    with pytest.raises(ConfigError, match=r"^environment: broker.port = 'nan': expected a whole number"):
+        load_config(environ={"STALK_BROKER_PORT": "nan"})
+    with pytest.raises(ConfigError, match=r"^command line: data_dir = '~no-such-user-stalk': no home directory"):
+        load_config({"data_dir": "~no-such-user-stalk"}, environ={"STALK_CONFIG": ""})
+
+
+def test_broker_listen_and_socket_urls(tmp_path):
+    file = write(tmp_path, '[broker]\nlisten = "tcp"\nurl = "redis+socket://u:p@/tmp/r.sock"\n')
+    config = load_config(config_file=file, environ={})
+    assert (config.broker.listen, config.broker.url) == ("tcp", "redis+socket://u:p@/tmp/r.sock")
+    assert load_config({"data_dir": str(tmp_path)}, environ={"STALK_CONFIG": ""}).broker.listen == "unix"

@@ -5,13 +5,12 @@ from __future__ import annotations
 import socket
 
 import pytest
-import redis
 
 from stalk.embedded import ProcState, Stack
 from stalk.embedded.control import Control, ControlError, SubmitError
 from stalk.embedded.control.queues import priority_names
 
-from .conftest import make_config, wait_until
+from .conftest import broker_redis, make_config, wait_until
 
 pytestmark = [pytest.mark.procs, pytest.mark.xdist_group("control")]
 HOST = socket.gethostname()
@@ -73,7 +72,7 @@ def test_queue_depths_count_priority_sub_queues_and_purge(stack):
     control: Control = stack.control
     ids = [stack.app.send_task("demo.add", (1, 1), queue="parked", priority=priority).id
            for priority in (0, 3, 5, 6, 9, 9)]
-    client = redis.Redis.from_url(stack.broker.broker_url)
+    client = broker_redis(stack.broker.broker_url)
     lengths = {name: client.llen(name) for name in priority_names("parked")}
     assert lengths == {"parked": 1, "parked\x06\x163": 2, "parked\x06\x166": 1, "parked\x06\x169": 2}
     depths = control.queue_depths()

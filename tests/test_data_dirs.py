@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from stalk.embedded import DEMO_APP, load_config
+from stalk.embedded.paths import broker_target
 
 APP = "proj.celery:app"
 
@@ -138,3 +139,10 @@ def test_a_plain_worker_on_a_running_stacks_broker_charges_its_ledger(base, tmp_
     assert ledger_path(plain) == proj_dir / "state" / "quota.sqlite3"
     other = Celery("proj", broker="redis://127.0.0.1:7012/0", set_as_current=False)
     assert ledger_path(other) == base / "state" / "quota.sqlite3"
+
+
+def test_a_socket_brokers_target_is_its_path_and_db_without_credentials():
+    sock = "redis+socket://stalk:{}@/run/a/broker.sock?virtual_host={}"
+    assert broker_target(sock.format("pw", 0)) == broker_target(sock.format("other", 0))
+    assert broker_target(sock.format("pw", 0)) != broker_target(sock.format("pw", 1))
+    assert broker_target(sock.format("pw", 1)) != broker_target(sock.format("pw", 1).replace("/a/", "/b/"))

@@ -91,7 +91,7 @@ def test_quit_before_auth_closes(server):
 
 
 def test_garbage_closes_only_that_connection(server):
-    assert raw_exchange(server, b"*1\r\nnot-a-bulk\r\n", 100) == b""
+    assert raw_exchange(server, b"*1\r\nnot-a-bulk\r\n", 100) == b"-ERR Protocol error: expected '$'\r\n"
     assert client(server, password=PASSWORD).ping() is True
 
 
@@ -190,9 +190,10 @@ def test_many_clients_at_once(server):
 def test_parse_command_waits_for_whole_requests():
     whole = encode_command([b"SET", b"key", b"va\r\nlue"])
     for cut in range(len(whole)):
-        assert parse_command(whole[:cut]) == (None, whole[:cut])
-    assert parse_command(whole + b"*1") == ([b"SET", b"key", b"va\r\nlue"], b"*1")
-    assert parse_command(b"PING extra\r\nrest") == ([b"PING", b"extra"], b"rest")
+        assert parse_command(whole[:cut]) == (None, 0)
+        assert parse_command(b"xx\n" + whole[:cut], 3) == (None, 3)
+    assert parse_command(whole + b"*1") == ([b"SET", b"key", b"va\r\nlue"], len(whole))
+    assert parse_command(b"PING extra\r\nrest") == ([b"PING", b"extra"], 12)
     with pytest.raises(ProtocolError):
         parse_command(b"*1\r\n$-5\r\n")
 
@@ -208,8 +209,8 @@ def test_gate_opens_only_on_the_right_password_and_forwards_the_rest():
 
 def test_gate_drops_an_endless_unauthenticated_request():
     gate = AuthGate(b"pw")
-    with pytest.raises(ProtocolError):
-        gate.feed(b"*1\r\n$400000000\r\n" + b"x" * (2 << 20))
+    reply, forward, close = gate.feed(b"*1\r\n$400000000\r\n" + b"x" * (2 << 20))
+    assert (reply, forward, close) == (b"-ERR Protocol error: unauthenticated bulk length\r\n", b"", True)
 
 
 # -- a whole stack on it ------------------------------------------------------------------------------

@@ -479,3 +479,40 @@ def test_a_routed_event_fills_only_a_missing_queue_of_a_known_task_and_running_o
     assert sorted(store.running_on(lambda worker: worker == HOST)) == [
         ("plain", "PROGRESS", {"current": 1}), ("stalks", "STARTED", None)]
     assert store.running_on(lambda worker: worker != HOST) == []
+
+
+def test_an_inferred_queue_is_marked_kept_in_history_and_a_queue_someone_said_replaces_it(tmp_path):
+    """plain_workers' last resort: a queue inferred from the app's routes (source "route") fills only a
+    missing queue and stays marked; a worker's or backend's answer, or a late task-sent, replaces it."""
+    db = tmp_path / "history.sqlite3"
+    store = EventStore(history=db).start()
+    try:
+        for uuid in ("a", "b", "c"):
+            store.ingest_many(life(uuid)[1:])  # never sent: no queue
+        for uuid in ("a", "b", "c"):
+            store.ingest({"type": "stalk-routed", "uuid": uuid, "queue": "media", "source": "route"})
+        store.ingest({"type": "stalk-routed", "uuid": "a", "queue": "other", "source": "route"})  # no second guess
+        store.ingest({"type": "stalk-routed", "uuid": "b", "queue": "reports", "routing_key": "reports"})
+        store.ingest(ev("task-sent", "c", 99.0, name="demo.add", queue="imports", routing_key="imports"))
+        store.ingest({"type": "stalk-routed", "uuid": "c", "queue": "media", "source": "route"})
+        store.ingest({"type": "stalk-routed", "uuid": "c", "queue": "media", "source": "made-up"})
+        assert [(store.get(u).queue, store.get(u).queue_source) for u in "abc"] == [
+            ("media", "route"), ("reports", None), ("imports", None)]
+    finally:
+        store.stop()
+    assert {r["task_id"]: (r["queue"], r["queue_source"]) for r in read_tasks(db)} == {
+        "a": ("media", "route"), "b": ("reports", None), "c": ("imports", None)}
+
+
+def test_a_task_rebuilt_from_an_extended_result_keeps_the_queue_the_result_names():
+    """Events missed while Stalk was away are rebuilt from the result backend (reconcile): with
+    result_extended the result names the task's queue, which the rebuilt task-received carried in vain."""
+    from stalk.embedded.events.reconcile import final_event, received_event
+
+    meta = {"status": "SUCCESS", "result": 3, "date_done": "2026-01-01T12:00:00+00:00", "name": "proj.add",
+            "args": [1, 2], "kwargs": {}, "worker": HOST, "retries": 0, "queue": "media"}
+    store = EventStore()
+    store.ingest({"type": "stalk-routed", "uuid": "t1", "queue": "x"})  # unknown yet: ignored
+    store.ingest_many([received_event("t1", meta), final_event("t1", meta)])
+    rec = store.get("t1")
+    assert (rec.state, rec.queue, rec.queue_source, rec.worker) == ("SUCCESS", "media", None, HOST)

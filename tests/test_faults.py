@@ -19,7 +19,7 @@ from kombu import Connection
 
 from stalk.embedded import ProcState
 
-from .conftest import wait_until
+from .conftest import broker_redis, wait_until
 
 pytestmark = [pytest.mark.procs, pytest.mark.fault, pytest.mark.xdist_group("faults")]
 
@@ -37,7 +37,7 @@ def collect_while_up(running_stack):
 
 
 def ledger(stack) -> redis.Redis:
-    return redis.Redis.from_url(stack.broker.broker_url.rsplit("/", 1)[0] + "/2")
+    return broker_redis(stack.broker.broker_url, 2)
 
 
 def runs(stack) -> Counter:
@@ -69,7 +69,7 @@ def test_sigkill_worker_with_200_tasks_loses_none(running_stack):
         try:
             assert r.get(timeout=120) == r.id
         except Exception as exc:
-            broker = redis.Redis.from_url(stack.broker.broker_url)
+            broker = broker_redis(stack.broker.broker_url)
             rec = stack.events.get(r.id)
             raise AssertionError(
                 f"{r.id}: store {rec.state if rec else None}, runs {runs(stack).get(r.id)}, backend "
@@ -93,7 +93,7 @@ def test_a_message_a_killed_worker_popped_but_never_recorded_is_re_published(run
     stack = fault_stack(running_stack)
     stack.stop_process("worker:faults")
     result = stack.app.send_task("faults.sleepy", (0.01,), queue="faults")
-    broker = redis.Redis.from_url(stack.broker.broker_url)
+    broker = broker_redis(stack.broker.broker_url)
     assert wait_until(lambda: broker.rpop("faults"))  # in no queue, no unacked table: only a dead worker had it
     stack.start_process("worker:faults")
     stack.supervisor.wait_for(["worker:faults"], 60)
@@ -193,7 +193,7 @@ def _non_loopback_addresses() -> list[str]:
 
 @pytest.mark.parametrize("mode", ["redis", "embedded"])
 def test_broker_refuses_non_loopback_and_unauthenticated(running_stack, mode):
-    stack = running_stack(broker={"mode": mode}, beat=False, workers=[])
+    stack = running_stack(broker={"mode": mode, "listen": "tcp"}, beat=False, workers=[])
     port = stack.broker.port
     for address in _non_loopback_addresses():
         with pytest.raises(OSError):

@@ -10,7 +10,6 @@ import time
 from collections import Counter
 
 import pytest
-import redis
 
 from stalk.embedded import ProcState
 from stalk.embedded.control import SubmitError
@@ -18,7 +17,7 @@ from stalk.embedded.events import EventStore
 from stalk.embedded.events.reconcile import reconcile
 
 from .apps.fault_app import runs_file
-from .conftest import wait_until
+from .conftest import broker_redis, wait_until
 from .test_faults import (
     VISIBILITY,
     burst_across_broker_kill,
@@ -51,7 +50,7 @@ def settle(stack, quiet: float, limit: float = 90.0) -> Counter:
 
 
 def results_missing(stack, ids: list[str]) -> int:
-    backend = redis.Redis.from_url(stack.broker.backend_url)
+    backend = broker_redis(stack.broker.backend_url)
     values = backend.mget([f"celery-task-meta-{i}" for i in ids])
     return sum(v is None for v in values)
 
@@ -137,7 +136,7 @@ def test_a_worker_rides_out_a_broker_kill_and_acks_the_task_that_ran_through_it(
     assert result.get(timeout=60) == result.id
     again = stack.process("worker:faults")
     assert (again.pid, again.restarts, again.state) == (worker.pid, 0, ProcState.READY), again
-    broker = redis.Redis.from_url(stack.broker.broker_url)
+    broker = broker_redis(stack.broker.broker_url)
     wait_until(lambda: broker.hlen("unacked") == 0, timeout=20)  # acked: nothing left to deliver again
     assert runs(stack)[result.id] == 1
     assert stack.app.send_task("faults.sleepy", (0.1,), queue="faults").get(timeout=30)

@@ -96,14 +96,18 @@ def _pings(url: str) -> bool:
         return False
 
 
-def plain_worker(broker: str, backend: str, queues: list[str], log: Path) -> subprocess.Popen:
-    """`celery -A proj worker` as a user starts it: no -E, no Stalk."""
+def plain_worker(broker: str, backend: str, queues: list[str], log: Path,
+                 settings: Path | None = None) -> subprocess.Popen:
+    """`celery -A proj worker` as a user starts it: no -E, no Stalk; `settings`: a module of the user's
+    settings (celery --config)."""
+    config = ["--config", settings.stem] if settings else []
+    env = clean_env(PYTHONPATH=str(settings.parent)) if settings else clean_env()
     with log.open("w") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", APP, "-b", broker, "--result-backend", backend, "worker",
+            [sys.executable, "-m", "celery", "-A", APP, "-b", broker, "--result-backend", backend, *config, "worker",
              "-Q", ",".join(queues), "-P", "threads", "-c", "4", "-n", f"plain-{uuid.uuid4().hex[:8]}@%h",
              "--without-mingle", "--without-gossip", "-l", "INFO"],
-            cwd=PROJECT, env=clean_env(), stdout=out, stderr=subprocess.STDOUT)
+            cwd=PROJECT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def stalk_up(data: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -219,3 +223,55 @@ def test_asking_for_events_can_be_turned_off(tmp_path, redis_url):
 
 def _done(url: str, task_id: str) -> bool:
     return redis.Redis.from_url(url).get(f"celery-task-meta-{task_id}") is not None
+
+
+# A task that finishes before Stalk's query_task reaches its worker (defect 6's gap): its queue comes
+# from the result backend when the worker's app stores extended results, else from the app's routes
+# restricted to the queues that worker consumes, marked as inferred ("queue_source": "route").
+QUEUES = ["imports", "media", "reports", "celery"]
+
+
+def _queued(data: Path, task_id: str) -> dict:
+    return wait_until(lambda: (r := task_row(data, task_id)) and r["state"] == "SUCCESS" and r["queue"] and r,
+                      timeout=60, every=0.3)
+
+
+def test_a_fast_task_on_a_multi_queue_plain_worker_gets_a_marked_route_queue(tmp_path, redis_url):
+    data = tmp_path / "data"
+    worker = plain_worker(redis_url, redis_url, QUEUES, tmp_path / "worker.log")
+    up = stalk_up(data, "--broker-url", redis_url)
+    try:
+        out = Output(up)
+        out.wait_for("stack is up")
+        out.wait_for(ASKED)
+        check = send(redis_url, redis_url, "proj.tasks.health", {})  # events are on once this one is seen
+        wait_until(lambda: (r := task_row(data, check)) and r["state"] == "SUCCESS", timeout=60, every=0.3)
+        fast = send(redis_url, redis_url, "proj.tasks.resize_image", {"path": "a.png", "width": 64})
+        row = _queued(data, fast)
+        assert row["worker"].startswith("plain-")
+        # the worker was too quick to be asked: the app routes resize_image to media, which it consumes
+        assert (row["queue"], row["queue_source"]) in {("media", "route"), ("media", None)}, row
+    finally:
+        stop(up, worker)
+    assert up.returncode == 0, out.text
+
+
+def test_a_fast_task_gets_its_queue_from_extended_results(tmp_path, redis_url):
+    settings = tmp_path / "user_settings.py"
+    settings.write_text("result_extended = True\n")
+    data = tmp_path / "data"
+    worker = plain_worker(redis_url, redis_url, QUEUES, tmp_path / "worker.log", settings=settings)
+    up = stalk_up(data, "--broker-url", redis_url)
+    try:
+        out = Output(up)
+        out.wait_for("stack is up")
+        out.wait_for(ASKED)
+        check = send(redis_url, redis_url, "proj.tasks.health", {})
+        wait_until(lambda: (r := task_row(data, check)) and r["state"] == "SUCCESS", timeout=60, every=0.3)
+        # sent to reports by the call, not where the app routes it (media): a route would be wrong here
+        fast = send(redis_url, redis_url, "proj.tasks.resize_image", {"path": "b.png", "width": 32}, "reports")
+        row = _queued(data, fast)
+        assert (row["queue"], row["queue_source"]) == ("reports", None), row
+    finally:
+        stop(up, worker)
+    assert up.returncode == 0, out.text

@@ -10,11 +10,10 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
-import redis
 
 from stalk.embedded.quota import QuotaLedger
 
-from .conftest import wait_until
+from .conftest import broker_redis, wait_until
 
 pytestmark = [pytest.mark.procs, pytest.mark.xdist_group("quota")]
 
@@ -35,7 +34,7 @@ def quota_stack(running_stack):
 
 
 def runs(stack, phase: str = "done") -> Counter:
-    r = redis.Redis.from_url(stack.broker.broker_url.rsplit("/", 1)[0] + "/2")
+    r = broker_redis(stack.broker.broker_url, 2)
     entries = [e.decode().split(":") for e in r.lrange("quota-runs", 0, -1)]
     return Counter(task_id for task_id, _redelivered, p in entries if p == phase)
 

@@ -161,3 +161,16 @@ def test_an_app_that_does_not_exist_and_no_running_stack_are_one_line(user):
     assert none.returncode == 1 and none.stdout == ""
     (line,) = none.stderr.splitlines()
     assert line == f"stalk: error: no Stalk is running on data dir {user.base / 'apps' / 'demo'}"
+
+
+def test_a_command_given_the_data_dir_of_a_running_project_uses_its_app(user, tmp_path):
+    """--data-dir without -A means the stack running there, with its app (routes, task signatures)
+    imported from its own folder, whatever directory the command runs in."""
+    data_dir = tmp_path / "explicit"
+    user.up(PROJ, "-A", APP, "--data-dir", str(data_dir))
+    sent = user.json("submit", "proj.tasks.import_csv", "--args", '["b.csv"]', "--wait", "--data-dir", str(data_dir))
+    assert (sent["queue"], sent["state"]) == ("imports", "SUCCESS")
+    refused = user.stalk("submit", "proj.tasks.import_csv", "--args", "[1, 2, 3]", "--data-dir", str(data_dir))
+    assert refused.returncode == 2 and "positional argument" in refused.stderr
+    shown = user.stalk("status", "--data-dir", str(data_dir))
+    assert f"app: {APP} (imported from {PROJ})" in shown.stdout, shown.stdout

@@ -17,7 +17,7 @@ import redis
 from stalk.embedded import BrokerError, ProcState, Stack, StackLockedError
 from stalk.embedded.net import free_port
 
-from .conftest import ROOT, clean_env, make_config, stalk_cmd, wait_until
+from .conftest import ROOT, broker_redis, clean_env, make_config, stalk_cmd, wait_until
 
 pytestmark = pytest.mark.procs
 
@@ -44,18 +44,17 @@ def test_beat_runs(running_stack):
 
 
 def test_own_redis_is_loopback_with_password_aof_and_0600_secret(running_stack):
-    stack = running_stack(broker={"mode": "redis", "appendfsync": "always"}, beat=False)
+    stack = running_stack(broker={"mode": "redis", "appendfsync": "always", "listen": "tcp"}, beat=False)
     port = stack.broker.port
     assert port != 6379
     password_file = stack.paths.password_file
     assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
     with pytest.raises(redis.AuthenticationError):
         redis.Redis(port=port).ping()
-    client = redis.Redis(port=port, password=password_file.read_text().strip())
-    assert client.config_get("appendonly")["appendonly"] == "yes"
-    assert client.config_get("appendfsync")["appendfsync"] == "always"
-    assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
-    assert client.config_get("bind")["bind"] == "127.0.0.1"
+    client = broker_redis(stack.broker.broker_url)
+    assert client.ping()
+    conf = (stack.paths.state / "redis.conf").read_text().splitlines()  # CONFIG is disabled for clients
+    assert {"appendonly yes", "appendfsync always", "maxmemory-policy noeviction", "bind 127.0.0.1"} <= set(conf)
     assert "AOF always" in stack.broker.durability
     assert "password" not in " ".join(psutil.Process(stack.broker.pid).cmdline())
 
@@ -63,7 +62,7 @@ def test_own_redis_is_loopback_with_password_aof_and_0600_secret(running_stack):
 def test_embedded_server_requires_password(running_stack):
     stack = running_stack(broker={"mode": "embedded"}, beat=False)
     with pytest.raises(redis.AuthenticationError, match="(?i)auth"):  # NOAUTH, as redis-server says
-        redis.Redis(port=stack.broker.port).set("k", "v")
+        redis.Redis(unix_socket_path=stack.broker.socket).set("k", "v")
 
 
 def test_killed_worker_is_restarted_and_ready_again(running_stack):
@@ -79,7 +78,7 @@ def test_killed_worker_is_restarted_and_ready_again(running_stack):
 def test_killed_broker_restarts_and_keeps_aof_data(running_stack):
     stack = running_stack(broker={"mode": "redis", "appendfsync": "always"}, beat=False,
                           supervisor={"backoff_initial": 0.2})
-    client = redis.Redis(port=stack.broker.port, password=stack.paths.password_file.read_text().strip())
+    client = broker_redis(stack.broker.broker_url)
     client.set("stalk-test-key", "kept")
     os.kill(stack.broker.pid, signal.SIGKILL)
     wait_until(lambda: stack.process("broker").restarts == 1)

@@ -8,11 +8,14 @@ The last section covers private names read (not patched) outside the patches."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import inspect
+import json
 import os
 import select
+import socket
 import sys
 import time
 import types
@@ -34,6 +37,7 @@ from kombu.common import maybe_declare
 from kombu.transport import redis as kombu_redis
 from kombu.utils.imports import symbol_by_name
 
+from stalk.embedded.celery_app import configure_app
 from stalk.embedded.events import TaskRecord
 from stalk.embedded.patches import (
     celery_event_dispatcher,
@@ -41,6 +45,8 @@ from stalk.embedded.patches import (
     fakeredis_tcp_server,
     kombu_redis_channel,
     kombu_redis_fanout,
+    kombu_redis_reliable,
+    redis_connection_guard,
 )
 
 from .conftest import server_url
@@ -76,6 +82,23 @@ def test_kombu_redis_channel_overrides_methods_kombu_still_has():
         "kombu_redis_channel", "kombu's redis Transport no longer names its Channel class in `Channel`")
     assert kombu_connection.resolve_aliases.get(kombu_redis_channel.NAME) == "redis", revisit(
         "kombu_redis_channel", "kombu.connection.resolve_aliases no longer maps the transport to redis://")
+
+
+def test_kombu_takes_a_socket_urls_transport_from_its_prefix_and_celery_builds_with_amqp_connection():
+    """use_socket_connections: on `redis+socket://`, kombu's Connection takes the transport from the URL's
+    prefix over the one asked for; Celery builds every connection with `app.amqp.Connection`."""
+    url = "redis+socket://u:p@/tmp/stalk-canary.sock?virtual_host=1"
+    stock = Connection(url, transport=kombu_redis_channel.NAME)
+    assert (stock.transport_cls, stock.uri_prefix) == ("redis", "redis"), revisit(
+        "kombu_redis_channel", "a redis+socket:// URL no longer overrides the transport asked for")
+    app = configure_app(Celery("canary", set_as_current=False), url, None)
+    with app.connection_for_write() as conn:
+        assert type(conn) is kombu_redis_channel.SocketConnection, revisit(
+            "kombu_redis_channel", "Celery no longer builds its connections with app.amqp.Connection")
+        assert conn.get_transport_cls() is kombu_redis_channel.Transport
+        assert conn.clone().get_transport_cls() is kombu_redis_channel.Transport, revisit(
+            "kombu_redis_channel", "Connection.clone no longer re-creates through self.__class__")
+        assert conn.as_uri() == "redis+socket://u:**@/tmp/stalk-canary.sock"
 
 
 def test_kombu_still_builds_a_redis_client_per_operation_and_the_channel_keeps_one(server):
@@ -121,6 +144,69 @@ def test_kombu_still_fails_on_a_detached_transport_and_the_channel_does_not(serv
         assert params["port"] == server.port, revisit(
             "kombu_redis_channel", "the kept connection parameters no longer name the broker")
 
+
+
+# -- kombu_redis_reliable -----------------------------------------------------------------------------------
+
+def test_kombu_redis_reliable_overrides_names_kombu_still_has():
+    why = "kombu's redis transport changed what the reliable consume overrides"
+    expected = {
+        (kombu_redis.Channel, "_brpop_start"): ["self", "timeout"],
+        (kombu_redis.Channel, "_brpop_read"): ["self", "options"],
+        (kombu_redis.Channel, "_poll_error"): ["self", "type", "options"],
+        (kombu_redis.QoS, "append"): ["self", "message", "delivery_tag"],
+        (kombu_redis.QoS, "_remove_from_indices"): ["self", "delivery_tag", "pipe"],
+        (kombu_redis.QoS, "restore_by_tag"): ["self", "tag", "client", "leftmost"],
+        (kombu_redis.QoS, "restore_unacked"): ["self", "client"],
+        (kombu_redis.MultiChannelPoller, "on_poll_start"): ["self"],
+        (kombu_redis.MultiChannelPoller, "on_readable"): ["self", "fileno"],
+        (kombu_redis.MultiChannelPoller, "_register_BRPOP"): ["self", "channel"],
+    }
+    for (cls, name), params in expected.items():
+        method = getattr(cls, name, None)
+        assert callable(method), revisit("kombu_redis_reliable", f"{why}: {cls.__name__}.{name} is gone")
+        assert list(inspect.signature(method).parameters) == params, revisit(
+            "kombu_redis_reliable", f"{why}: {cls.__name__}.{name}{inspect.signature(method)}")
+    assert "dumps([message._raw, EX, RK])" in inspect.getsource(kombu_redis.QoS.append), revisit(
+        "kombu_redis_reliable", "kombu's unacked entry is no longer [payload, exchange, routing_key]: the Lua pop "
+        "writes that shape")
+    assert "self.cycle = MultiChannelPoller()" in inspect.getsource(kombu_redis.Transport.__init__), revisit(
+        "kombu_redis_reliable", "kombu's redis Transport no longer builds its poller in __init__")
+    assert "chan.handlers[type]()" in inspect.getsource(kombu_redis.MultiChannelPoller.on_readable), revisit(
+        "kombu_redis_reliable", "the poller no longer dispatches readable sockets through channel.handlers")
+    for name in ("_q_for_pri", "priority_steps", "_flush_brpop_reauth", "unacked_key", "unacked_index_key",
+                 "from_transport_options"):
+        assert hasattr(kombu_redis.Channel, name), revisit("kombu_redis_reliable", f"kombu's redis Channel has no {name}")
+    assert "self._queue_cycle" in inspect.getsource(kombu_redis.Channel.__init__), revisit(
+        "kombu_redis_reliable", "kombu's redis Channel no longer keeps its queue cycle in _queue_cycle")
+
+
+def test_the_reliable_pop_records_the_message_as_kombu_would_and_an_ack_forgets_it(server):
+    """The Lua pop moves a message into kombu's unacked table (the entry kombu's own QoS.append writes) and
+    this process's held set; the consumer gets it; an ack removes it from all three."""
+    got: list[Any] = []
+    with Connection(server_url(server), transport=kombu_redis_reliable.Transport,
+                    transport_options={"stalk_holder": "canary@host"}) as conn:
+        queue = Queue("reliable-canary", Exchange("reliable-canary"), "reliable-canary")
+        with conn.Consumer(queue, callbacks=[lambda _body, message: got.append(message)], accept=["json"]):
+            Producer(conn.default_channel).publish({"n": 1}, exchange=queue.exchange, routing_key="reliable-canary",
+                                                   declare=[queue], serializer="json")
+            deadline = time.monotonic() + 10
+            while not got and time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError, socket.timeout):
+                    conn.drain_events(timeout=0.5)
+            assert got, revisit("kombu_redis_reliable", "the reliable channel delivered nothing")
+            message = got[0]
+            client = conn.default_channel.client
+            held = kombu_redis_reliable.held_key("canary@host", os.getpid())
+            entry = json.loads(client.hget("unacked", message.delivery_tag))
+            assert entry[0]["properties"]["delivery_tag"] == message.delivery_tag and entry[1:] == [
+                "reliable-canary", "reliable-canary"], revisit("kombu_redis_reliable", f"unacked entry {entry}")
+            assert client.zscore("unacked_index", message.delivery_tag) is not None
+            assert client.sismember(held, message.delivery_tag)
+            message.ack()
+            assert client.hget("unacked", message.delivery_tag) is None
+            assert not client.sismember(held, message.delivery_tag)
 
 # -- celery_send_task_message -----------------------------------------------------------------------------
 
@@ -454,3 +540,56 @@ def test_celerys_sender_hands_task_sent_events_to_the_dispatcher_it_is_given():
         f"revisit stalk.embedded.events.sent_batch: Celery calls event_dispatcher.publish differently: {calls}"
     assert set(kwargs) <= {"retry", "retry_policy", "blind"}, \
         f"revisit stalk.embedded.events.sent_batch: publish got {sorted(kwargs)}"
+
+
+# -- redis_connection_guard ------------------------------------------------------------------------------
+
+def test_redis_py_tcp_connect_returns_the_socket_the_guard_checks(server):
+    """redis_connection_guard wraps Connection._connect: it must still return the connected socket, before
+    anything is sent, with host and port on the connection."""
+    import socket
+
+    import redis
+
+    assert redis_connection_guard._original_connect is redis.connection.Connection.__dict__.get(
+        "_connect", redis_connection_guard._original_connect) or redis.connection.Connection._connect is \
+        redis_connection_guard._guarded_connect
+    conn = redis.connection.Connection(host="127.0.0.1", port=server.port)
+    sock = redis_connection_guard._original_connect(conn)
+    try:
+        assert isinstance(sock, socket.socket) and sock.getpeername()[1] == server.port, revisit(
+            "redis_connection_guard", "Connection._connect no longer returns the connected socket")
+        assert (conn.host, conn.port) == ("127.0.0.1", server.port), revisit(
+            "redis_connection_guard", "Connection no longer keeps host and port")
+    finally:
+        sock.close()
+    assert "self._connect" in inspect.getsource(redis.connection.AbstractConnection.connect_check_health), revisit(
+        "redis_connection_guard", "connect no longer goes through _connect before the handshake")
+
+
+# -- kombu_restore_outcome -------------------------------------------------------------------------------
+
+def test_kombus_restore_says_restoring_before_it_tries_and_clears_what_it_restored(caplog, monkeypatch):
+    import logging
+
+    from kombu.transport.virtual import base
+
+    from stalk.embedded.patches import kombu_restore_outcome
+
+    patch = "kombu_restore_outcome"
+    assert base.RESTORING_FMT.startswith("Restoring "), revisit(patch, "kombu's line changed (log_folding drops it)")
+    monkeypatch.setattr(base.QoS, "restore_unacked_once", base.QoS.restore_unacked_once)  # undone after
+    queue = Queue("canary-restore", Exchange("canary-restore"), "r")
+    with Connection("memory://") as conn:
+        channel = conn.channel()
+        Producer(channel).publish({"x": 1}, exchange=queue.exchange, routing_key="r", declare=[queue])
+        assert queue(channel).get(no_ack=False) is not None
+        assert len(channel.qos._delivered) == 1, revisit(patch, "QoS._delivered no longer holds the unacked")
+        channel.do_restore = True  # the memory transport turns restores off
+        kombu_restore_outcome.say_restore_outcome()
+        with caplog.at_level(logging.INFO, logger="kombu.transport.virtual.base"):
+            channel.qos.restore_unacked_once()
+        said = [r.getMessage() for r in caplog.records]
+        assert said == ["Restoring 1 unacknowledged message(s)", "Restored 1 unacknowledged message(s)"], \
+            revisit(patch, f"restore_unacked_once said {said}")
+        assert channel.qos._delivered.restored and not channel.qos._delivered, revisit(patch, "the restored flag")

@@ -17,45 +17,61 @@ NOAUTH_HELLO = (b"-NOAUTH HELLO must be called with the client already authentic
                 b"<proto> AUTH <user> <pass> option can be used to authenticate the client and select the "
                 b"RESP protocol version at the same time\r\n")
 WRONGPASS = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
-MAX_PENDING = 1 << 20  # bytes an unauthenticated client may leave unparsed before it is dropped
+# What an unauthenticated client may cost, whatever it sends: a bounded amount of parsing and memory,
+# then it is dropped with an error line. The field and bulk limits are redis-server's own for
+# unauthenticated clients (networking.c); a real client sends one HELLO or AUTH, at most a few.
+MAX_PENDING = 64 * 1024  # bytes of one unfinished request (redis-server's inline limit)
+MAX_FIELDS = 10
+MAX_BULK = 16 * 1024
+MAX_COMMANDS = 16  # requests, blank lines included
+MAX_LENGTH_LINE = 32  # bytes of a `*<count>` or `$<size>` line
+AUTH_TIMEOUT = 5.0  # seconds from connect to a successful AUTH
 
 
 class ProtocolError(ValueError):
-    """The bytes are not a redis request: the connection is closed."""
+    """The bytes are not a redis request (or cost too much before AUTH): the connection is closed."""
 
 
-def parse_command(buf: bytes) -> tuple[list[bytes] | None, bytes]:
-    """One request (RESP array of bulk strings, or an inline line) from `buf`: (fields, rest),
-    or (None, buf) while it is incomplete."""
-    if not buf.startswith(b"*"):
-        end = buf.find(b"\n")
-        return (None, buf) if end < 0 else (buf[:end].split(), buf[end + 1:])
-    end = buf.find(b"\r\n")
+def parse_command(buf: bytes | bytearray, pos: int = 0) -> tuple[list[bytes] | None, int]:
+    """One request (RESP array of bulk strings, or an inline line) in `buf` from offset `pos`: (fields,
+    the offset after it), or (None, pos) while it is incomplete. Only the fields are copied, never the
+    rest of the buffer, so parsing a buffer of many requests is linear."""
+    if not buf.startswith(b"*", pos):
+        end = buf.find(b"\n", pos)
+        return (None, pos) if end < 0 else ([bytes(f) for f in buf[pos:end].split()], end + 1)
+    end = _line_end(buf, pos)
     if end < 0:
-        return None, buf
-    count, pos = _int(buf[1:end]), end + 2
+        return None, pos
+    count, at = _int(buf[pos + 1:end], MAX_FIELDS, "multibulk length"), end + 2
     fields = []
     for _ in range(count):
-        end = buf.find(b"\r\n", pos)
+        end = _line_end(buf, at)
         if end < 0:
-            return None, buf
-        if buf[pos:pos + 1] != b"$":
-            raise ProtocolError("expected a bulk string")
-        size, start = _int(buf[pos + 1:end]), end + 2
+            return None, pos
+        if not buf.startswith(b"$", at):
+            raise ProtocolError("expected '$'")
+        size, start = _int(buf[at + 1:end], MAX_BULK, "bulk length"), end + 2
         if len(buf) < start + size + 2:
-            return None, buf
-        fields.append(buf[start:start + size])
-        pos = start + size + 2
-    return fields, buf[pos:]
+            return None, pos
+        fields.append(bytes(buf[start:start + size]))
+        at = start + size + 2
+    return fields, at
 
 
-def _int(raw: bytes) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ProtocolError(f"bad length {raw[:20]!r}") from None
-    if not 0 <= value <= 512 * 1024 * 1024:
-        raise ProtocolError(f"bad length {value}")
+def _line_end(buf: bytes | bytearray, pos: int) -> int:
+    """The offset of the CRLF that ends the length line at `pos`, or -1 while it has not arrived."""
+    end = buf.find(b"\r\n", pos, pos + MAX_LENGTH_LINE)
+    if end < 0 and len(buf) >= pos + MAX_LENGTH_LINE:
+        raise ProtocolError("too big length line")
+    return end
+
+
+def _int(raw: bytes | bytearray, limit: int, what: str) -> int:
+    if not raw.isdigit():
+        raise ProtocolError(f"invalid {what}")
+    value = int(raw)
+    if value > limit:
+        raise ProtocolError(f"unauthenticated {what}")
     return value
 
 
@@ -78,30 +94,46 @@ class AuthGate:
 
     def __init__(self, password: bytes) -> None:
         self._password = password
-        self._pending = b""
+        self._pending = bytearray()
+        self._commands = 0
         self.open = False
 
     def feed(self, data: bytes) -> tuple[bytes, bytes, bool]:
         """Take client bytes while closed: (reply to the client, bytes for fakeredis, close the connection).
 
-        Bytes that follow the command that opened the gate are returned for fakeredis as they are."""
+        Bytes that follow the command that opened the gate are returned for fakeredis as they are. A client
+        that breaks the protocol or the limits above gets an error line, then the connection closes."""
         self._pending += data
-        replies, forward = [], b""
+        replies: list[bytes] = []
+        try:
+            forward, close = self._run(replies)
+        except ProtocolError as exc:
+            replies.append(b"-ERR Protocol error: %s\r\n" % str(exc).encode())
+            return b"".join(replies), b"", True
+        return b"".join(replies), forward, close
+
+    def _run(self, replies: list[bytes]) -> tuple[bytes, bool]:
+        """Judge each whole request in the buffer, by offset; (bytes for fakeredis, close)."""
+        pos = 0
         while not self.open:
-            fields, self._pending = parse_command(self._pending)
+            fields, end = parse_command(self._pending, pos)
             if fields is None:
-                if len(self._pending) > MAX_PENDING:
-                    raise ProtocolError("unauthenticated request too large")
                 break
+            pos, self._commands = end, self._commands + 1
+            if self._commands > MAX_COMMANDS:
+                raise ProtocolError("too many commands before AUTH")
             verdict = self.judge(fields)
             replies.append(verdict.reply)
-            forward += verdict.forward
             if verdict.close:
-                return b"".join(replies), b"", True
-            self.open = verdict.opened
-        if self.open:
-            forward, self._pending = forward + self._pending, b""
-        return b"".join(replies), forward, False
+                return b"", True
+            if verdict.opened:
+                self.open = True
+                forward, self._pending = verdict.forward + self._pending[pos:], bytearray()
+                return forward, False
+        del self._pending[:pos]
+        if len(self._pending) > MAX_PENDING:
+            raise ProtocolError("unauthenticated request too large")
+        return b"", False
 
     def judge(self, fields: list[bytes]) -> Verdict:
         name = fields[0].upper() if fields else b""

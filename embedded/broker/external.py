@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kombu import Connection
 
-from stalk.embedded.broker.base import BrokerError, redact
+from stalk.embedded.broker.base import BrokerError, redact, redact_text
 
 
 def check_external(url: str, timeout: float = 3.0) -> None:
@@ -13,4 +13,5 @@ def check_external(url: str, timeout: float = 3.0) -> None:
         with Connection(url, connect_timeout=timeout, transport_options={"max_retries": 0}) as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout)
     except Exception as exc:  # kombu raises transport-specific errors
-        raise BrokerError(f"cannot reach broker {redact(url)}: {type(exc).__name__}: {exc}") from None
+        raise BrokerError(f"cannot reach broker {redact(url)}: {type(exc).__name__}: "
+                          f"{redact_text(str(exc), url)}") from None

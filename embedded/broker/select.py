@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from stalk.embedded.broker import fake_server, redis_server
+from stalk.embedded.broker.address import (
+    PIDFILE,
+    release_fallback,
+    socket_path,
+    socket_url,
+    tcp_url,
+)
 from stalk.embedded.broker.base import BrokerError, BrokerInfo
 from stalk.embedded.broker.external import check_external
 from stalk.embedded.config import StackConfig, find_redis_server
 from stalk.embedded.net import LOOPBACK, free_port, port_in_use
+from stalk.embedded.patches import guard_port, unguard_port
 from stalk.embedded.secrets import load_or_create_password
 from stalk.embedded.supervisor import ChildSpec, ProcState, Supervisor
 
@@ -25,8 +35,19 @@ def start_broker(config: StackConfig, supervisor: Supervisor) -> tuple[BrokerInf
     return _redis(config, supervisor), None
 
 
-def _url(port: int, password: str, db: int) -> str:
-    return f"redis://:{password}@{LOOPBACK}:{port}/{db}"
+def _url(listen: Path | int, password: str, db: int, user: str = "") -> str:
+    """The broker's URL: `listen` is the Unix socket's path, or the loopback TCP port."""
+    if isinstance(listen, Path):
+        return socket_url(listen, password, db, user)
+    return tcp_url(LOOPBACK, listen, password, db, user)
+
+
+def _listen(config: StackConfig) -> Path | int:
+    """Where Stalk's own broker listens: a Unix socket in the data dir unless the user asked for TCP
+    (`broker.listen = "tcp"`, or a port set explicitly); for TCP, the port."""
+    if config.broker.listen == "tcp" or config.broker.port:
+        return _pick_port(config)
+    return socket_path(config.paths.state)
 
 
 def _pick_port(config: StackConfig) -> int:
@@ -44,10 +65,16 @@ def _redis(config: StackConfig, supervisor: Supervisor) -> BrokerInfo:
         raise BrokerError(f"{wanted}: no such redis-server binary (install redis, or use --broker embedded)")
     paths = config.paths
     password = load_or_create_password(paths.password_file)
-    port = _pick_port(config)
-    conf = redis_server.write_redis_conf(paths.state / "redis.conf", port=port, password=password,
-                                         data_dir=paths.redis, appendfsync=config.broker.appendfsync)
-    url = _url(port, password, 0)
+    listen = _listen(config)
+    where = listen if isinstance(listen, Path) else f"{LOOPBACK}:{listen}"
+    pidfile = paths.state / PIDFILE
+    conf = redis_server.write_redis_conf(
+        paths.state / "redis.conf", password=password, data_dir=paths.redis, appendfsync=config.broker.appendfsync,
+        pidfile=pidfile, **({"socket": listen} if isinstance(listen, Path) else {"port": listen}))
+    if not isinstance(listen, Path):
+        guard_port(listen, pidfile)  # every client in this process checks the server is ours before AUTH
+    user = redis_server.CLIENT_USER
+    url = _url(listen, password, 0, user)
     supervisor.add(ChildSpec(
         name="broker", role="broker", argv=redis_server.redis_argv(binary, conf), ready_state=ProcState.RUNNING,
         ready_check=lambda _c: redis_server.ping(url), watchdog=False,
@@ -55,19 +82,31 @@ def _redis(config: StackConfig, supervisor: Supervisor) -> BrokerInfo:
     if not supervisor.wait_for(["broker"], BROKER_START_TIMEOUT):
         lines = supervisor.child("broker").logs.since(0)
         tail = lines[-1].text if lines else "no output"
-        raise BrokerError(f"redis-server did not start on {LOOPBACK}:{port}: {tail}")
+        if not isinstance(listen, Path):
+            unguard_port(listen)
+        raise BrokerError(f"redis-server did not start on {where}: {tail}")
     durability = redis_server.DURABILITY[config.broker.appendfsync]
     pid = supervisor.child("broker").pid
-    return BrokerInfo("redis", url, _url(port, password, 1), durability, port=port, pid=pid)
+    port, sock = (None, str(listen)) if isinstance(listen, Path) else (listen, None)
+    return BrokerInfo("redis", url, _url(listen, password, 1, user), durability, port=port, pid=pid, socket=sock)
 
 
 def _embedded(config: StackConfig) -> tuple[BrokerInfo, fake_server.EmbeddedRedisServer]:
     password = load_or_create_password(config.paths.password_file)
-    server = fake_server.EmbeddedRedisServer(_pick_port(config), password)
+    server = fake_server.EmbeddedRedisServer(_listen(config), password)
     server.start()
-    port = server.port
-    info = BrokerInfo("embedded", _url(port, password, 0), _url(port, password, 1), fake_server.DURABILITY, port=port)
+    listen = server.address
+    port, sock = (None, str(listen)) if isinstance(listen, Path) else (listen, None)
+    info = BrokerInfo("embedded", _url(listen, password, 0), _url(listen, password, 1), fake_server.DURABILITY,
+                      port=port, socket=sock)
     return info, server
+
+
+def stop_broker(config: StackConfig, info: BrokerInfo | None) -> None:
+    """What start_broker left outside the data dir (a fallback socket dir) or in this process (a guard)."""
+    release_fallback(config.paths.state)
+    if info is not None and info.mode == "redis" and info.port:
+        unguard_port(info.port)
 
 
 def _external(config: StackConfig) -> BrokerInfo:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from stalk.embedded.paths import set_aside
+from stalk.embedded.safe_files import prepare_sqlite
 
 BUSY_TIMEOUT = 2.0  # seconds a writer or reader waits for the other's short transaction
 MAX_ERROR = 500  # characters of a send's error kept
@@ -125,7 +126,8 @@ class BeatRuns:
             self._upsert(statement, params)
 
     def _upsert(self, statement: str, params: tuple[Any, ...]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        prepare_sqlite(self.path)  # no planted link followed; a new db is 0600
         with self._connection(str(self.path)) as conn:
             conn.execute("PRAGMA journal_mode = WAL")
             if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:

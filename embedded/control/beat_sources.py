@@ -25,6 +25,7 @@ from celery.beat import PersistentScheduler, Scheduler
 from celery.utils.imports import load_extension_class_names
 from kombu.utils.imports import symbol_by_name
 
+from stalk.embedded.broker.address import redis_py_url
 from stalk.embedded.control.problems import ControlError
 
 SHELVE, REDIS, DECLARED = "shelve", "redis", "declared"
@@ -105,7 +106,7 @@ def redbeat_entries(client: Celery) -> dict[str, Scheduled]:
     if not hasattr(client, "redbeat_conf"):  # RedBeat's own fallbacks, said explicitly: RedBeat 2.4 logs a
         settings = {str(k).lower() for k in client.conf}  # deprecation warning for each it takes
         if "redbeat_redis_url" not in settings:
-            client.conf.redbeat_redis_url = client.conf.broker_url
+            client.conf.redbeat_redis_url = redis_py_url(str(client.conf.broker_url))
         if "redbeat_redis_options" not in settings:  # inherited broker options reach RedBeat's own only
             inherited = client.conf.broker_transport_options or {}
             own = getattr(redbeat, "REDBEAT_INTERNAL_OPTIONS", ("retry_period", "sentinels", "service_name"))

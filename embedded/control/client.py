@@ -7,12 +7,14 @@ from dataclasses import dataclass
 
 from celery import Celery
 
-from stalk.embedded.broker.base import redact
+from stalk.embedded.broker.address import PIDFILE
+from stalk.embedded.broker.base import redact, redact_text
 from stalk.embedded.celery_app import client_app, configure_app, import_task_modules, load_app
 from stalk.embedded.config import ConfigError, StackConfig, WorkerSpec
 from stalk.embedded.control.control import Control
 from stalk.embedded.control.problems import ControlError
 from stalk.embedded.control.revokes import RevokeStore, revoke_store_path
+from stalk.embedded.patches import guard_port
 from stalk.embedded.status_file import read_status
 
 
@@ -40,6 +42,8 @@ def local_stack(config: StackConfig) -> LocalStack:
         raise ControlError("the running stack published no broker URL")
     specs = tuple(WorkerSpec(name=p["name"], queues=tuple(p.get("queues") or ()))
                   for p in status.get("processes", []) if p.get("role") == "worker")
+    if broker.get("mode") == "redis" and broker.get("port"):  # TCP: talk only to the stack's own redis-server
+        guard_port(int(broker["port"]), config.paths.state / PIDFILE)
     return LocalStack(broker["broker_url"], broker.get("backend_url"), broker.get("mode"), specs)
 
 
@@ -67,7 +71,7 @@ def connect(config: StackConfig, broker_url: str, backend_url: str | None, user_
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=3)
     except Exception as exc:
-        raise ControlError(f"broker {redact(broker_url)} unreachable: {exc}") from None
+        raise ControlError(f"broker {redact(broker_url)} unreachable: {redact_text(str(exc), broker_url)}") from None
     control = Control(app, user_app=user_app, worker_specs=worker_specs,
                       revokes=RevokeStore(revoke_store_path(config.paths.data_dir)),
                       beat_schedule=config.paths.beat_schedule, beat_runs=config.paths.beat_runs)

@@ -121,8 +121,9 @@ class Control:
             return send()
         except SubmitError:
             raise
-        except Exception as exc:  # broker unreachable after kombu's retries
-            raise SubmitError([error(None, f"not sent: broker unreachable: {exc}")]) from None
+        except Exception as exc:  # broker unreachable after kombu's (or the result backend's) retries
+            reason = " ".join(str(exc).split())  # one line: the result backend's message spans two
+            raise SubmitError([error(None, f"not sent: broker unreachable: {reason}")]) from None
 
     def _signatures(self, requests: Iterable[Any], force: bool, chained: bool = False) -> list[Any]:
         ctx = self.context()

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from stalk.embedded.paths import set_aside
-from stalk.embedded.secrets import write_private
+from stalk.embedded.safe_files import open_private, write_private
 
 MAX_ENTRIES = 10_000
 MAX_AGE = 7 * 24 * 3600.0  # a week: older revokes are dropped from the store
@@ -120,14 +120,12 @@ class RevokeStore:
     def _write(self, entries: Iterable[RevokeEntry]) -> None:
         cutoff = time.time() - MAX_AGE
         kept = sorted((e for e in entries if e.revoked_at >= cutoff), key=lambda e: e.revoked_at)[-MAX_ENTRIES:]
-        tmp = self.path.with_suffix(".tmp")
-        write_private(tmp, json.dumps({"revoked": [asdict(e) for e in kept]}))
-        os.replace(tmp, self.path)
+        write_private(self.path, json.dumps({"revoked": [asdict(e) for e in kept]}))  # temp file + rename
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_private(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

@@ -11,13 +11,14 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stalk.embedded.control.problems import Problem, error, warning
 from stalk.embedded.control.request import Checked, SubmitRequest
 
 PRIORITY_RANGE = (0, 9)
+ZONE_MARGIN = timedelta(days=1)  # no time zone is further than this from UTC
 RETRY_POLICY_KEYS = {"max_retries", "interval_start", "interval_step", "interval_max"}
 TASK_ID_RE = re.compile(r"[^\s\x00-\x1f\x7f]{1,255}")
 
@@ -213,7 +214,25 @@ def _datetime(label: str, value: Any, problems: list[Problem]) -> datetime | Non
     if not isinstance(value, datetime):
         problems.append(error(label, f"{label}: expected an ISO 8601 time, got {_kind_of(value)}"))
         return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:  # a worker converts it to its own zone (up to a day either way): year 1 or 9999 overflows there
+        value.astimezone(UTC) - ZONE_MARGIN
+        value.astimezone(UTC) + ZONE_MARGIN
+    except OverflowError:
+        problems.append(error(label, f"{label}: {value.isoformat()} is out of range (years 1-9999 in every "
+                                     "time zone)"))
+        return None
+    return value
+
+
+def _seconds_away(label: str, seconds: float, ctx: SubmitContext, problems: list[Problem]) -> bool:
+    """`seconds` from now is a time Celery can compute (now + timedelta): else a problem, False."""
+    try:
+        ctx.now() + timedelta(seconds=seconds) + ZONE_MARGIN
+    except OverflowError:
+        problems.append(error(label, f"{label}: {seconds:g} s from now is past the year 9999"))
+        return False
+    return True
 
 
 def _schedule(req: SubmitRequest, ctx: SubmitContext, options: dict[str, Any],
@@ -226,6 +245,8 @@ def _schedule(req: SubmitRequest, ctx: SubmitContext, options: dict[str, Any],
         problems.append(error("eta", "eta: give a countdown or an eta, not both"))
         return 0.0
     delay = 0.0
+    if countdown is not None and not _seconds_away("countdown", countdown, ctx, problems):
+        countdown = None
     if countdown is not None:
         options["countdown"] = countdown
         delay = float(countdown)
@@ -256,7 +277,7 @@ def _expires(value: Any, delay: float, ctx: SubmitContext, options: dict[str, An
         options["expires"] = when
     else:
         seconds = _number("expires", value, problems)
-        if seconds is None:
+        if seconds is None or not _seconds_away("expires", seconds, ctx, problems):
             return
         options["expires"] = seconds
     if delay and seconds <= delay:

@@ -6,11 +6,11 @@ batched change notifications, and SQLite history.
 
 from stalk.embedded.events.history import HistoryError, read_tasks
 from stalk.embedded.events.paced import Unwanted
-from stalk.embedded.events.records import Changes, TaskEvent, TaskRecord, WorkerRecord
+from stalk.embedded.events.records import ROUTE_SOURCE, Changes, TaskEvent, TaskRecord, WorkerRecord
 from stalk.embedded.events.states import ALL_STATES, FINISHED, RUNNING, precedence
 from stalk.embedded.events.store import EventStore, StoreBusy
 
 __all__ = [
-    "ALL_STATES", "FINISHED", "RUNNING", "Changes", "EventStore", "HistoryError", "StoreBusy", "TaskEvent",
+    "ALL_STATES", "FINISHED", "ROUTE_SOURCE", "RUNNING", "Changes", "EventStore", "HistoryError", "StoreBusy", "TaskEvent",
     "TaskRecord", "Unwanted", "WorkerRecord", "precedence", "read_tasks",
 ]

@@ -11,8 +11,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from stalk.embedded.events.fold_workers import WorkerFold
-from stalk.embedded.events.records import TaskRecord, WorkerRecord
+from stalk.embedded.events.records import ROUTE_SOURCE, TaskRecord, WorkerRecord
 from stalk.embedded.events.states import (
+    AGAIN,
     ALL_STATES,
     CUSTOM_RANK,
     FAILURE,
@@ -24,12 +25,15 @@ from stalk.embedded.events.states import (
     RANK,
     RECEIVED,
     REJECTED,
+    REQUEUED,
+    REQUEUED_EVENT,
     RETRY,
     REVOKED,
     STARTED,
     SUCCESS,
 )
 from stalk.embedded.patches import untrack
+from stalk.embedded.safe_text import MULTILINE, printable, printable_or_none
 
 MAX_ATTEMPTS_KEPT = 20
 MAX_INTERNED = 10_000
@@ -65,7 +69,7 @@ class Fold(WorkerFold):
             "task-failed": self._failed, "task-retried": self._retried, "task-revoked": self._revoked,
             "task-rejected": self._rejected, "worker-heartbeat": self._worker,
             "worker-online": self._worker, "worker-offline": self._worker_offline,
-            PURGED_EVENT: self._purged, ROUTED_EVENT: self._routed,
+            PURGED_EVENT: self._purged, ROUTED_EVENT: self._routed, REQUEUED_EVENT: self._requeued,
         }
 
     # -- entry points ---------------------------------------------------------------------------
@@ -156,13 +160,14 @@ class Fold(WorkerFold):
         return ids
 
     def _intern(self, text: str | None) -> str | None:
+        """One copy of a name, queue or hostname, made printable (once per distinct text)."""
         if text is None:
             return None
         found = self._strings.get(text)
         if found is None:
             if len(self._strings) > MAX_INTERNED:
                 self._strings.clear()
-            found = self._strings[text] = text
+            found = self._strings[text] = printable(text)
         return found
 
     def _evict(self) -> None:
@@ -192,7 +197,7 @@ class Fold(WorkerFold):
                     rec.finished = rec.exception = None
                 elif p_new >= p_old:
                     return False
-            elif not (state == RETRY or old == RETRY or p_new <= p_old):
+            elif not (state in AGAIN or old in AGAIN or p_new <= p_old):
                 return False
             rec.state = state
             self.by_state[old].pop(rec.task_id, None)
@@ -208,20 +213,20 @@ class Fold(WorkerFold):
     def _identity(self, rec: TaskRecord, event: dict) -> None:
         """Fields of task-sent / task-received (Celery's merge rule: always taken)."""
         get = event.get
-        name = get("name")
+        name = self._intern(get("name"))
         if name is not None:
             if rec.name is not None and name != rec.name:
                 ts = get("timestamp")
                 if ts is not None and rec.updated is not None and ts < rec.updated:
                     return  # a late event of the task this id ran as before: the record is its replacement's
                 self._replaced(rec)
-            rec.name = self._intern(name)
+            rec.name = name
         args = get("args")
         if args is not None:
-            rec.args = args
+            rec.args = printable(args)
         kwargs = get("kwargs")
         if kwargs is not None:
-            rec.kwargs = kwargs
+            rec.kwargs = printable(kwargs)
         if rec.parent_id is None:  # a retry is sent by the task itself: not its own parent
             parent = get("parent_id")
             if parent != rec.task_id:
@@ -265,7 +270,9 @@ class Fold(WorkerFold):
             return
         self._identity(rec, event)
         get = event.get
-        rec.queue = self._intern(get("queue")) or rec.queue
+        queue = self._intern(get("queue"))
+        if queue:
+            rec.queue, rec.queue_source = queue, None
         rec.routing_key = self._intern(get("routing_key")) or rec.routing_key
         ts = get("timestamp")
         retries = get("retries") or 0
@@ -285,6 +292,10 @@ class Fold(WorkerFold):
             return
         self._identity(rec, event)
         get = event.get
+        queue = self._intern(get("queue"))  # Celery's names none; one rebuilt from an extended result does
+        if queue and (rec.queue is None or rec.queue_source is not None):
+            rec.queue, rec.queue_source = queue, None
+            rec.routing_key = rec.routing_key or self._intern(get("routing_key"))
         ts = get("timestamp")
         retries = get("retries") or 0
         if not retries and rec.sent is not None and ts is not None and rec.sent > ts:
@@ -328,13 +339,16 @@ class Fold(WorkerFold):
             rec.worker = self._intern(event.get("hostname"))
 
     def _routed(self, event: dict) -> None:
-        """The queue of a task no task-sent event named one for; only a task the store knows."""
+        """The queue of a task no task-sent event named one for; only a task the store knows. `source`
+        "route": inferred from the app's routes, never over a queue a worker or backend said."""
         if event.get("uuid") not in self.tasks:
             return
         rec = self._task(event)
-        if rec is not None and rec.queue is None:
-            rec.queue = self._intern(event.get("queue"))
-            rec.routing_key = rec.routing_key or self._intern(event.get("routing_key"))
+        source = ROUTE_SOURCE if event.get("source") == ROUTE_SOURCE else None
+        if rec is None or not (rec.queue is None or (source is None and rec.queue_source is not None)):
+            return
+        rec.queue, rec.queue_source = self._intern(event.get("queue")), source
+        rec.routing_key = rec.routing_key or self._intern(event.get("routing_key"))
 
     def _custom(self, event: dict) -> None:
         """task-<anything else>: a custom state, ranked like PROGRESS."""
@@ -366,15 +380,15 @@ class Fold(WorkerFold):
     def _succeeded(self, event: dict) -> None:
         rec = self._task(event)
         if rec is not None and self._finish(rec, SUCCESS, event):
-            rec.result = event.get("result")
+            rec.result = printable_or_none(event.get("result"))
             rec.runtime = event.get("runtime")
             rec.exception = rec.traceback = None
 
     def _failed(self, event: dict) -> None:
         rec = self._task(event)
         if rec is not None and self._finish(rec, FAILURE, event):
-            rec.exception = event.get("exception")
-            rec.traceback = event.get("traceback")
+            rec.exception = printable_or_none(event.get("exception"))
+            rec.traceback = printable_or_none(event.get("traceback"), MULTILINE)
             if rec.started is not None and rec.finished is not None:
                 rec.runtime = rec.finished - rec.started
             failures = self.failures
@@ -387,7 +401,7 @@ class Fold(WorkerFold):
         if rec is None:
             return
         ts = event.get("timestamp")
-        exception = event.get("exception")
+        exception = printable_or_none(event.get("exception"))
         attempts = rec.attempts
         if attempts is None:
             attempts = rec.attempts = []
@@ -396,7 +410,7 @@ class Fold(WorkerFold):
         if self._move(rec, RETRY, ts):
             rec.retried = ts
             rec.exception = exception
-            rec.traceback = event.get("traceback")
+            rec.traceback = printable_or_none(event.get("traceback"), MULTILINE)
 
     def _revoked(self, event: dict) -> None:
         rec = self._task(event)
@@ -408,6 +422,28 @@ class Fold(WorkerFold):
         rec = self._task(event)
         if rec is not None:
             self._move(rec, REJECTED, event.get("timestamp"))
+
+    def _requeued(self, event: dict) -> None:
+        """Stalk put the task's message back in its queue (its worker died holding it): REQUEUED with the
+        reason, from LOST too (a running task of a dead worker runs again). A finish is never undone."""
+        rec = self._task(event)
+        if rec is None or rec.state in (SUCCESS, FAILURE, REVOKED, PURGED):
+            return
+        ts, reason = event.get("timestamp"), printable_or_none(event.get("reason"))
+        old = rec.state
+        self.by_state.get(old, {}).pop(rec.task_id, None)
+        self.by_state.setdefault(REQUEUED, {})[rec.task_id] = None
+        self.finished_order.pop(rec.task_id, None)
+        rec.state, rec.exception, rec.finished, rec.started = REQUEUED, reason, None, None
+        attempts = rec.attempts if rec.attempts is not None else []
+        if len(attempts) < MAX_ATTEMPTS_KEPT:
+            attempts.append((ts, self._intern(event.get("hostname")), reason))
+        rec.attempts = attempts
+        if ts is not None and (rec.updated is None or ts > rec.updated):
+            rec.updated = ts
+        self.changed_tasks.add(rec.task_id)
+        if self.dirty is not None:
+            self.dirty[rec.task_id] = rec
 
     # -- purges ---------------------------------------------------------------------------------
 
@@ -458,6 +494,4 @@ class Fold(WorkerFold):
 
 def _printable(value: object) -> str:
     """A purge event's text field for a reason shown on terminals: printable, bounded."""
-    text = "?" if value is None else str(value)[:MAX_PURGE_TEXT]
-    return text if text.isprintable() else "".join(
-        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return printable("?" if value is None else str(value)[:MAX_PURGE_TEXT])

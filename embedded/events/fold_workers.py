@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from stalk.embedded.events.records import TaskRecord, WorkerRecord
 from stalk.embedded.events.states import LOST, RUNNING
+from stalk.embedded.safe_text import printable
 
 
 class WorkerFold:
@@ -32,6 +33,7 @@ class WorkerFold:
         hostname = event.get("hostname")
         if hostname is None:
             return
+        hostname = printable(hostname)  # as a task's worker is kept (Fold._intern)
         rec = self.worker(hostname)
         get = event.get
         pid = get("pid")
@@ -52,7 +54,7 @@ class WorkerFold:
     def _worker_offline(self, event: dict) -> None:
         hostname = event.get("hostname")
         if hostname is not None:
-            self.set_offline(hostname, event.get("timestamp"))
+            self.set_offline(printable(hostname), event.get("timestamp"))
 
     def set_offline(self, hostname: str, ts: float | None) -> None:
         rec = self.worker(hostname)

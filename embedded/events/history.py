@@ -8,9 +8,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from stalk.embedded.events.records import TASK_FIELDS, TaskRecord
 from stalk.embedded.foreground import FOREGROUND
+from stalk.embedded.safe_files import prepare_sqlite
+from stalk.embedded.safe_text import MULTILINE, printable
 
 KEEP_ROWS = 100_000  # the db keeps this many most recent tasks
 COLUMNS = TASK_FIELDS
@@ -22,6 +25,7 @@ CREATE INDEX IF NOT EXISTS tasks_updated ON tasks (updated);
 UPSERT = (f"INSERT OR REPLACE INTO tasks ({', '.join(COLUMNS)}) "
           f"VALUES ({', '.join('?' for _ in COLUMNS)})")
 PROGRESS_COL = COLUMNS.index("progress")
+ID_COLUMNS = frozenset({"task_id", "parent_id", "root_id", "group_id"})  # keys: read back as written
 
 
 class HistoryError(Exception):
@@ -34,7 +38,8 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
             raise HistoryError(f"no task history at {path} (start a stack on this data dir first)")
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5, check_same_thread=False)
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        prepare_sqlite(path)  # no planted link followed; a new db is 0600
         conn = sqlite3.connect(path, timeout=10, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -54,7 +59,7 @@ def row_of(rec: TaskRecord) -> tuple:
 
 
 def record_of(row: tuple) -> TaskRecord:
-    values = dict(zip(COLUMNS, row, strict=True))
+    values = {column: _printable(column, value) for column, value in zip(COLUMNS, row, strict=True)}
     progress = values.get("progress")
     if progress:
         try:
@@ -64,6 +69,21 @@ def record_of(row: tuple) -> TaskRecord:
     values["retries"] = values.get("retries") or 0
     values["state"] = values.get("state") or "PENDING"
     return TaskRecord(**values)
+
+
+def _printable(column: str, value: Any) -> Any:
+    """A text read back made printable (a db written before Stalk escaped what it records)."""
+    if not isinstance(value, str) or column in ID_COLUMNS or value.isprintable():
+        return value
+    return printable(value, MULTILINE if column == "traceback" else "")
+
+
+def escaped_row(row: tuple) -> tuple:
+    """`row` as SQLite can store it: texts valid UTF-8 (a lone surrogate as its escape), other values
+    that are no SQLite type (an int past 64 bits, a list) as text."""
+    return tuple(value if value is None or isinstance(value, float) or (
+        isinstance(value, int) and -2**63 <= value < 2**63) else
+        str(value).encode("utf-8", "backslashreplace").decode("utf-8") for value in row)
 
 
 def load_recent(path: Path, limit: int) -> list[TaskRecord]:
@@ -126,6 +146,10 @@ class HistoryWriter:
         if self._thread is not None:
             self._thread.join(timeout=15)
 
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
+
     def _run(self) -> None:
         try:
             conn = connect(self.path)
@@ -135,10 +159,17 @@ class HistoryWriter:
         try:
             while not self._stop.wait(self._interval):
                 FOREGROUND.step_aside()
-                self._flush(conn)
-            self._flush(conn)
+                self._flush_guarded(conn)
+            self._flush_guarded(conn)
         finally:
             conn.close()
+
+    def _flush_guarded(self, conn: sqlite3.Connection) -> None:
+        """A flush whose failure, whatever it is, costs its batch and a line, never the thread."""
+        try:
+            self._flush(conn)
+        except Exception as exc:  # the writer outlives any one batch
+            self._failed(f"{type(exc).__name__}: {exc}")
 
     def _flush(self, conn: sqlite3.Connection) -> None:
         records = self._drain()
@@ -147,17 +178,29 @@ class HistoryWriter:
         began = time.perf_counter()
         rows = [row_of(r) for r in records]
         try:
-            with conn:
-                conn.executemany(UPSERT, rows)
+            self._write(conn, rows)
             self.rows_written += len(rows)
             self.busy_seconds += time.perf_counter() - began
             self._writes += 1
             if self._writes % 200 == 1:
                 self._trim(conn)
         except sqlite3.Error as exc:
-            self.failures += 1
-            if self.failures in (1, 10) or self.failures % 1000 == 0:
-                self._on_error(f"task history write failed ({self.failures}x): {exc}")
+            self._failed(str(exc))
+
+    def _write(self, conn: sqlite3.Connection, rows: list[tuple]) -> None:
+        """The batch in one transaction; when a row cannot be bound as it is (a lone surrogate in a text,
+        an int past 64 bits), the batch again with every row escaped (escaped_row)."""
+        try:
+            with conn:
+                conn.executemany(UPSERT, rows)
+        except (UnicodeEncodeError, OverflowError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            with conn:
+                conn.executemany(UPSERT, [escaped_row(row) for row in rows])
+
+    def _failed(self, message: str) -> None:
+        self.failures += 1
+        if self.failures in (1, 10) or self.failures % 1000 == 0:
+            self._on_error(f"task history write failed ({self.failures}x): {message}")
 
     def _trim(self, conn: sqlite3.Connection) -> None:
         with conn:

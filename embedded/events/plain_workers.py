@@ -9,10 +9,14 @@
   (Stalk's own workers also send a task-progress event, progress.py), so the tasks running on other
   workers are read there every PROGRESS_EVERY seconds (one MGET on a key-value backend such as Redis).
 - Queue: Celery's task-received event names no queue; a task-sent event does, but a plain client sends
-  none (task_send_sent_event is off by default). A task received without one is looked up a round after
-  it changed (time for a late task-sent): a worker that consumes one queue got it from there; otherwise
-  the worker's answer to `query_task` (the requests it holds) carries the message's delivery_info. A
-  task that finished before the question reached its worker keeps no queue.
+  none (task_send_sent_event is off by default). A task received without one is looked up at once (a
+  late task-sent still overrides what is found): a worker that consumes one queue got it from there;
+  otherwise the worker's answer to `query_task` (the requests it holds) carries the message's
+  delivery_info. A task that finished before the question reached its worker is no longer held: its
+  result (and a running task's PROGRESS) names the queue when the worker's app stores extended results
+  (result_extended: `queue` is the delivery_info's routing key). Only when no one says is the queue
+  inferred from the app's routes for the task's name, if the worker consumes that queue, and marked so
+  (queue_source "route": a call's own `queue=` would make it wrong).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from celery import states as celery_states
 
 from stalk.embedded.events.fold import ROUTED_EVENT
 from stalk.embedded.events.reconcile import reconcile
-from stalk.embedded.events.records import Changes
+from stalk.embedded.events.records import ROUTE_SOURCE, Changes
 from stalk.embedded.events.store import EventStore
 from stalk.embedded.foreground import FOREGROUND
 
@@ -50,11 +54,13 @@ class PlainWorkers:
     `own`: Stalk's workers' hostnames and the queues each consumes; `note`: a line for the stack's log."""
 
     def __init__(self, app: Celery, store: EventStore, own: dict[str, tuple[str, ...]], enable_remote: bool = True,
-                 note: Callable[[str], None] | None = None) -> None:
+                 note: Callable[[str], None] | None = None, routes_app: Celery | None = None) -> None:
         self.app, self.store, self.own = app, store, own
+        self.routes_app = routes_app or app  # the user's app: its routes and tasks (a task's own queue=)
         self.enable_remote = enable_remote
         self._note = note or (lambda _line: None)
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set when tasks changed: their queues are looked up at once
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._fresh: set[str] = set()  # tasks changed since the last queue lookup
@@ -73,6 +79,7 @@ class PlainWorkers:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._unsubscribe is not None:
             self._unsubscribe()
         for thread in self._threads:
@@ -134,18 +141,21 @@ class PlainWorkers:
         if changes.tasks:
             with self._lock:
                 self._fresh |= changes.tasks
+            self._wake.set()
 
     def _lookup_loop(self) -> None:
-        due: set[str] = set()
         next_progress = 0.0
-        while not self._stop.wait(TICK):
+        while not self._stop.is_set():
+            self._wake.wait(TICK)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             FOREGROUND.step_aside()
             with self._lock:
                 fresh, self._fresh = self._fresh, set()
             try:
-                if due:
-                    self._find_queues(due)
-                due = fresh  # looked at next round: a task-sent (it names the queue) may come after the worker's events
+                if fresh:
+                    self._find_queues(fresh)
                 now = time.monotonic()
                 if now >= next_progress:
                     next_progress = now + PROGRESS_EVERY
@@ -170,9 +180,35 @@ class PlainWorkers:
                 routes = dict.fromkeys(wanted, queues[0])
             else:
                 routes = self._ask(hostname, wanted, queues)
+                gone = [task_id for task_id in wanted if task_id not in routes]  # done before the question came
+                routes.update(self._from_results(gone, queues))
+                self._infer(hostname, [task_id for task_id in gone if task_id not in routes], queues)
             for task_id, (queue, routing_key) in routes.items():
-                self.store.ingest({"type": ROUTED_EVENT, "uuid": task_id, "queue": queue,
-                                   "routing_key": routing_key})
+                self._routed(task_id, queue, routing_key)
+
+    def _routed(self, task_id: str, queue: str, routing_key: str | None, source: str | None = None) -> None:
+        self.store.ingest({"type": ROUTED_EVENT, "uuid": task_id, "queue": queue, "routing_key": routing_key,
+                           "source": source})
+
+    def _from_results(self, ids: list[str], queues: list[tuple[str, str | None]]) -> dict[str, tuple[str, str]]:
+        """Queues named by the results of `ids` (the worker's app stores extended results)."""
+        if not ids:
+            return {}
+        try:
+            metas = read_metas(self.app.backend, ids)
+        except NotImplementedError:  # no result backend
+            return {}
+        return {task_id: route for task_id, meta in metas.items()
+                if (route := _queue_of(meta.get("queue"), queues)) is not None}
+
+    def _infer(self, hostname: str, ids: list[str], queues: list[tuple[str, str | None]]) -> None:
+        """The last resort: where the app routes each task's name, if `hostname` consumes that queue."""
+        consumed = {name for name, _key in queues}
+        for task_id in ids:
+            rec = self.store.get(task_id)
+            queue = routed_queue(self.routes_app, rec.name) if rec is not None and rec.name else None
+            if queue in consumed:
+                self._routed(task_id, queue, None, ROUTE_SOURCE)
 
     def _queues_of(self, hostname: str) -> list[tuple[str, str | None]]:
         """(name, routing key) of the queues `hostname` consumes; [] when it does not say."""
@@ -197,9 +233,9 @@ class PlainWorkers:
             info = answer[1] if isinstance(answer, list | tuple) and len(answer) == 2 else None
             delivery = info.get("delivery_info") if isinstance(info, dict) else None
             key = delivery.get("routing_key") if isinstance(delivery, dict) else None
-            if task_id in ids and isinstance(key, str) and key:
-                queue = next((name for name, bound in queues if bound == key), key)
-                routes[task_id] = (queue, key)
+            route = _queue_of(key, queues)
+            if task_id in ids and route is not None:
+                routes[task_id] = route
         return routes
 
     def _read_progress(self) -> None:
@@ -218,6 +254,7 @@ class PlainWorkers:
             return
         for task_id, state, progress in running:
             meta = metas.get(task_id) or {}
+            self._queue_from_meta(task_id, meta)
             status, result = meta.get("status"), meta.get("result")
             if not isinstance(status, str) or status in celery_states.ALL_STATES or len(status) > MAX_STATE:
                 continue
@@ -225,6 +262,37 @@ class PlainWorkers:
             if status != state or result != progress:
                 self.store.ingest({"type": "task-progress", "uuid": task_id, "state": status, "meta": result,
                                    "timestamp": time.time()})
+
+    def _queue_from_meta(self, task_id: str, meta: dict) -> None:
+        """A running task's extended result names its queue: over none or an inferred one."""
+        rec = self.store.get(task_id)
+        if rec is None or (rec.queue is not None and rec.queue_source is None) or rec.worker is None:
+            return
+        kept = self._queues.get(rec.worker)
+        route = _queue_of(meta.get("queue"), kept[1] if kept else [])
+        if route is not None:
+            self._routed(task_id, *route)
+
+
+def _queue_of(key: Any, queues: list[tuple[str, str | None]]) -> tuple[str, str] | None:
+    """(queue, routing key) for a message's routing key: the queue bound with it, else the key itself."""
+    if not isinstance(key, str) or not key:
+        return None
+    return next((name for name, bound in queues if bound == key), key), key
+
+
+def routed_queue(app: Celery, name: str) -> str | None:
+    """The queue the app's routes (or the task's own `queue`) send `name` to; None when they fail."""
+    try:
+        task = app.tasks.get(name)
+        own = getattr(task, "queue", None)
+        route = app.amqp.router.route({"queue": own} if isinstance(own, str) else {}, name, (), {}, task)
+    except Exception as exc:  # a user's router raised: nothing inferred
+        log.debug("routing %s failed: %r", name, exc)
+        return None
+    queue = route.get("queue")
+    queue = getattr(queue, "name", queue)
+    return queue if isinstance(queue, str) else None
 
 
 def read_metas(backend: Any, ids: list[str]) -> dict[str, dict]:

@@ -72,7 +72,8 @@ def first_sorted(records: list[TaskRecord], sort_key: str, reverse: bool, limit:
 
 
 #: A step's place among steps of the same time: the order a task's life runs in.
-STEP_ORDER = {"task-sent": 0, "task-received": 1, "task-started": 2, "task-retried": 3, "task-progress": 3}
+STEP_ORDER = {"task-sent": 0, "task-received": 1, "task-started": 2, "task-retried": 3, "task-progress": 3,
+              "task-requeued": 3}
 FINAL_STEPS: dict[str, str] = {"SUCCESS": "task-succeeded", "FAILURE": "task-failed", "REVOKED": "task-revoked",
                                "LOST": "task-lost", "PURGED": "task-purged"}
 
@@ -85,7 +86,10 @@ def timeline(rec: TaskRecord) -> list[TaskEvent]:
     if rec.sent is not None:
         steps.append(TaskEvent("task-sent", rec.sent, None, {"queue": rec.queue}))
     for retried, worker, exception in rec.attempts or ():
-        steps.append(TaskEvent("task-retried", retried, worker, {"exception": exception}))
+        if exception and exception.startswith("requeued:"):  # the fold's _requeued: Stalk put it back
+            steps.append(TaskEvent("task-requeued", retried, worker, {"reason": exception}))
+        else:
+            steps.append(TaskEvent("task-retried", retried, worker, {"exception": exception}))
     if not rec.attempts and rec.retried is not None:  # reloaded from history: the last retry is kept
         steps.append(TaskEvent("task-retried", rec.retried, None,
                                {"exception": rec.exception if rec.state == "RETRY" else None}))

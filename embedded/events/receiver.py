@@ -35,6 +35,12 @@ class EventReceiver:
         self.connections = 0
         self.bad_events = 0
 
+    thread_name = "event receiver"  # for the stack's thread watch (EventStore.threads)
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="stalk-events", daemon=True)
         self._thread.start()

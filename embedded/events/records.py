@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
+ROUTE_SOURCE = "route"  # queue_source when the queue is only inferred from the app's routes
+
 
 @dataclass(slots=True, eq=False)
 class TaskRecord:
@@ -18,6 +20,7 @@ class TaskRecord:
     kwargs: str | None = None
     queue: str | None = None
     routing_key: str | None = None
+    queue_source: str | None = None  # None: the queue as an event, the worker or the backend said; "route": inferred
     priority: int | None = None
     worker: str | None = None
     retries: int = 0

@@ -12,9 +12,14 @@ from __future__ import annotations
 PENDING, RECEIVED, STARTED, PROGRESS, RETRY = "PENDING", "RECEIVED", "STARTED", "PROGRESS", "RETRY"
 SUCCESS, FAILURE, REVOKED, REJECTED, LOST = "SUCCESS", "FAILURE", "REVOKED", "REJECTED", "LOST"
 PURGED = "PURGED"
+#: Put back in its queue by Stalk after its worker died holding it (running or prefetched): it runs again.
+REQUEUED = "REQUEUED"
+REQUEUED_EVENT = "task-requeued"  # Stalk's own event: uuid, timestamp, hostname (the dead worker), reason
 
-ALL_STATES = (PENDING, RECEIVED, STARTED, PROGRESS, RETRY, SUCCESS, FAILURE, REVOKED, REJECTED, LOST, PURGED)
-PRECEDENCE = (SUCCESS, FAILURE, LOST, REVOKED, PURGED, PROGRESS, STARTED, RECEIVED, REJECTED, RETRY, PENDING)
+ALL_STATES = (PENDING, RECEIVED, STARTED, PROGRESS, RETRY, SUCCESS, FAILURE, REVOKED, REJECTED, LOST, PURGED,
+              REQUEUED)
+PRECEDENCE = (SUCCESS, FAILURE, LOST, REVOKED, PURGED, PROGRESS, STARTED, RECEIVED, REJECTED, RETRY, REQUEUED,
+              PENDING)
 RANK: dict[str, int] = {state: i for i, state in enumerate(PRECEDENCE)}
 CUSTOM_RANK = RANK[PROGRESS]  # any other custom state (update_state(state="X")) ranks like PROGRESS
 
@@ -25,6 +30,8 @@ FINISHED = frozenset({SUCCESS, FAILURE, REVOKED, LOST, PURGED})
 #: the retry's message) or put back in the queue (REJECTED with requeue, LOST: acks_late). Not RECEIVED
 #: or running: a worker holds that message (a copy kombu restored to the queue is a duplicate).
 PURGEABLE = frozenset({PENDING, RETRY, REJECTED, LOST})
+#: A new attempt may follow these (and any state may lead to them while unfinished).
+AGAIN = frozenset({RETRY, REQUEUED})
 #: Running on a worker: becomes LOST when that worker dies.
 RUNNING = frozenset({STARTED, PROGRESS})
 
@@ -50,4 +57,4 @@ def moves(old: str, new: str) -> bool:
     p_new, p_old = RANK.get(new, CUSTOM_RANK), RANK.get(old, CUSTOM_RANK)
     if old in FINISHED:
         return p_new < p_old
-    return new == RETRY or old == RETRY or p_new <= p_old
+    return new in AGAIN or old in AGAIN or p_new <= p_old

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import sqlite3
 import threading
@@ -107,9 +108,26 @@ class EventStore:
             self._load_history()
             self._writer = HistoryWriter(self._history_path, self._drain_dirty, on_error=self._log)
             self._writer.start()
+        self._start_notifier()
+        return self
+
+    def _start_notifier(self) -> None:
         self._thread = threading.Thread(target=self._notify_loop, name="stalk-events-notify", daemon=True)
         self._thread.start()
-        return self
+
+    def threads(self) -> dict[str, tuple[Callable[[], threading.Thread | None], Callable[[], None]]]:
+        """The store's background threads for a watchdog (embedded/thread_watch.py): name -> (the thread
+        now, start a new one). Sources that keep one thread (`thread`, `start()`) are listed too."""
+        found: dict[str, tuple[Callable[[], threading.Thread | None], Callable[[], None]]] = {
+            "events notifier": (lambda: self._thread, self._start_notifier)}
+        writer = self._writer
+        if writer is not None:
+            found["history writer"] = (lambda: writer.thread, writer.start)
+        for source in self._sources:
+            name = getattr(source, "thread_name", None)
+            if name is not None:
+                found[name] = (functools.partial(getattr, source, "thread"), source.start)
+        return found
 
     def attach(self, source: object) -> None:
         """A feeding source (with start()/stop()) that lives as long as the store."""

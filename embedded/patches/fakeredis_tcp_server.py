@@ -16,14 +16,21 @@ What it buys: fakeredis's TcpFakeServer handler (2.41) costs 40-100 ms per Celer
 reply with its own small send() and leaves Nagle on, so a pipelined MULTI/EXEC (kombu's ack
 bookkeeping, the result backend's SETEX+PUBLISH) stalls on the client's delayed ACK (40 ms on Linux)
 between replies; and it polls for pushed replies (pub/sub messages: results, events) every 10 ms. Here
-each batch of input is answered with one sendall() on a TCP_NODELAY socket, and a pushed reply wakes the
-connection's thread through a pipe at once. The socket stays blocking (sendall never fails half-way on
-a full buffer); a slow reader only holds up its own thread. bench/embedded_broker.py (bench/RESULTS.md
+each batch of input is answered with one send() on a TCP_NODELAY socket, and a pushed reply wakes the
+connection's thread through a pipe at once. That send never blocks (MSG_DONTWAIT): what the client has
+not read yet waits in the connection's own buffer while its next commands are read, as redis-server
+does. A blocking sendall would deadlock with a client that sends before it reads once the socket's
+buffer is full (~200 KB on a Unix socket): Celery's result consumer SUBSCRIBEs to each task's channel
+as it is sent, and reads the confirmations only at the first get(). bench/embedded_broker.py (bench/RESULTS.md
 2026-12-04): 300.9 tasks/s, 0.50x Stalk's own redis-server, against 11.3 tasks/s (0.02x) on fakeredis's
 stock TcpFakeServer (`--stock`).
 
+Clients without the password cost little: a connection is admitted under the caps of
+stalk.embedded.broker.admission (in all, and on those not yet authenticated), and one still not
+authenticated AUTH_TIMEOUT after connecting is dropped (what it may send meanwhile: auth_gate).
+
 If removed: the embedded broker would run fakeredis's TcpFakeServer, at the 0.02x above (and without
-Stalk's AUTH gate, stalk.embedded.broker.auth_gate).
+Stalk's AUTH gate, stalk.embedded.broker.auth_gate, or any cap on connections).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import select
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -42,11 +50,15 @@ from fakeredis._clients._sync import FakeRedisConnection
 from fakeredis._clients._tcp_server import encode_reply
 from fakeredis._typing import RaiseErrorTypes
 
-from stalk.embedded.broker.auth_gate import AuthGate, ProtocolError
+from stalk.embedded.broker.admission import Admission, refuse
+from stalk.embedded.broker.auth_gate import AUTH_TIMEOUT, AuthGate, ProtocolError
 
 LOGGER = logging.getLogger(__name__)
 IDLE_CHECK = 0.5  # seconds between checks of the server's shutdown flag on an idle connection
 READ_SIZE = 1 << 16
+MAX_UNSENT = 256 << 20  # bytes of replies a client has not read before it is dropped (redis: output buffer limits)
+DRAIN_TIMEOUT = 2.0  # seconds to hand a closing client what it has not read yet
+AUTH_EXPIRED = b"-ERR Protocol error: no AUTH within %d seconds\r\n" % AUTH_TIMEOUT
 
 
 class Waker:
@@ -81,9 +93,13 @@ class FakeConnectionHandler(socketserver.BaseRequestHandler):
     server: LoopbackFakeServer
 
     def setup(self) -> None:
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.request.family != socket.AF_UNIX:
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         info = {"laddr": self.request.getsockname(), "addr": self.request.getpeername(), "fd": self.request.fileno()}
         self.gate = AuthGate(self.server.password) if self.server.password else None
+        self.auth_deadline = time.monotonic() + AUTH_TIMEOUT
+        if self.gate is None:
+            self.server.admission.authenticated(self.request)
         # A fresh connection speaks RESP2 until the client sends HELLO, as with redis-server.
         self.client = FakeRedisConnection(server=self.server.fake_server, client_info=info, protocol=2)
         self.fake = self.client.get_socket()
@@ -95,11 +111,15 @@ class FakeConnectionHandler(socketserver.BaseRequestHandler):
         self.poller = select.poll()  # not select(): the Stalk process may hold more than 1024 fds
         self.poller.register(self.request, select.POLLIN)
         self.poller.register(self._wake_r, select.POLLIN)
+        self._polled = select.POLLIN  # | POLLOUT while replies wait in `_unsent`
+        self._unsent = bytearray()
 
     def handle(self) -> None:
         try:
             while not self.server.stopping.is_set():
                 self._flush()
+                if self._auth_expired():
+                    return
                 data = self._wait_for_input()
                 if data is None:
                     continue
@@ -109,6 +129,12 @@ class FakeConnectionHandler(socketserver.BaseRequestHandler):
             return  # the peer went away or spoke garbage: drop it, as redis-server does
 
     def finish(self) -> None:
+        if self._unsent:  # the replies before a QUIT, an error line
+            try:
+                self.request.settimeout(DRAIN_TIMEOUT)
+                self.request.sendall(self._unsent)
+            except OSError:
+                pass
         self.wake.detach()
         self.client.disconnect()
         os.close(self._wake_r)
@@ -120,21 +146,37 @@ class FakeConnectionHandler(socketserver.BaseRequestHandler):
         try:
             if self._has_reply():
                 return None
-            ready = {fd for fd, _ in self.poller.poll(IDLE_CHECK * 1000)}
+            ready = dict(self.poller.poll(self._poll_ms()))
         finally:
             self.wake.parked = False
         if self._wake_r in ready:
             os.read(self._wake_r, 4096)
-        return self.request.recv(READ_SIZE) if self.request.fileno() in ready else None
+        if ready.get(self.request.fileno(), 0) & ~select.POLLOUT:  # input, or the client hung up
+            return self.request.recv(READ_SIZE)
+        return None
+
+    def _auth_expired(self) -> bool:
+        """A client still unauthenticated AUTH_TIMEOUT after connecting is told so (if it reads) and dropped."""
+        if self.gate is None or self.gate.open or time.monotonic() < self.auth_deadline:
+            return False
+        refuse(self.request, AUTH_EXPIRED)
+        return True
+
+    def _poll_ms(self) -> float:
+        if self.gate is None or self.gate.open:
+            return IDLE_CHECK * 1000
+        return max(0.0, min(IDLE_CHECK, self.auth_deadline - time.monotonic())) * 1000
 
     def _feed(self, data: bytes) -> bool:
         """Run what the client sent; False when the connection must close."""
         if self.gate is not None and not self.gate.open:
             reply, data, close = self.gate.feed(data)
             if reply:
-                self.request.sendall(reply)
+                self._write(reply)
             if close:
                 return False
+            if self.gate.open:
+                self.server.admission.authenticated(self.request)
             if not data:
                 return True
         try:
@@ -143,7 +185,7 @@ class FakeConnectionHandler(socketserver.BaseRequestHandler):
             return False  # CLIENT KILL
         except Exception as exc:  # fakeredis's parser gave up on the stream: say why, then close
             self._flush()
-            self.request.sendall(b"-ERR Protocol error: %s\r\n" % str(exc).encode()[:200])
+            self._unsent += b"-ERR Protocol error: %s\r\n" % str(exc).encode()[:200]
             return False
         return True
 
@@ -156,8 +198,31 @@ class FakeConnectionHandler(socketserver.BaseRequestHandler):
         out = []
         while self._has_reply():
             out.append(encode_reply(self._next_reply(), self.fake._client_info.protocol_version))
-        if out:
-            self.request.sendall(b"".join(out))
+        if out or self._unsent:
+            self._write(b"".join(out))
+
+    def _write(self, data: bytes) -> None:
+        """Send what the socket takes now; keep the rest (after what was kept before) for POLLOUT."""
+        if self._unsent:
+            self._unsent += data
+            with memoryview(self._unsent) as view:
+                sent = self._send(view)
+            del self._unsent[:sent]
+        else:
+            sent = self._send(data)
+            self._unsent += memoryview(data)[sent:]
+        if len(self._unsent) > MAX_UNSENT:
+            raise ConnectionError("the client does not read its replies")
+        polled = select.POLLIN | (select.POLLOUT if self._unsent else 0)
+        if polled != self._polled:
+            self.poller.modify(self.request, polled)
+            self._polled = polled
+
+    def _send(self, data: bytes | memoryview) -> int:
+        try:
+            return self.request.send(data, socket.MSG_DONTWAIT) if data else 0
+        except BlockingIOError:
+            return 0
 
     def _next_reply(self) -> Any:
         try:
@@ -179,12 +244,34 @@ class LoopbackFakeServer(socketserver.ThreadingTCPServer):
         if password:
             self.fake_server.config[b"requirepass"] = self.password
         self.stopping = threading.Event()
+        self.admission = Admission()  # caps on clients, and on those not yet authenticated
         super().__init__(address, FakeConnectionHandler)
 
     def shutdown(self) -> None:
         self.stopping.set()
         super().shutdown()
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Start the connection's thread, or refuse it at once (over a cap: see admission)."""
+        if not self.admission.admit(request):
+            refuse(request)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        self.admission.release(request)  # before the socket is closed
+        super().shutdown_request(request)
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client's failure is logged, never printed: stderr is the panel's terminal."""
         LOGGER.debug("embedded broker: client %s failed", client_address, exc_info=True)
+
+
+class UnixFakeServer(LoopbackFakeServer):
+    """The same server on a Unix socket (`address` is its path): only who may open the path connects."""
+
+    address_family = socket.AF_UNIX
+
+    def __init__(self, path: str, password: str | None) -> None:
+        super().__init__(path, password)  # type: ignore[arg-type]  # an AF_UNIX socketserver's address is a path

@@ -7,6 +7,10 @@ Overrides, in kombu/transport/redis.py, `Channel._create_client` (private: `conn
 `Channel.pool`. Registers its dotted name in `kombu.connection.resolve_aliases` (kombu/connection.py)
 so that connection URLs still read redis://. Used as Celery's `broker_transport` on redis:// brokers
 (stalk.embedded.celery_app, `REDIS_TRANSPORT`); a user's own `broker_transport` is left alone.
+On a `redis+socket://` URL (Stalk's own broker on a Unix socket) kombu's `Connection.__init__` takes the
+transport from the URL's prefix (`redis`) whatever `broker_transport` says; `use_socket_connections(app)`
+gives the app (Celery's `app.amqp.Connection`, which `app._connection` builds every connection with, and
+`Connection.clone` re-creates through `self.__class__`) a Connection that keeps the transport asked for.
 
 Written against kombu 5.7.0, Celery 5.7.0 and redis-py 8.2.0 (pyproject.toml pins those minors);
 tests/test_upstream_canaries.py checks the overridden names and both upstream behaviours below.
@@ -83,3 +87,19 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+
+class SocketConnection(kombu_connection.Connection):
+    """kombu's Connection, except that a `redis+socket://` URL keeps the transport it was asked for: kombu
+    takes a `+` URL's transport from its prefix (`redis`: the stock transport) over the `transport` given."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if kwargs.get("transport") == NAME and self.uri_prefix == "redis" and self.transport_cls == "redis":
+            self.transport_cls = NAME
+
+
+def use_socket_connections(app: Any) -> None:
+    """`app`'s connections (Celery's `app.amqp.Connection`) on a `redis+socket://` broker use this transport."""
+    app.amqp.Connection = SocketConnection

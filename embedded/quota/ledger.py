@@ -42,7 +42,7 @@ class QuotaLedger:
             raise QuotaError(f"no quota db at {self.path} (no quota has been defined on this stack)")
         else:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             except OSError as exc:
                 raise QuotaError(f"quota db {self.path}: cannot create its directory: {exc}") from None
         conn = self._conn()

@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from stalk.embedded.quota.errors import QuotaError
+from stalk.embedded.safe_files import prepare_sqlite
 
 SCHEMA_VERSION = 1
 
@@ -57,6 +58,7 @@ CREATE INDEX IF NOT EXISTS denials_by_time ON denials (quota, at);
 
 def connect(path: Path, busy_timeout: float, wal: bool = True, durable: bool = True) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit BEGIN IMMEDIATE), WAL, busy wait."""
+    prepare_sqlite(path)  # no planted link followed; a new db is 0600
     try:
         conn = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None,
                                check_same_thread=False)

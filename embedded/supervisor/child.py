@@ -13,6 +13,7 @@ from pathlib import Path
 
 from stalk.embedded.supervisor.guard import WATCHDOG_ENV, child_preexec, make_watchdog_pipe
 from stalk.embedded.supervisor.logs import LogRing
+from stalk.embedded.supervisor.noise import is_noise
 from stalk.embedded.supervisor.states import ProcState
 from stalk.embedded.supervisor.stats import ProcStats, TreeSampler
 
@@ -133,7 +134,9 @@ class Child:
     def _pump(self, popen: subprocess.Popen[bytes]) -> None:
         assert popen.stdout is not None
         for raw in iter(popen.stdout.readline, b""):
-            self.logs.append(raw.decode("utf-8", "replace"))
+            text = raw.decode("utf-8", "replace")
+            if not is_noise(text):
+                self.logs.append(text)
         popen.stdout.close()
 
     def _await_ready(self, generation: int, on_change: Callable[[Child], None]) -> None:
@@ -177,6 +180,14 @@ class Child:
             self.state = state
             if error is not None:
                 self.last_error = error
+
+    def mark_if(self, expected: ProcState, state: ProcState) -> bool:
+        """Move from `expected` to `state`; False (nothing changed) if the process is no longer `expected`."""
+        with self._lock:
+            if self.state is not expected:
+                return False
+            self.state = state
+            return True
 
     def stop(self, grace: float) -> None:
         """Warm shutdown (TERM to the main process), then KILL the whole group after `grace`."""

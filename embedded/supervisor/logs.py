@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
 import threading
@@ -9,6 +10,9 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+
+from stalk.embedded.safe_files import open_append
+from stalk.embedded.safe_text import printable
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,7 @@ class LogRing:
         self._file_logger = _file_logger(process, file, max_bytes, backups) if file else None
 
     def append(self, text: str) -> LogLine:
-        text = text.rstrip("\r\n")
+        text = printable(text.rstrip("\r\n"), "\t")  # a child logs what its tasks were given and returned
         with self._lock:
             self._seq += 1
             line = LogLine(self._seq, time.time(), self.process, text)
@@ -59,11 +63,19 @@ class LogRing:
 
 
 def _file_logger(process: str, file: Path, max_bytes: int, backups: int) -> logging.Logger:
-    file.parent.mkdir(parents=True, exist_ok=True)
+    file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     logger = logging.getLogger(f"stalk.child.{process}.{id(file)}")
     logger.propagate = False
     logger.setLevel(logging.INFO)
-    handler = logging.handlers.RotatingFileHandler(file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+    handler = PrivateRotatingFileHandler(file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     logger.handlers[:] = [handler]
     return logger
+
+
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Appends to a file of the user's own (0600), never through a symlink planted at its name
+    (embedded/safe_files.py); rotation renames, which replaces a link rather than following it."""
+
+    def _open(self) -> io.TextIOWrapper:
+        return open(open_append(Path(self.baseFilename)), "a", encoding=self.encoding, errors=self.errors)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import psutil
 
+from stalk.embedded.safe_files import open_private, read_private, write_private
+
 
 class StackLockedError(RuntimeError):
     """Another Stalk already runs on this data dir."""
@@ -25,8 +27,8 @@ class InstanceLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.lock_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        self.lock_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = open_private(self.lock_file, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -38,7 +40,7 @@ class InstanceLock:
                 "stop it, or give this one its own --data-dir"
             ) from None
         self._fd = fd
-        self.pid_file.write_text(f"{os.getpid()}\n")
+        write_private(self.pid_file, f"{os.getpid()}\n")
 
     def release(self) -> None:
         if self._fd is None:
@@ -50,7 +52,7 @@ class InstanceLock:
 
     def _read_pid(self) -> int | None:
         try:
-            return int(self.pid_file.read_text().strip())
+            return int(read_private(self.pid_file).strip())
         except (OSError, ValueError):
             return None
 
@@ -83,21 +85,21 @@ class ChildRegistry:
             self.path.unlink(missing_ok=True)
 
     def _write(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._entries))
-        os.replace(tmp, self.path)
+        write_private(self.path, json.dumps(self._entries))
 
     def clean_stale(self) -> list[int]:
-        """Kill the process groups a crashed run left behind; returns the pids that were still alive."""
+        """Kill the process groups a crashed run left behind; returns the pids that were still alive.
+        Only a pid whose start time is the one recorded: any other process may have its pid now."""
         try:
-            entries = json.loads(self.path.read_text())
+            entries = json.loads(read_private(self.path))
         except (OSError, ValueError):
+            entries = {}
+        if not isinstance(entries, dict):
             entries = {}
         killed = []
         for entry in entries.values():
-            pid = int(entry.get("pid", 0))
-            if pid and _same_process(pid, entry.get("create_time")):
+            pid, created = _recorded(entry)
+            if pid > 0 and created is not None and _same_process(pid, created):
                 try:
                     os.killpg(pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
@@ -110,9 +112,19 @@ class ChildRegistry:
         return killed
 
 
-def _same_process(pid: int, create_time: float | None) -> bool:
+def _recorded(entry: object) -> tuple[int, float | None]:
+    """(pid, start time) of a children-file entry; (0, None) for anything else."""
+    if not isinstance(entry, dict):
+        return 0, None
     try:
-        proc = psutil.Process(pid)
-        return create_time is None or abs(proc.create_time() - float(create_time)) < 0.01
+        created = entry.get("create_time")
+        return int(entry.get("pid", 0)), float(created) if created is not None else None
+    except (TypeError, ValueError, OverflowError):
+        return 0, None
+
+
+def _same_process(pid: int, create_time: float) -> bool:
+    try:
+        return abs(psutil.Process(pid).create_time() - create_time) < 0.01
     except psutil.Error:
         return False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import queue
 import threading
 import time
@@ -16,15 +18,19 @@ from stalk.embedded.supervisor.registry import ChildRegistry
 from stalk.embedded.supervisor.states import ProcState
 
 Listener = Callable[[list[ProcessInfo]], None]
+LOGGER = logging.getLogger(__name__)
 
 STABLE_AFTER = 30.0  # seconds up before a crash streak is forgotten
 SAMPLE_EVERY = 1.0
+NOTE_AGAIN_AFTER = 60.0  # seconds: the same failure in the supervisor's loop is noted at most this often
 
 
 class Supervisor:
     """Owns every child. All spawns happen on its one long-lived thread (PDEATHSIG is per thread)."""
 
-    def __init__(self, config: SupervisorConfig, log_dir: Path, registry: ChildRegistry | None = None) -> None:
+    def __init__(self, config: SupervisorConfig, log_dir: Path, registry: ChildRegistry | None = None,
+                 note: Callable[[str], None] | None = None) -> None:
+        """`note(line)` records the supervisor's own failures (the stack's log); never stderr."""
         self.config = config
         self.log_dir = log_dir
         self.registry = registry
@@ -35,6 +41,9 @@ class Supervisor:
         self._thread = threading.Thread(target=self._run, name="stalk-supervisor", daemon=True)
         self._last_sample = 0.0
         self._started = False
+        self._note = note or LOGGER.debug
+        self._noted: dict[str, float] = {}  # failure line -> when it was last noted
+        self.died: str | None = None  # why the thread ended, had it ended on its own
 
     # -- public API (any thread) --------------------------------------------------------------
 
@@ -61,8 +70,15 @@ class Supervisor:
     def children(self) -> list[Child]:
         return list(self._children.values())
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def processes(self) -> list[ProcessInfo]:
-        return [c.info() for c in self._children.values()]
+        infos = [c.info() for c in self._children.values()]
+        if self._started and not self._stop.is_set() and not self._thread.is_alive():
+            return [_unsupervised(info, self.died or "the supervisor thread ended") for info in infos]
+        return infos
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -125,14 +141,41 @@ class Supervisor:
     # -- supervisor thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                fn, future = self._commands.get(timeout=0.1)
-            except queue.Empty:
-                pass
-            else:
-                self._execute(fn, future)
-            self._tick()
+        """Any failure is noted and supervision goes on: were this thread to end, every child would get
+        its PDEATHSIG and none would be restarted."""
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._step()
+                except Exception as exc:
+                    self._failed("its loop", exc)
+        except BaseException as exc:  # SystemExit from a command or a listener: say so, never a traceback
+            self.died = f"the supervisor thread ended ({type(exc).__name__}: {exc})"
+            self._note(f"[stalk] {self.died}: its processes are no longer watched")
+
+    def _step(self) -> None:
+        try:
+            fn, future = self._commands.get(timeout=0.1)
+        except queue.Empty:
+            pass
+        else:
+            self._execute(fn, future)
+        self._tick()
+
+    def _failed(self, where: str, exc: Exception) -> None:
+        """One line in the stack's log (the same one at most once a minute), not a traceback on stderr."""
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        line = f"[stalk] supervisor: {where} failed ({type(exc).__name__}: {why}); still supervising"
+        now = time.monotonic()
+        if now - self._noted.get(line, -NOTE_AGAIN_AFTER) < NOTE_AGAIN_AFTER:
+            return
+        if len(self._noted) > 100:
+            self._noted.clear()
+        self._noted[line] = now
+        try:
+            self._note(line)
+        except Exception:  # the log itself failing (a full disk) must not stop supervision either
+            pass
 
     @staticmethod
     def _execute(fn: Callable[[], object], future: Future) -> None:
@@ -157,25 +200,37 @@ class Supervisor:
             self.registry.remove(child.spec.name)
 
     def _tick(self) -> None:
+        """Each child on its own: one that fails (psutil out of file descriptors) stops no other."""
         now = time.monotonic()
         changed = False
         for child in self.children():
-            code = child.poll_exit()
-            if code is not None:
-                self._on_exit(child, code)
-                changed = True
-            elif child.state is ProcState.BACKING_OFF and child.next_restart_at and now >= child.next_restart_at:
-                child.restarts += 1
-                child.next_restart_at = None
-                self._spawn(child)
-                changed = True
+            try:
+                changed = self._check(child, now) or changed
+            except Exception as exc:
+                self._failed(f"watching {child.spec.name}", exc)
         if now - self._last_sample >= SAMPLE_EVERY:
             self._last_sample = now
             for child in self.children():
-                child.sample()
+                try:
+                    child.sample()
+                except Exception as exc:  # the same for every child, usually (out of descriptors): one line
+                    self._failed("sampling CPU and memory", exc)
             changed = True
         if changed:
             self._notify()
+
+    def _check(self, child: Child, now: float) -> bool:
+        """Note an exit, or restart a child whose back-off is over; whether anything changed."""
+        code = child.poll_exit()
+        if code is not None:
+            self._on_exit(child, code)
+            return True
+        if child.state is ProcState.BACKING_OFF and child.next_restart_at and now >= child.next_restart_at:
+            child.restarts += 1
+            child.next_restart_at = None
+            self._spawn(child)
+            return True
+        return False
 
     def _on_exit(self, child: Child, code: int) -> None:
         uptime = time.time() - (child.started_at or time.time())
@@ -193,6 +248,10 @@ class Supervisor:
         child.mark(ProcState.BACKING_OFF)
         child.logs.append(f"[stalk] restarting {child.spec.name} in {delay:.1f} s")
 
+    def notify(self) -> None:
+        """Tell the listeners about a change made outside the supervisor thread (liveness)."""
+        self._notify()
+
     def _notify(self) -> None:
         if not self._listeners:
             return
@@ -202,3 +261,10 @@ class Supervisor:
                 listener(snapshot)
             except Exception:  # a listener's bug must not stop supervision
                 pass
+
+
+def _unsupervised(info: ProcessInfo, why: str) -> ProcessInfo:
+    """A child is not reported up once nothing supervises it (its PDEATHSIG has ended it)."""
+    if not info.state.alive:
+        return info
+    return dataclasses.replace(info, state=ProcState.CRASHED, pid=None, last_error=why)

@@ -29,15 +29,17 @@ from stalk.embedded import (
     load_config,
     locate_stack,
     missing_app,
+    printable,
     route_output,
 )
+from stalk.embedded.broker import url_problem
 from stalk.embedded.control import BadInput, check_seconds
 
 EXIT_USAGE = 2
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"stalk: error: {message}", err=True)
+    click.echo(f"stalk: error: {printable(message)}", err=True)  # it may quote a task's, a worker's text
     sys.exit(code)
 
 
@@ -183,9 +185,14 @@ def build_config(params: dict[str, Any]) -> StackConfig:
     if params.get("data_dir") is not None:
         flags["data_dir"] = str(params["data_dir"])
     try:
-        return _log_under(load_config(flags, params.get("config_file")))
+        config = load_config(flags, params.get("config_file"))
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
+    for url in (config.broker.url, config.broker.result_backend):
+        problem = url and url_problem(url)
+        if problem:
+            fail(problem, EXIT_USAGE)
+    return _log_under(config)
 
 
 def locate(config: StackConfig) -> tuple[StackConfig, RunningStack | None]:

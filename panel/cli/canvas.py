@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from stalk.embedded import printable
 from stalk.panel.cli.base import EXIT_USAGE, cli, fail
 from stalk.panel.cli.cluster import (
     JSON_OPTION,
@@ -68,7 +69,7 @@ def _print(kind: str, out: dict[str, Any], wait: bool) -> None:
         if out["state"] == "SUCCESS":
             click.echo(f"result: {json.dumps(out['result'], default=str)}")
         else:
-            click.echo(f"stalk: error: {out['state']}: {out.get('error')}", err=True)
+            click.echo(f"stalk: error: {out['state']}: {printable(out.get('error'))}", err=True)
 
 
 def canvas_options(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from stalk.embedded import ConfigError, StackConfig
+from stalk.embedded import ConfigError, StackConfig, printable
 from stalk.embedded.control import (
     BadInput,
     Control,
@@ -82,7 +82,7 @@ def connect(ctx: click.Context, params: dict[str, Any]) -> Target:
 def _user_app(config: StackConfig, demo: bool) -> Any:
     app, problem = user_app_for(config, demo)
     if problem:
-        click.echo(f"stalk: warning: {problem}", err=True)
+        click.echo(f"stalk: warning: {printable(problem)}", err=True)
     return app
 
 
@@ -91,7 +91,8 @@ def run(action: Callable[[], Any]) -> Any:
     try:
         return action()
     except SubmitError as exc:
-        fail(f"not sent: {exc}", EXIT_USAGE)
+        message = str(exc)  # a failed send says "not sent" itself
+        fail(message if message.startswith("not sent") else f"not sent: {message}", EXIT_USAGE)
     except BadInput as exc:  # a value no worker or queue could take: nothing was sent
         fail(str(exc), EXIT_USAGE)
     except (ControlError, ConfigError, OSError) as exc:

@@ -71,7 +71,7 @@ def submit(ctx: click.Context, task: str, args_: str | None, kwargs_: str | None
         hint = "" if any(p.severity == "error" for p in problems) else " (warnings: --force sends anyway)"
         fail(f"not sent: {'; '.join(blocking)}{hint}", EXIT_USAGE)
     for p in problems:
-        click.echo(f"stalk: warning: {p.message}", err=True)
+        click.echo(f"stalk: warning: {printable(p.message)}", err=True)
     result = run(lambda: target.control.send(checked))
     queue = checked.options.get("queue") or _route(target.control, task, checked.args, checked.kwargs)
     out: dict[str, Any] = {"task_id": result.id, "name": task, "queue": queue}
@@ -105,12 +105,12 @@ def _due(options: dict[str, Any]) -> datetime | None:
 
 def _print_sent(out: dict[str, Any], wait: bool) -> None:
     due = f", due {time_text(out['eta'])}" if out.get("eta") else ""
-    click.echo(f"sent {out['name']} [{out['task_id']}] to queue {out['queue'] or '(default)'}{due}")
+    click.echo(printable(f"sent {out['name']} [{out['task_id']}] to queue {out['queue'] or '(default)'}{due}"))
     if wait:
         if out["state"] == "SUCCESS":
             click.echo(f"result: {json.dumps(out['result'], default=str)}")
         else:
-            click.echo(f"stalk: error: task {out['state']}: {out.get('error')}", err=True)
+            click.echo(f"stalk: error: task {out['state']}: {printable(out.get('error'))}", err=True)
 
 
 # -- revoke -----------------------------------------------------------------------------------
@@ -163,7 +163,7 @@ def _print_revoked(entries: list[RevokeEntry]) -> None:
     if not entries:
         click.echo("no revoked tasks")
     for e in entries:
-        click.echo(f"{e.task_id}  {clock_time(e.revoked_at):<19}"
+        click.echo(f"{printable(e.task_id)}  {clock_time(e.revoked_at):<19}"
                    f"{'  terminate ' + e.signal if e.terminate else ''}")
 
 
@@ -191,7 +191,7 @@ def queues(ctx: click.Context, purge_queue: str | None, as_json: bool, **params:
 def _print_depths(depths: dict[str, int]) -> None:
     click.echo(f"{'QUEUE':<24} {'WAITING':>8}")
     for name, n in sorted(depths.items()):
-        click.echo(f"{name:<24} {n:>8}")
+        click.echo(f"{printable(name):<24} {n:>8}")
 
 
 # -- beat -------------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ def _print_entries(entries: list[BeatEntry]) -> None:
         # local times, as everywhere (formatting.clock_time); a crontab of another zone names it in SCHEDULE
         last = clock_time(e.last_run.timestamp(), now) if e.last_run and e.total_run_count else "never"  # beat stamps new entries
         nxt = clock_time(e.next_run.timestamp(), now) if e.next_run else "-"
-        click.echo(f"{e.name:<28} {e.task:<32} {e.schedule:<22} {e.total_run_count:>5}  {last:<19}  {nxt}")
+        click.echo(f"{printable(e.name):<28} {printable(e.task):<32} {printable(e.schedule):<22} {e.total_run_count:>5}  {last:<19}  {nxt}")
         if e.last_error and e.last_error_at and (e.last_run is None or e.last_error_at >= e.last_run):
             click.echo(f"  last send failed {clock_time(e.last_error_at.timestamp(), now)}: {printable(e.last_error)}")
 

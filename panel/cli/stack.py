@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from stalk.embedded import OWN_LOG, ConfigError, read_status
+from stalk.embedded import OWN_LOG, ConfigError, printable, read_status
 from stalk.panel.cli.base import (
     EXIT_USAGE,
     build_config,
@@ -69,7 +69,8 @@ def status(ctx: click.Context, as_json: bool, **params: Any) -> None:
     click.echo(f"data dir: {data['data_dir']}")
     if data.get("app"):
         click.echo(f"app: {data['app']} (imported from {data.get('app_dir') or '?'})")
-    click.echo(f"broker: {broker.get('mode')}: {broker.get('durability')}")
+    listens = broker.get("socket") or (f"127.0.0.1:{broker['port']}" if broker.get("port") else "")
+    click.echo(f"broker: {broker.get('mode')}: {broker.get('durability')}" + (f" (on {listens})" if listens else ""))
     click.echo(f"{'NAME':<22} {'STATE':<12} {'PID':>7} {'RESTARTS':>8} {'UPTIME':>8} {'CPU%':>6} {'RSS':>8}  QUEUES")
     for p in data["processes"]:
         stats = p.get("stats") or {}
@@ -77,6 +78,8 @@ def status(ctx: click.Context, as_json: bool, **params: Any) -> None:
         click.echo(f"{p['name']:<22} {p['state']:<12} {p['pid'] or '-':>7} {p['restarts']:>8} "
                    f"{_duration(p['uptime']):>8} {stats.get('cpu_percent', 0):>6.1f} {rss:>8}  "
                    f"{','.join(p['queues'])}")
+        if p.get("role") == "thread":  # a thread of the stack died and was restarted (embedded/thread_watch.py)
+            click.echo(f"  error: {printable(p.get('last_error') or 'died')}")
 
 
 @cli.command(name="env")

@@ -11,7 +11,7 @@ import click
 
 from stalk.embedded.events import ALL_STATES, HistoryError, read_tasks
 from stalk.panel.cli.base import GIVEN, cli, fail, merged, stack_config, stack_options
-from stalk.panel.formatting import clock_time, clock_width
+from stalk.panel.formatting import clock_time, clock_width, printable
 
 
 @cli.command()
@@ -62,8 +62,8 @@ def table_line(row: dict, now: float | None = None, width: int = 8) -> str:
     received = clock_time(when, now)  # local time, the date in front when not today
     runtime = f"{row['runtime']:.3f}s" if row.get("runtime") is not None else "-"
     outcome = row.get("exception") or row.get("result") or ""
-    outcome = " ".join(str(outcome).split())
-    return (f"{row['task_id']:<36}  {row['state']:<8}  {_cut(row.get('name') or '?', 28):<28}  {received:<{width}}  "
+    outcome = printable(" ".join(str(outcome).split()))
+    return (f"{printable(row['task_id']):<36}  {printable(row['state']):<8}  {_cut(printable(row.get('name') or '?'), 28):<28}  {received:<{width}}  "
             f"{runtime:>8}  {row.get('retries') or 0:>5}  {_cut(outcome, 60)}")
 
 

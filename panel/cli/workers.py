@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from stalk.embedded import printable
 from stalk.embedded.control import (
     INSPECT_KINDS,
     Control,
@@ -75,9 +76,9 @@ def _print_workers(rows: list[dict[str, Any]]) -> None:
         return
     click.echo(f"{'WORKER':<28} {'STATE':<8} {'POOL':<8} {'PROCS':>5} {'ACTIVE':>6} {'PROCESSED':>9}  QUEUES")
     for r in rows:
-        click.echo(f"{r['hostname']:<28} {'online' if r['online'] else 'down':<8} {r['pool'] or '-':<8} "
+        click.echo(f"{printable(r['hostname']):<28} {'online' if r['online'] else 'down':<8} {r['pool'] or '-':<8} "
                    f"{r['processes'] if r['processes'] is not None else '-':>5} {r['active']:>6} "
-                   f"{r['processed']:>9}  {','.join(r['queues'])}")
+                   f"{r['processed']:>9}  {printable(','.join(map(str, r['queues'])))}")
 
 
 @cli.command(name="inspect")
@@ -103,11 +104,11 @@ def _print_replies(kind: str, replies: dict[str, Any]) -> None:
         return
     for host, reply in sorted(replies.items()):
         if isinstance(reply, list):
-            click.echo(f"{host}: {len(reply)} {kind}")
+            click.echo(f"{printable(host)}: {len(reply)} {kind}")
             for item in reply:
-                click.echo(f"  {_item_text(item)}")
+                click.echo(f"  {printable(_item_text(item))}")
         else:
-            click.echo(f"{host}: {json.dumps(reply, default=str, sort_keys=True)}")
+            click.echo(f"{printable(host)}: {json.dumps(reply, default=str, sort_keys=True)}")
 
 
 def _item_text(item: Any) -> str:

@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
-from stalk.embedded.events import RUNNING
+from stalk.embedded.events import ROUTE_SOURCE, RUNNING
 from stalk.panel.actions import bindings
 from stalk.panel.colours import markup
 from stalk.panel.formatting import bar, clock_time, duration, pretty_repr, preview, time_text
@@ -31,7 +31,7 @@ GROUP_EVERY = 1.0  # s between group progress queries (the result backend) while
 EVENT_STATES = {"task-sent": "PENDING", "task-received": "RECEIVED", "task-started": "STARTED",
                 "task-progress": "PROGRESS", "task-retried": "RETRY", "task-succeeded": "SUCCESS",
                 "task-failed": "FAILURE", "task-revoked": "REVOKED", "task-rejected": "REJECTED",
-                "task-lost": "LOST", "task-purged": "PURGED"}
+                "task-lost": "LOST", "task-purged": "PURGED", "task-requeued": "REQUEUED"}
 
 
 @dataclass
@@ -99,6 +99,13 @@ def _line(label: str, value: Any) -> str:
     return f"[$foreground-muted]{label}[/] {escape(str(value))}"
 
 
+def _queue_line(rec: Any) -> str:
+    if getattr(rec, "queue_source", None) == ROUTE_SOURCE and rec.queue:
+        return (_line("queue", f"{rec.queue}?") + " [$foreground-muted](inferred from the app's routes: "
+                "the worker did not say)[/]")
+    return _line("queue", rec.queue or rec.routing_key or "-")
+
+
 def _ref(task_id: str, record: Any) -> str:
     if record is None:
         return f"{escape(task_id)} [$foreground-muted](not in the store)[/]"
@@ -111,7 +118,7 @@ def _header(task_id: str, rec: Any, now: float | None = None) -> list[str]:
     sent, received, started = ("first sent", "last received", "last started") if retried else (
         "sent", "received", "started")
     lines = [f"[b]{escape(rec.name or '?')}[/b]  {markup(rec.state)}  [$foreground-muted]{escape(task_id)}[/]",
-             "  ".join([_line("worker", rec.worker or "-"), _line("queue", rec.queue or rec.routing_key or "-"),
+             "  ".join([_line("worker", rec.worker or "-"), _queue_line(rec),
                         _line("priority", "-" if rec.priority is None else rec.priority),
                         _line("retries", rec.retries), _line("runtime", duration(rec.runtime))]),
              "  ".join([_line(sent, clock_time(rec.sent, now)), _line(received, clock_time(rec.received, now)),
@@ -311,7 +318,8 @@ class DetailScreen(Screen):
         args, args_problem = json_from_repr("args", record.args, list)
         kwargs, kwargs_problem = json_from_repr("kwargs", record.kwargs, dict)
         await self.app.switch_mode("submit")
-        self.app.screen.prefill(record.name or "", args, kwargs, record.queue)  # type: ignore[attr-defined]
+        queue = None if record.queue_source == ROUTE_SOURCE else record.queue  # inferred: routed again
+        self.app.screen.prefill(record.name or "", args, kwargs, queue)  # type: ignore[attr-defined]
         for problem in (args_problem, kwargs_problem):
             if problem:
                 self.app.notify(problem, title="Re-submit", severity="warning", timeout=10)

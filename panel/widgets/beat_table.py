@@ -8,6 +8,7 @@ from rich.text import Text
 
 from stalk.panel.beat_rows import BeatRow, ago, when
 from stalk.panel.colours import colour
+from stalk.panel.formatting import printable
 from stalk.panel.widgets.keyed_table import KeyedTable
 
 
@@ -18,7 +19,7 @@ def beat_cells(row: BeatRow, now: float, variables: Mapping[str, str]) -> tuple[
         last = Text("failed", style=colour("error", variables))
     else:
         last = Text(ago(row.last_run, now), style="" if row.last_run else "dim")
-    return (Text(row.name, style="bold"), row.task, row.schedule,
+    return (Text(printable(row.name), style="bold"), printable(row.task), printable(row.schedule),
             Text(row.args, style="dim"), last, Text(when(row.next_run, now), style=next_style), f"{row.total:,}")
 
 

@@ -12,7 +12,7 @@ from stalk.panel.formatting import size, uptime_text
 from stalk.panel.widgets.keyed_table import RowTable
 
 COLUMNS = ("process", "role", "state", "pid", "restarts", "uptime", "cpu%", "rss", "queues", "last error")
-WIDTHS = (16, 6, 11, 7, 8, 7, 5, 7, 14, 19)
+WIDTHS = (16, 6, 12, 7, 8, 7, 5, 7, 14, 18)  # state: "unresponsive"
 
 
 def row_cells(p: ProcessInfo, now: float, variables: Mapping[str, str]) -> tuple[object, ...]:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from rich.text import Text
 
 from stalk.panel.colours import colour
-from stalk.panel.formatting import bar
+from stalk.panel.formatting import bar, printable
 from stalk.panel.widgets.keyed_table import KeyedTable
 from stalk.panel.workers_data import QueueRow
 
@@ -21,9 +21,9 @@ def queue_cells(row: QueueRow, top: int, variables: Mapping[str, str]) -> tuple[
         role = "warning" if row.waiting else "foreground-muted"
         depth = Text(f"{row.waiting:,}", style="bold" if row.waiting else "dim")
         meter = Text(bar(row.waiting / max(top, 1), BAR), style=colour(role, variables))
-    consumers = Text(", ".join(row.consumers)) if row.consumers else Text(
+    consumers = Text(printable(", ".join(row.consumers))) if row.consumers else Text(
         "nobody consumes it", style=colour("warning", variables))
-    return (Text(row.name, style="bold"), depth, meter, consumers)
+    return (Text(printable(row.name), style="bold"), depth, meter, consumers)  # names from the broker
 
 
 class QueueTable(KeyedTable):

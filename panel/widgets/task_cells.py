@@ -12,7 +12,7 @@ from rich.segment import Segment
 from rich.style import Style
 
 from stalk.panel.colours import colour, state_text
-from stalk.panel.formatting import clock_time, duration
+from stalk.panel.formatting import clock_time, duration, printable
 from stalk.panel.task_rows import TaskRow
 
 COLUMNS = ("state", "name", "id", "args", "worker", "queue", "received", "runtime", "retries", "progress")
@@ -76,6 +76,16 @@ def progress_segments(progress: float | None, width: int, styles: CellStyles) ->
     return [Segment("█" * full, styles.bar), Segment(rest, styles.dim)]
 
 
+def queue_segment(row: TaskRow, width: int, styles: CellStyles) -> Segment:
+    """The queue; one inferred from the app's routes is dim and ends in "?" (never shown as fact)."""
+    if not row.queue_inferred:
+        return Segment(fit(row.queue, width))
+    text = row.queue + "?"
+    if cell_len(text) > width:
+        text = fit(row.queue, max(0, width - 1)) + "?"[:width]
+    return Segment(fit(text, width), styles.dim)
+
+
 def row_segments(row: TaskRow, widths: tuple[int, ...], styles: CellStyles, now: float | None = None) -> list[Segment]:
     """The row's cells, each padded by one blank each side; no row style (the table adds it). `now`: the
     panel's clock (a time of another day shows its date)."""
@@ -83,10 +93,10 @@ def row_segments(row: TaskRow, widths: tuple[int, ...], styles: CellStyles, now:
     cells = [
         Segment(fit(row.state, state_w), styles.state(row.state)),
         Segment(fit(row.name, name_w)),
-        Segment(fit(row.task_id, id_w, ellipsis=False)),
+        Segment(fit(printable(row.task_id), id_w, ellipsis=False)),  # kept as sent (a key): shown printable
         Segment(fit(row.args, args_w), styles.dim),
         Segment(fit(row.worker, worker_w)),
-        Segment(fit(row.queue, queue_w)),
+        queue_segment(row, queue_w, styles),
         Segment(fit(clock_time(row.received, now), received_w)),
         Segment(fit(duration(row.runtime), runtime_w)),
         Segment(fit(str(row.retries or ""), retries_w)),

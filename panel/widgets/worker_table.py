@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from rich.text import Text
 
 from stalk.panel.colours import colour
-from stalk.panel.formatting import uptime_text
+from stalk.panel.formatting import printable, uptime_text
 from stalk.panel.widgets.keyed_table import KeyedTable
 from stalk.panel.workers_data import WorkerRow
 
@@ -36,7 +36,7 @@ def heartbeat_text(row: WorkerRow, now: float, variables: Mapping[str, str]) -> 
 
 def worker_cells(row: WorkerRow, now: float, variables: Mapping[str, str]) -> tuple[object, ...]:
     load = " ".join(f"{x:.2f}" for x in row.load[:2]) or "-"  # 1 and 5 minutes
-    return (Text(row.hostname, style="bold"), status_text(row, variables), row.process or "-", row.pool,
+    return (Text(printable(row.hostname), style="bold"), status_text(row, variables), row.process or "-", row.pool,
             _num(row.concurrency), _num(row.active), _num(row.reserved), _num(row.processed), load,
             heartbeat_text(row, now, variables))
 

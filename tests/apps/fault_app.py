@@ -12,6 +12,8 @@ from pathlib import Path
 import redis
 from celery import Celery
 
+from stalk.embedded.broker.address import redis_py_url
+
 app = Celery("fault_app")
 app.conf.task_default_queue = "faults"
 RUNS_FILE = "fault-runs.log"
@@ -20,7 +22,7 @@ RUNS_FILE = "fault-runs.log"
 def _ledger() -> redis.Redis:
     """The stack's own broker, db 2: executions survive a worker's death."""
     url = os.environ.get("STALK_CHILD_BROKER_URL") or app.conf.broker_url
-    return redis.Redis.from_url(url.rsplit("/", 1)[0] + "/2")
+    return redis.Redis.from_url(redis_py_url(url, 2))
 
 
 def runs_file(data_dir: str | Path) -> Path:

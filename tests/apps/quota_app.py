@@ -8,6 +8,7 @@ import time
 import redis
 from celery import Celery
 
+from stalk.embedded.broker.address import redis_py_url
 from stalk.embedded.quota import MeteredTask, metered, retry_priority_at_reset
 
 app = Celery("quota_app")
@@ -21,7 +22,7 @@ app.conf.stalk_quotas = {
 def record(entry: str) -> None:
     """The stack's own broker, db 2: runs survive a worker's death."""
     url = os.environ.get("STALK_CHILD_BROKER_URL") or app.conf.broker_url
-    redis.Redis.from_url(url.rsplit("/", 1)[0] + "/2").rpush("quota-runs", entry)
+    redis.Redis.from_url(redis_py_url(url, 2)).rpush("quota-runs", entry)
 
 
 @app.task(name="quota.search", bind=True)

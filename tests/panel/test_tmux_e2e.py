@@ -84,7 +84,7 @@ def test_stalk_in_tmux_shows_stack_logs_and_quits_clean(tmux: Tmux, tmp_path: Pa
         assert "Durability" in screen and "AOF everysec" in screen
         assert len(stack_processes(data_dir)) >= 3  # stalk itself, redis-server, the workers
         tmux.keys("6")
-        screen = tmux.wait_for(lambda s: "Ready to accept connections" in s)  # the broker's own log
+        screen = tmux.wait_for(lambda s: "Server initialized" in s)  # the broker's own log
         for _ in range(4):  # step through the process list to the slow worker's log
             tmux.keys("]")
             time.sleep(0.5)
