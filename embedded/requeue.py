@@ -144,6 +144,15 @@ class Requeuer:
         self._thread.start()
         return self
 
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    def restart(self) -> None:
+        """A new thread after this one died (the stack's thread watch)."""
+        self._thread = threading.Thread(target=self._loop, name="stalk-requeue", daemon=True)
+        self._thread.start()
+
     def poke(self) -> None:
         self._wake.set()
 

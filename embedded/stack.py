@@ -230,6 +230,13 @@ class Stack:
         journal = self.journal
         if journal is not None:
             self.threads.watch(journal.thread_name, lambda: journal.thread, journal.start)
+        if (requeuer := self.requeuer) is not None:
+            self.threads.watch("requeuer", lambda: requeuer.thread, requeuer.restart)
+        if (sent := self._sent_events) is not None:
+            self.threads.watch("task-sent events", lambda: sent.thread, sent.restart)
+        if (liveness := self._liveness) is not None:
+            self.threads.watch("liveness", lambda: liveness.thread, liveness.restart)
+        self.threads.watch("source reloader", lambda: self._reloader, self._start_reloader)
         self.threads.start()
 
     def restart_process(self, name: str) -> None:

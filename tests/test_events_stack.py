@@ -177,6 +177,7 @@ def test_requeued_when_the_worker_is_killed_mid_task_and_history_survives_a_rest
     reasons = wait_until(lambda: [a[2] for a in (store.get(long).attempts or ()) if "requeued" in str(a[2])],
                          timeout=30)
     assert "died" in reasons[0], reasons
+    requeue = next(a for a in store.get(long).attempts if a[2] == reasons[0])
     _wait_ready(stack, "worker:events")
     stack.kill_process("broker")  # the supervisor restarts redis-server; the receiver reconnects
     _wait_ready(stack, "worker:events", after_down=True)
@@ -191,6 +192,10 @@ def test_requeued_when_the_worker_is_killed_mid_task_and_history_survives_a_rest
         reloaded = again.events
         assert reloaded.get(done).state == "SUCCESS" and reloaded.get(done).result == "2"
         assert reloaded.get(long) is not None
+        # its requeue is kept in history: the restarted stack's record and timeline still say it (not only
+        # a requeue of this start, for the worker the stop ended holding it)
+        assert requeue in (reloaded.get(long).attempts or ()), (requeue, reloaded.get(long).attempts)
+        assert ("task-requeued", requeue[0]) in {(e.type, e.timestamp) for e in reloaded.events_of(long)}
     finally:
         again.stop()
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from stalk.embedded.events import Changes, EventStore
 from stalk.embedded.events.fold import Fold
 from stalk.embedded.events.history import HistoryError, read_tasks
-from stalk.embedded.events.states import FINISHED, RETRY, precedence
+from stalk.embedded.events.states import FINISHED, REQUEUED_EVENT, RETRY, precedence
 
 from .conftest import wait_until
 
@@ -516,3 +516,89 @@ def test_a_task_rebuilt_from_an_extended_result_keeps_the_queue_the_result_names
     store.ingest_many([received_event("t1", meta), final_event("t1", meta)])
     rec = store.get("t1")
     assert (rec.state, rec.queue, rec.queue_source, rec.worker) == ("SUCCESS", "media", None, HOST)
+
+
+def _retried_requeued_then_done(uuid: str = "t1") -> list[dict]:
+    """Retried once, requeued once (its worker died), then succeeded."""
+    return life(uuid)[:3] + [
+        ev("task-sent", uuid, 102.9, name="demo.add", queue="default", retries=1),
+        ev("task-retried", uuid, 103.0, exception="RuntimeError('not yet')"),
+        ev("task-received", uuid, 104.0, retries=1), ev("task-started", uuid, 104.5),
+        {"type": REQUEUED_EVENT, "uuid": uuid, "hostname": "w2@host", "timestamp": 105.0,
+         "reason": "requeued: worker w2@host (pid 7) died holding it"},
+        ev("task-received", uuid, 106.0, retries=1), ev("task-started", uuid, 106.5),
+        ev("task-succeeded", uuid, 107.0, result="3", runtime=0.5)]
+
+
+def test_retries_and_requeues_survive_a_restart_in_the_record_the_timeline_and_read_tasks(tmp_path):
+    """History kept only the last state: a task retried or requeued, then done, lost every trace of it."""
+    db = tmp_path / "history.sqlite3"
+    store = EventStore(history=db).start()
+    store.ingest_many(_retried_requeued_then_done())
+    store.stop()
+    before = list(store.get("t1").attempts)
+    again = EventStore(history=db).start()
+    try:
+        rec = again.get("t1")
+        assert rec.state == "SUCCESS" and rec.attempts == before == [
+            (103.0, HOST, "RuntimeError('not yet')"), (105.0, "w2@host", "requeued: worker w2@host (pid 7) died holding it")]
+        assert [(e.type, e.timestamp) for e in again.events_of("t1")] == [
+            ("task-sent", 100.0), ("task-retried", 103.0), ("task-requeued", 105.0), ("task-received", 106.0),
+            ("task-started", 106.5), ("task-succeeded", 107.0)]
+    finally:
+        again.stop()
+    (row,) = read_tasks(db)
+    assert row["attempts"] == [
+        {"kind": "retry", "at": 103.0, "worker": HOST, "reason": "RuntimeError('not yet')"},
+        {"kind": "requeued", "at": 105.0, "worker": "w2@host", "reason": "requeued: worker w2@host (pid 7) died holding it"}]
+
+
+def test_attempts_read_back_from_any_db_are_printable_and_bad_ones_are_dropped(tmp_path):
+    """A db written by hand or an older Stalk: the attempts column is data, never trusted."""
+    import json
+    import sqlite3
+
+    db = tmp_path / "history.sqlite3"
+    store = EventStore(history=db).start()
+    store.ingest_many(life("odd") + life("junk", 200.0) + life("plain", 300.0))
+    store.stop()
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE tasks SET attempts = ? WHERE task_id = 'odd'", (json.dumps(
+            [[101.5, "w\x1b[2Jx", "E('\x1b]0;pwned\x07')"], ["not a time", None, "requeued: x"], "not a list", [1, 2],
+             [float("nan"), None, "E()"], [1e300, None, "E()"]]),))
+        conn.execute("UPDATE tasks SET attempts = '{not json' WHERE task_id = 'junk'")
+    conn.close()
+    rows = {r["task_id"]: r for r in read_tasks(db)}
+    (odd, late, nan, far) = rows["odd"]["attempts"]
+    assert nan["at"] is None and far["at"] is None
+    assert odd["worker"].isprintable() and odd["reason"].isprintable() and "\x1b" not in odd["reason"]
+    assert (odd["kind"], odd["at"], late["kind"], late["at"]) == ("retry", 101.5, "requeued", None)
+    assert rows["junk"]["attempts"] == rows["plain"]["attempts"] == []
+    again = EventStore(history=db).start()
+    try:
+        assert {"task-retried", "task-requeued"} <= {e.type for e in again.events_of("odd")}
+        assert again.get("junk").attempts is None
+    finally:
+        again.stop()
+
+
+def test_a_history_db_from_before_attempts_gains_the_column_and_keeps_its_rows(tmp_path):
+    import sqlite3
+
+    from stalk.embedded.events.records import TASK_FIELDS
+
+    db = tmp_path / "history.sqlite3"
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(f"CREATE TABLE tasks ({', '.join(c + (' TEXT PRIMARY KEY' if c == 'task_id' else '') for c in TASK_FIELDS)})")
+        conn.execute("INSERT INTO tasks (task_id, name, state, retries, updated) VALUES ('old', 'demo.add', 'SUCCESS', 1, 5.0)")
+    conn.close()
+    store = EventStore(history=db).start()
+    try:
+        assert store.get("old").attempts is None
+        store.ingest_many(_retried_requeued_then_done("new"))
+    finally:
+        store.stop()
+    rows = {r["task_id"]: r for r in read_tasks(db)}
+    assert rows["old"]["attempts"] == [] and [a["kind"] for a in rows["new"]["attempts"]] == ["retry", "requeued"]

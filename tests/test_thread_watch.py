@@ -110,3 +110,47 @@ def test_a_dead_stack_thread_is_restarted_and_reported(running_stack, monkeypatc
                            for r in read_tasks(stack.paths.history_db)), timeout=30)
     assert any("the history writer thread died" in line.text for line in stack.logs("stalk"))
     assert "injected by the test" not in capfd.readouterr().err  # no traceback onto the terminal
+
+
+class DieOnceEvent(threading.Event):
+    """An Event whose wait() raises once when armed: a stand-in for the one a stack thread's loop waits on."""
+
+    def __init__(self, was: threading.Event) -> None:
+        super().__init__()
+        if was.is_set():
+            self.set()
+        self.armed = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self.armed.is_set():
+            self.armed.clear()
+            raise RuntimeError("injected by the test")
+        return super().wait(timeout)
+
+
+@pytest.mark.procs
+@pytest.mark.xdist_group("thread-watch")
+def test_the_requeuer_sent_events_and_plain_worker_threads_are_watched_too(running_stack, monkeypatch, capfd):
+    """The requeuer, the task-sent events publisher and the plain-workers lookup were not watched: one that
+    died stayed dead (a dead worker's messages waited for the visibility timeout, task-sent events stopped)."""
+    lookup = DieOnce(history.FOREGROUND.step_aside, in_thread="stalk-plain-workers")
+    monkeypatch.setattr(history.FOREGROUND, "step_aside", lookup)
+    stack = running_stack(broker={"mode": "redis"}, beat=False)
+    requeuer, sent = stack.requeuer, stack._sent_events
+    wake = requeuer._wake = DieOnceEvent(requeuer._wake)  # its loop waits on it between passes
+    flush = DieOnce(sent._flush)
+    monkeypatch.setattr(sent, "_flush", flush)  # the publishing loop calls it, outside its own try
+
+    for hook, name in ((wake, "requeuer"), (lookup, "plain-workers lookup")):
+        hook.armed.set()
+        shown = wait_until(lambda name=name: (r := row(stack, name)) and r.state == "running" and r)
+        assert shown.restarts == 1 and "RuntimeError: injected by the test" in (shown.last_error or ""), name
+    published = sent.published
+    flush.armed.set()
+    stack.app.send_task("demo.add", (1, 2))  # its task-sent event: published by the new thread
+    shown = wait_until(lambda: (r := row(stack, "task-sent events")) and r.state == "running" and r)
+    assert shown.restarts == 1
+    wait_until(lambda: sent.published > published)
+    assert requeuer.thread.is_alive() and not wake.armed.is_set()
+    assert any("the requeuer thread died" in line.text for line in stack.logs("stalk"))
+    assert "injected by the test" not in capfd.readouterr().err

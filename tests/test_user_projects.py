@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,53 @@ def test_a_task_module_that_fails_to_import_is_said_once_in_the_stacks_log(tmp_p
     (line,) = [t for t in lines if "task modules" in t]
     assert line == ("[stalk] importing broken_proj's task modules failed: RuntimeError: no database here; "
                     "their arguments are not checked")
+
+
+def test_a_retried_task_keeps_its_attempts_in_stalk_tasks_across_a_restart(tmp_path):
+    """History kept only a task's last state: a task that retried, then succeeded, showed no trace of its
+    retries once Stalk had started again. Its attempts are written with it and read back."""
+    cwd, data, env = PROJECTS / "include_proj", str(tmp_path / "data"), clean_env()
+
+    def stalk(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([STALK, *args, "-A", "proj.celery:app", "--data-dir", data], cwd=cwd, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    def up() -> subprocess.Popen:
+        proc = subprocess.Popen([STALK, "up", "-A", "proj.celery:app", "--broker", "redis", "--no-beat",
+                                 "--data-dir", data], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        _read_until(proc, "stack is up")
+        return proc
+
+    def down(proc: subprocess.Popen) -> None:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0
+
+    def tasks() -> dict[str, dict]:
+        listed = stalk("tasks", "--json", "--limit", "100")
+        assert listed.returncode == 0, listed.stderr
+        return {row["task_id"]: row for row in json.loads(listed.stdout)}
+
+    stack = up()
+    try:
+        sent = stalk("submit", "proj.tasks.flaky", "--args", "[2]", "--wait", "--json")
+        assert sent.returncode == 0, sent.stderr
+        flaky = json.loads(sent.stdout)
+        assert (flaky["state"], flaky["result"]) == ("SUCCESS", 2)
+        wait_until(lambda: tasks().get(flaky["task_id"], {}).get("state") == "SUCCESS", timeout=30)
+    finally:
+        down(stack)
+    stack = up()
+    try:
+        later = json.loads(stalk("submit", "proj.tasks.health", "--wait", "--json").stdout)["task_id"]
+        rows = wait_until(lambda: (rows := tasks()) and rows.get(later, {}).get("state") == "SUCCESS" and rows,
+                          timeout=30)  # the restarted stack has loaded its history and written since
+        attempts = rows[flaky["task_id"]]["attempts"]
+        assert [a["kind"] for a in attempts] == ["retry", "retry"], attempts
+        assert all("not yet" in a["reason"] and a["worker"] for a in attempts), attempts
+        assert all(datetime.fromisoformat(a["at"]).tzinfo is not None for a in attempts), attempts
+        listed = stalk("tasks", "--name", "flaky")
+        assert listed.returncode == 0 and "retried 2x" in listed.stdout, listed.stdout
+    finally:
+        down(stack)

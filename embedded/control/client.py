@@ -17,6 +17,32 @@ from stalk.embedded.control.revokes import RevokeStore, revoke_store_path
 from stalk.embedded.patches import guard_port
 from stalk.embedded.status_file import read_status
 
+#: s a command waits on the broker (connect, a reply, a publish attempt) before it says "unreachable"
+COMMAND_TIMEOUT = 3.0
+#: A command gives up after one more attempt: the result backend's 20 (stalk_settings, ~20 s) and a
+#: publish's 3 are for the workers and the stack, which must not drop a result or a task.
+COMMAND_RETRIES = 1
+
+
+def fail_fast(app: Celery) -> None:
+    """A shell command's client settings: "broker unreachable" within seconds. Without a socket timeout
+    a stopped (SIGSTOP) redis-server is waited for forever; without these retry limits a broker that goes
+    away after the connect check costs the result backend's 20 retries before `submit` says so."""
+    conf = app.conf
+    conf.broker_connection_timeout = COMMAND_TIMEOUT
+    conf.broker_connection_max_retries = COMMAND_RETRIES
+    conf.task_publish_retry_policy = {"max_retries": COMMAND_RETRIES, "interval_start": 0, "interval_step": 0.2,
+                                      "interval_max": 0.2}
+    conf.result_backend_always_retry = False
+    conf.result_backend_max_retries = COMMAND_RETRIES
+    conf.redis_socket_timeout = conf.redis_socket_connect_timeout = COMMAND_TIMEOUT
+    if str(conf.result_backend or "").startswith("redis"):  # the redis backend's own reconnects (20 by default)
+        conf.result_backend_transport_options = {**(conf.result_backend_transport_options or {}), "retry_policy": {
+            "max_retries": COMMAND_RETRIES, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}}
+    if str(conf.broker_url or "").startswith("redis"):  # kombu's redis transport: no timeout by default
+        conf.broker_transport_options = {**(conf.broker_transport_options or {}),
+                                         "socket_timeout": COMMAND_TIMEOUT, "socket_connect_timeout": COMMAND_TIMEOUT}
+
 
 @dataclass(frozen=True)
 class LocalStack:
@@ -66,10 +92,10 @@ def connect(config: StackConfig, broker_url: str, backend_url: str | None, user_
     broker does not answer within a few seconds."""
     app = client_app(user_app) if user_app is not None else Celery("stalk-cli", set_as_current=False)
     configure_app(app, broker_url, backend_url, visibility_timeout=config.broker.visibility_timeout)
-    app.conf.broker_connection_timeout = 3
+    fail_fast(app)
     try:
         with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=3)
+            conn.ensure_connection(max_retries=1, timeout=COMMAND_TIMEOUT)
     except Exception as exc:
         raise ControlError(f"broker {redact(broker_url)} unreachable: {redact_text(str(exc), broker_url)}") from None
     control = Control(app, user_app=user_app, worker_specs=worker_specs,

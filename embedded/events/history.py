@@ -10,13 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from stalk.embedded.events.records import TASK_FIELDS, TaskRecord
+from stalk.embedded.events.records import TASK_FIELDS, TaskRecord, attempts_listed
 from stalk.embedded.foreground import FOREGROUND
 from stalk.embedded.safe_files import prepare_sqlite
 from stalk.embedded.safe_text import MULTILINE, printable
 
 KEEP_ROWS = 100_000  # the db keeps this many most recent tasks
-COLUMNS = TASK_FIELDS
+COLUMNS = (*TASK_FIELDS, "attempts")  # attempts: JSON [[timestamp, worker, text], ...] (the fold's tuples)
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS tasks ({", ".join(c + (" TEXT PRIMARY KEY" if c == "task_id" else "") for c in COLUMNS)});
 CREATE INDEX IF NOT EXISTS tasks_received ON tasks (received);
@@ -25,6 +25,8 @@ CREATE INDEX IF NOT EXISTS tasks_updated ON tasks (updated);
 UPSERT = (f"INSERT OR REPLACE INTO tasks ({', '.join(COLUMNS)}) "
           f"VALUES ({', '.join('?' for _ in COLUMNS)})")
 PROGRESS_COL = COLUMNS.index("progress")
+ATTEMPTS_COL = COLUMNS.index("attempts")
+MAX_TIME = 32_503_680_000  # 3000-01-01: an attempt's time past it (or NaN) is read back as unknown
 ID_COLUMNS = frozenset({"task_id", "parent_id", "root_id", "group_id"})  # keys: read back as written
 
 
@@ -55,6 +57,8 @@ def row_of(rec: TaskRecord) -> tuple:
     row = [getattr(rec, c) for c in COLUMNS]
     if row[PROGRESS_COL] is not None:
         row[PROGRESS_COL] = json.dumps(row[PROGRESS_COL], default=str)
+    if row[ATTEMPTS_COL] is not None:
+        row[ATTEMPTS_COL] = json.dumps(row[ATTEMPTS_COL], default=str)
     return tuple(row)
 
 
@@ -66,9 +70,34 @@ def record_of(row: tuple) -> TaskRecord:
             values["progress"] = json.loads(progress)
         except ValueError:
             values["progress"] = None
+    values["attempts"] = attempts_of(values.get("attempts"))
     values["retries"] = values.get("retries") or 0
     values["state"] = values.get("state") or "PENDING"
     return TaskRecord(**values)
+
+
+def attempts_of(text: Any) -> list[tuple] | None:
+    """The attempts column read back: (timestamp, worker, text) tuples as the fold keeps them, texts made
+    printable (the db is data: an older Stalk's, or edited), entries of another shape dropped."""
+    try:
+        listed = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    if not isinstance(listed, list):
+        return None
+    attempts = [(_time(at), _text(worker), _text(reason))
+                for at, worker, reason in (a for a in listed if isinstance(a, list) and len(a) == 3)]
+    return attempts or None
+
+
+def _time(value: Any) -> float | None:
+    """A timestamp a clock can show (JSON also reads NaN, Infinity and 1e300), else None."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < MAX_TIME
+    return value if ok else None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else printable(str(value))
 
 
 def _printable(column: str, value: Any) -> Any:
@@ -117,7 +146,13 @@ def read_tasks(path: Path, state: str | None = None, name: str | None = None,
             conn.close()
     except sqlite3.DatabaseError as exc:
         raise HistoryError(f"cannot read task history {path}: {exc}") from None
-    return [record_of(r).as_dict() for r in rows]
+    return [_listed(record_of(r)) for r in rows]
+
+
+def _listed(rec: TaskRecord) -> dict:
+    row = rec.as_dict()
+    row["attempts"] = attempts_listed(rec)
+    return row
 
 
 class HistoryWriter:

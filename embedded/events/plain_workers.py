@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -44,6 +45,8 @@ REPLY_TIMEOUT = 1.0
 QUEUES_KEPT = 30.0  # s a worker's answer to active_queues is kept
 ASKED_KEPT = 10_000  # task ids whose queue was asked for, not asked again
 MAX_STATE = 100  # characters of a custom state read from the backend
+#: thread name -> its name in the stack's thread watch
+LOOPS = {"stalk-enable-events": "task-events asker", "stalk-plain-workers": "plain-workers lookup"}
 STOP_HINT = "set events.enable_remote = false in stalk.toml (or STALK_ENABLE_EVENTS=0) to stop"
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,7 @@ class PlainWorkers:
         self._note = note or (lambda _line: None)
         self._stop = threading.Event()
         self._wake = threading.Event()  # set when tasks changed: their queues are looked up at once
-        self._threads: list[threading.Thread] = []
+        self._threads: dict[str, threading.Thread] = {}  # thread name -> the one running now
         self._lock = threading.Lock()
         self._fresh: set[str] = set()  # tasks changed since the last queue lookup
         self._asked: OrderedDict[str, None] = OrderedDict()
@@ -72,17 +75,25 @@ class PlainWorkers:
 
     def start(self) -> None:
         self._unsubscribe = self.store.subscribe(self._changed)
-        for target, name in ((self._enable_loop, "stalk-enable-events"), (self._lookup_loop, "stalk-plain-workers")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        for name in LOOPS:
+            self._spawn(name)
+
+    def _spawn(self, name: str) -> None:
+        target = self._enable_loop if name == "stalk-enable-events" else self._lookup_loop
+        self._threads[name] = thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+
+    def threads(self) -> dict[str, tuple[Callable[[], threading.Thread | None], Callable[[], None]]]:
+        """For the stack's thread watch (EventStore.threads): name -> (the thread now, start a new one)."""
+        return {label: (functools.partial(self._threads.get, name), functools.partial(self._spawn, name))
+                for name, label in LOOPS.items()}
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
         if self._unsubscribe is not None:
             self._unsubscribe()
-        for thread in self._threads:
+        for thread in list(self._threads.values()):
             thread.join(timeout=5)
 
     def _online(self) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable
 
-from stalk.embedded.events.records import TaskEvent, TaskRecord
+from stalk.embedded.events.records import TaskEvent, TaskRecord, attempt_kind
 
 SORT_KEYS: dict[str, Callable[[TaskRecord], object]] = {
     "received": lambda r: r.received or r.sent or r.updated or 0.0,
@@ -86,11 +86,11 @@ def timeline(rec: TaskRecord) -> list[TaskEvent]:
     if rec.sent is not None:
         steps.append(TaskEvent("task-sent", rec.sent, None, {"queue": rec.queue}))
     for retried, worker, exception in rec.attempts or ():
-        if exception and exception.startswith("requeued:"):  # the fold's _requeued: Stalk put it back
+        if attempt_kind(exception) == "requeued":  # the fold's _requeued: Stalk put it back
             steps.append(TaskEvent("task-requeued", retried, worker, {"reason": exception}))
         else:
             steps.append(TaskEvent("task-retried", retried, worker, {"exception": exception}))
-    if not rec.attempts and rec.retried is not None:  # reloaded from history: the last retry is kept
+    if not rec.attempts and rec.retried is not None:  # from a history db of before attempts: the last retry
         steps.append(TaskEvent("task-retried", rec.retried, None,
                                {"exception": rec.exception if rec.state == "RETRY" else None}))
     if rec.received is not None:
@@ -111,7 +111,7 @@ def timeline(rec: TaskRecord) -> list[TaskEvent]:
 def received_retries(rec: TaskRecord) -> int | None:
     """The retry count of the attempt last received. `rec.retries` is the newest message's, which a retry's
     own task-sent raises before that message is received: then the retries seen before the receive count
-    (None once reloaded from history, where they are not kept)."""
+    (None for a record from a history db of before attempts)."""
     received, retried = rec.received, rec.retried
     if received is None or retried is None or retried < received or not rec.retries:
         return rec.retries

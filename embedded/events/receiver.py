@@ -31,6 +31,7 @@ class EventReceiver:
         self._stop = threading.Event()
         self._receiver = None
         self._thread: threading.Thread | None = None
+        self._catch_up: threading.Thread | None = None  # the last connect's (CatchUp in wiring.py)
         self.connected_since: float | None = None
         self.connections = 0
         self.bad_events = 0
@@ -40,6 +41,12 @@ class EventReceiver:
     @property
     def thread(self) -> threading.Thread | None:
         return self._thread
+
+    def threads(self) -> dict[str, tuple[Callable[[], threading.Thread | None], Callable[[], None]]]:
+        """For the stack's thread watch (EventStore.threads): the receiver, and the catch-up after the last
+        (re)connect, which goes on looking up unfinished tasks until the next one."""
+        return {self.thread_name: (lambda: self._thread, self.start),
+                "catch-up": (lambda: self._catch_up, self._start_catch_up)}
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="stalk-events", daemon=True)
@@ -121,7 +128,8 @@ class EventReceiver:
 
     def _start_catch_up(self) -> None:
         if self._on_connect is not None:
-            threading.Thread(target=self._on_connect, name="stalk-events-catch-up", daemon=True).start()
+            self._catch_up = threading.Thread(target=self._on_connect, name="stalk-events-catch-up", daemon=True)
+            self._catch_up.start()
 
     def _bad(self, what: object, exc: Exception) -> None:
         self.bad_events += 1

@@ -50,6 +50,18 @@ class TaskRecord:
 
 ARRIVAL = attrgetter("arrival")  # sort key: arrival order
 TASK_FIELDS: tuple[str, ...] = tuple(f for f in TaskRecord.__slots__ if f not in ("attempts", "arrival"))
+REQUEUED_PREFIX = "requeued:"  # an attempt's text when Stalk put the task back (the fold's _requeued)
+
+
+def attempt_kind(text: object) -> str:
+    """"requeued" (Stalk put the task back: its worker died) or "retry" (the task retried itself)."""
+    return "requeued" if isinstance(text, str) and text.startswith(REQUEUED_PREFIX) else "retry"
+
+
+def attempts_listed(rec: TaskRecord) -> list[dict[str, Any]]:
+    """The record's attempts as `stalk tasks --json` lists them, oldest first ([] when none)."""
+    return [{"kind": attempt_kind(text), "at": at, "worker": worker, "reason": text}
+            for at, worker, text in rec.attempts or ()]
 
 
 @dataclass(slots=True, eq=False)

@@ -54,6 +54,17 @@ class SentEvents:
         self.app.amqp.send_task_message = send_task_message
         self._thread.start()
 
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    def restart(self) -> None:
+        """A new publishing thread after this one died (the stack's thread watch); the events it had not
+        published are still waiting."""
+        self._thread = threading.Thread(target=self._loop, name="stalk-sent-events", daemon=True)
+        self._wake.set()  # the dead one may have taken the wake-up of what waits
+        self._thread.start()
+
     def stop(self) -> None:
         """Restore Celery's sender, then publish what is still waiting."""
         if self._send is not None:

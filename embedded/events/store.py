@@ -125,7 +125,9 @@ class EventStore:
             found["history writer"] = (lambda: writer.thread, writer.start)
         for source in self._sources:
             name = getattr(source, "thread_name", None)
-            if name is not None:
+            if callable(getattr(source, "threads", None)):  # a source with several threads
+                found.update(source.threads())
+            elif name is not None:
                 found[name] = (functools.partial(getattr, source, "thread"), source.start)
         return found
 

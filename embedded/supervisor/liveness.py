@@ -41,6 +41,14 @@ class Liveness:
             self._thread.start()
         return self
 
+    @property
+    def thread(self) -> threading.Thread | None:  # None: no pings (interval 0)
+        return self._thread
+
+    def restart(self) -> None:
+        """A new thread after this one died (the stack's thread watch)."""
+        self.start()
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:

@@ -52,9 +52,23 @@ TIME_FIELDS = ("sent", "received", "started", "finished", "updated", "retried")
 
 
 def iso_times(row: dict) -> dict:
-    """The row for --json: its times ISO 8601 with the local offset (eta and expires are already ISO)."""
-    return {key: datetime.fromtimestamp(value).astimezone().isoformat()
-            if key in TIME_FIELDS and isinstance(value, int | float) else value for key, value in row.items()}
+    """The row for --json: its times ISO 8601 with the local offset (eta and expires are already ISO),
+    its attempts' too."""
+    listed = {key: _iso(value) if key in TIME_FIELDS else value for key, value in row.items()}
+    if row.get("attempts"):
+        listed["attempts"] = [{**attempt, "at": _iso(attempt.get("at"))} for attempt in row["attempts"]]
+    return listed
+
+
+def _iso(value: Any) -> Any:
+    return datetime.fromtimestamp(value).astimezone().isoformat() if isinstance(value, int | float) else value
+
+
+def attempts_mark(row: dict) -> str:
+    """"requeued 1x retried 2x": how often the task ran again ("" when it did not)."""
+    kinds = [attempt.get("kind") for attempt in row.get("attempts") or ()]
+    return " ".join(f"{word} {kinds.count(kind)}x" for kind, word in (("requeued", "requeued"), ("retry", "retried"))
+                    if kind in kinds)
 
 
 def table_line(row: dict, now: float | None = None, width: int = 8) -> str:
@@ -63,6 +77,9 @@ def table_line(row: dict, now: float | None = None, width: int = 8) -> str:
     runtime = f"{row['runtime']:.3f}s" if row.get("runtime") is not None else "-"
     outcome = row.get("exception") or row.get("result") or ""
     outcome = printable(" ".join(str(outcome).split()))
+    mark = attempts_mark(row)
+    if mark:
+        outcome = f"{mark}  {outcome}"
     return (f"{printable(row['task_id']):<36}  {printable(row['state']):<8}  {_cut(printable(row.get('name') or '?'), 28):<28}  {received:<{width}}  "
             f"{runtime:>8}  {row.get('retries') or 0:>5}  {_cut(outcome, 60)}")
 

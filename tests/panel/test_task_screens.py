@@ -158,6 +158,35 @@ def test_a_retried_tasks_times_read_in_the_order_they_happened() -> None:
     assert "retries=2" in timeline[3]
 
 
+def test_a_requeued_and_retried_task_keeps_its_timeline_in_the_detail_after_a_restart(tmp_path) -> None:
+    """History kept only the last state: after a restart the detail of a task requeued and retried, then
+    done, ran sent, received, started, success, as if nothing had happened."""
+    db, base = tmp_path / "history.sqlite3", FROZEN - 600
+
+    def ev(type_: str, at: float, **fields: Any) -> dict:
+        return {"type": type_, "uuid": "q-1", "hostname": "celery@w1", "timestamp": base + at, **fields}
+
+    store = EventStore(history=db).start()
+    store.ingest_many([
+        ev("task-sent", 0.0, retries=0, name="demo.add", queue="celery"), ev("task-received", 0.1, retries=0),
+        ev("task-started", 0.2),
+        ev("task-requeued", 1.0, reason="requeued: worker celery@w1 (pid 7) died holding it"),
+        ev("task-received", 2.0, retries=0), ev("task-started", 2.1),
+        ev("task-sent", 3.0, retries=1, name="demo.add", queue="celery"), ev("task-retried", 3.1, exception="E()"),
+        ev("task-received", 4.0, retries=1), ev("task-started", 4.1), ev("task-succeeded", 5.0, result="3")])
+    store.stop()
+    again = EventStore(history=db).start()
+    try:
+        body = render_detail("q-1", read_detail("q-1", again, None), FROZEN)
+    finally:
+        again.stop()
+    plain = re.sub(r"\[/?[^\]]*\]", "", body)
+    timeline = plain[plain.index("timeline"):].splitlines()[1:]
+    assert [line.split()[1] for line in timeline] == ["PENDING", "REQUEUED", "RETRY", "RECEIVED", "STARTED",
+                                                      "SUCCESS"], plain
+    assert "died holding it" in timeline[1] and "E()" in timeline[2]
+
+
 def test_a_purged_task_shows_its_reason_and_times_of_another_day_their_date() -> None:
     store = EventStore()
     store.ingest_many([{"type": "task-sent", "uuid": "p-1", "timestamp": FROZEN - 86_400, "name": "demo.add",

@@ -117,6 +117,21 @@ def test_stalk_tasks_prints_local_times_and_json_keeps_iso_with_offset(in_tokyo)
     json.dumps(listed)
 
 
+def test_stalk_tasks_marks_retried_and_requeued_tasks_and_json_lists_their_attempts_in_iso(in_tokyo) -> None:
+    attempts = [{"kind": "retry", "at": FROZEN, "worker": "w1", "reason": "E('\x1b[2J')"},
+                {"kind": "requeued", "at": FROZEN + 1, "worker": "w2", "reason": "requeued: worker w2 (pid 9) died"},
+                {"kind": "retry", "at": None, "worker": None, "reason": None}]
+    row = {"task_id": "t-1", "state": "SUCCESS", "name": "proj.flaky", "received": FROZEN, "sent": FROZEN,
+           "runtime": 0.5, "retries": 2, "result": "2", "attempts": attempts}
+    line = table_line(row, FROZEN, 8)
+    assert line.endswith("  requeued 1x retried 2x  2") and line.isprintable(), line
+    assert table_line({**row, "attempts": []}, FROZEN, 8).endswith("      2  2")
+    listed = iso_times(row)
+    assert [a["at"] for a in listed["attempts"]] == ["2026-05-29T05:26:40+09:00", "2026-05-29T05:26:41+09:00", None]
+    assert listed["attempts"][0]["reason"] == attempts[0]["reason"]  # JSON escapes it: data as stored
+    json.dumps(listed)
+
+
 def test_submit_says_when_a_delayed_task_runs_in_local_time(in_tokyo, capsys) -> None:
     eta = datetime.fromtimestamp(time.time() + 600, LA)
     due = _due({"eta": eta})
