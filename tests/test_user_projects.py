@@ -105,66 +105,76 @@ SEND_PARKED = textwrap.dedent("""
 """)
 
 
-def test_a_purged_queue_leaves_its_tasks_purged_in_history_across_a_restart(tmp_path):
-    """Tasks waiting in a queue no worker consumes, purged with `stalk queues --purge`: their records say
-    PURGED, why and by whom (not PENDING forever), and still do once the stack has started again."""
-    cwd, data, env = PROJECTS / "single_module", str(tmp_path / "data"), clean_env()
+class ProjectStack:
+    """`stalk up` on a project in tests/projects/ with its own data dir, and `stalk` commands against it."""
 
-    def stalk(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([STALK, *args, "-A", "solo:app", "--data-dir", data], cwd=cwd, env=env,
+    def __init__(self, project: str, app: str, tmp_path: Path) -> None:
+        self.cwd, self.app, self.data, self.env = PROJECTS / project, app, str(tmp_path / "data"), clean_env()
+
+    def stalk(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([STALK, *args, "-A", self.app, "--data-dir", self.data], cwd=self.cwd, env=self.env,
                               capture_output=True, text=True, timeout=120)
 
-    def up() -> subprocess.Popen:
-        proc = subprocess.Popen([STALK, "up", "-A", "solo:app", "--broker", "redis", "--no-beat", "--data-dir", data],
-                                cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    def up(self) -> subprocess.Popen:
+        proc = subprocess.Popen([STALK, "up", "-A", self.app, "--broker", "redis", "--no-beat", "--data-dir",
+                                 self.data], cwd=self.cwd, env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
         _read_until(proc, "stack is up")
         return proc
 
+    @staticmethod
     def down(proc: subprocess.Popen) -> None:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
         assert proc.returncode == 0
 
-    def tasks() -> dict[str, dict]:
-        listed = stalk("tasks", "--json", "--limit", "100")
+    def tasks(self) -> dict[str, dict]:
+        listed = self.stalk("tasks", "--json", "--limit", "100")
         assert listed.returncode == 0, listed.stderr
         return {row["task_id"]: row for row in json.loads(listed.stdout)}
 
-    stack = up()
+
+def test_a_purged_queue_leaves_its_tasks_purged_in_history_across_a_restart(tmp_path):
+    """Tasks waiting in a queue no worker consumes, purged with `stalk queues --purge`: their records say
+    PURGED, why and by whom (not PENDING forever), and still do once the stack has started again."""
+    project = ProjectStack("single_module", "solo:app", tmp_path)
+    stack = project.up()
     try:
         # `stalk submit` refuses a queue no worker consumes: the user's own client sends them (with task-sent
         # events, so the stack's store knows them)
-        broker = json.loads(stalk("env", "--json").stdout)
-        client = subprocess.run([sys.executable, "-c", SEND_PARKED], cwd=cwd, env={**env, **broker},
+        broker = json.loads(project.stalk("env", "--json").stdout)
+        client = subprocess.run([sys.executable, "-c", SEND_PARKED], cwd=project.cwd, env={**project.env, **broker},
                                 capture_output=True, text=True, timeout=60)
         assert client.returncode == 0, client.stderr
         parked = client.stdout.split()
-        ran = json.loads(stalk("submit", "solo.add", "--args", "[1, 1]", "--wait", "--json").stdout)
-        wait_until(lambda: all(tasks().get(t, {}).get("state") == "PENDING" for t in parked), timeout=30)
-        purged = stalk("queues", "--purge", "parked")
+        ran = json.loads(project.stalk("submit", "solo.add", "--args", "[1, 1]", "--wait", "--json").stdout)
+        wait_until(lambda: all(project.tasks().get(t, {}).get("state") == "PENDING" for t in parked), timeout=30)
+        purged = project.stalk("queues", "--purge", "parked")
         assert purged.stdout.strip() == "purged 3 message(s) from parked", purged.stderr
-        shown = wait_until(lambda: (rows := tasks()) and all(rows[t]["state"] == "PURGED" for t in parked) and rows,
-                           timeout=30)
+        shown = wait_until(
+            lambda: (rows := project.tasks()) and all(rows[t]["state"] == "PURGED" for t in parked) and rows,
+            timeout=30)
         for task_id in parked:
             reason = shown[task_id]["exception"]
             assert reason.startswith("purged from queue parked at ") and " by stalk queues --purge (" in reason
         assert shown[ran["task_id"]]["state"] == "SUCCESS"
-        by_state = stalk("tasks", "--state", "purged", "--json")
+        by_state = project.stalk("tasks", "--state", "purged", "--json")
         assert sorted(row["task_id"] for row in json.loads(by_state.stdout)) == sorted(parked)
-        listed = stalk("tasks", "--state", "PURGED")
+        listed = project.stalk("tasks", "--state", "PURGED")
         assert listed.returncode == 0 and all(f"{t}  PURGED" in listed.stdout for t in parked), listed.stdout
     finally:
-        down(stack)
-    stack = up()
+        project.down(stack)
+    stack = project.up()
     try:
-        later = json.loads(stalk("submit", "solo.add", "--args", "[2, 2]", "--wait", "--json").stdout)["task_id"]
+        submitted = project.stalk("submit", "solo.add", "--args", "[2, 2]", "--wait", "--json")
+        later = json.loads(submitted.stdout)["task_id"]
         # the restarted stack has loaded its history, caught up and written since
-        again = wait_until(lambda: (rows := tasks()) and rows.get(later, {}).get("state") == "SUCCESS" and rows,
+        again = wait_until(lambda: (rows := project.tasks()) and rows.get(later, {}).get("state") == "SUCCESS" and rows,
                            timeout=30)
         assert [again[t]["state"] for t in parked] == ["PURGED"] * 3
         assert again[parked[0]]["exception"] == shown[parked[0]]["exception"]
     finally:
-        down(stack)
+        project.down(stack)
 
 
 def test_a_task_module_that_fails_to_import_is_said_once_in_the_stacks_log(tmp_path):
@@ -193,48 +203,26 @@ def test_a_task_module_that_fails_to_import_is_said_once_in_the_stacks_log(tmp_p
 def test_a_retried_task_keeps_its_attempts_in_stalk_tasks_across_a_restart(tmp_path):
     """History kept only a task's last state: a task that retried, then succeeded, showed no trace of its
     retries once Stalk had started again. Its attempts are written with it and read back."""
-    cwd, data, env = PROJECTS / "include_proj", str(tmp_path / "data"), clean_env()
-
-    def stalk(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([STALK, *args, "-A", "proj.celery:app", "--data-dir", data], cwd=cwd, env=env,
-                              capture_output=True, text=True, timeout=120)
-
-    def up() -> subprocess.Popen:
-        proc = subprocess.Popen([STALK, "up", "-A", "proj.celery:app", "--broker", "redis", "--no-beat",
-                                 "--data-dir", data], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        _read_until(proc, "stack is up")
-        return proc
-
-    def down(proc: subprocess.Popen) -> None:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
-        assert proc.returncode == 0
-
-    def tasks() -> dict[str, dict]:
-        listed = stalk("tasks", "--json", "--limit", "100")
-        assert listed.returncode == 0, listed.stderr
-        return {row["task_id"]: row for row in json.loads(listed.stdout)}
-
-    stack = up()
+    project = ProjectStack("include_proj", "proj.celery:app", tmp_path)
+    stack = project.up()
     try:
-        sent = stalk("submit", "proj.tasks.flaky", "--args", "[2]", "--wait", "--json")
+        sent = project.stalk("submit", "proj.tasks.flaky", "--args", "[2]", "--wait", "--json")
         assert sent.returncode == 0, sent.stderr
         flaky = json.loads(sent.stdout)
         assert (flaky["state"], flaky["result"]) == ("SUCCESS", 2)
-        wait_until(lambda: tasks().get(flaky["task_id"], {}).get("state") == "SUCCESS", timeout=30)
+        wait_until(lambda: project.tasks().get(flaky["task_id"], {}).get("state") == "SUCCESS", timeout=30)
     finally:
-        down(stack)
-    stack = up()
+        project.down(stack)
+    stack = project.up()
     try:
-        later = json.loads(stalk("submit", "proj.tasks.health", "--wait", "--json").stdout)["task_id"]
-        rows = wait_until(lambda: (rows := tasks()) and rows.get(later, {}).get("state") == "SUCCESS" and rows,
+        later = json.loads(project.stalk("submit", "proj.tasks.health", "--wait", "--json").stdout)["task_id"]
+        rows = wait_until(lambda: (rows := project.tasks()) and rows.get(later, {}).get("state") == "SUCCESS" and rows,
                           timeout=30)  # the restarted stack has loaded its history and written since
         attempts = rows[flaky["task_id"]]["attempts"]
         assert [a["kind"] for a in attempts] == ["retry", "retry"], attempts
         assert all("not yet" in a["reason"] and a["worker"] for a in attempts), attempts
         assert all(datetime.fromisoformat(a["at"]).tzinfo is not None for a in attempts), attempts
-        listed = stalk("tasks", "--name", "flaky")
+        listed = project.stalk("tasks", "--name", "flaky")
         assert listed.returncode == 0 and "retried 2x" in listed.stdout, listed.stdout
     finally:
-        down(stack)
+        project.down(stack)

@@ -21,6 +21,7 @@ from stalk.panel.cli.base import (
     stack_options,
     start_headless,
 )
+from stalk.panel.formatting import uptime_text
 
 
 @cli.command()
@@ -76,7 +77,7 @@ def status(ctx: click.Context, as_json: bool, **params: Any) -> None:
         stats = p.get("stats") or {}
         rss = f"{stats.get('rss', 0) / 1e6:.0f}M"
         click.echo(f"{p['name']:<22} {p['state']:<12} {p['pid'] or '-':>7} {p['restarts']:>8} "
-                   f"{_duration(p['uptime']):>8} {stats.get('cpu_percent', 0):>6.1f} {rss:>8}  "
+                   f"{uptime_text(p['uptime']):>8} {stats.get('cpu_percent', 0):>6.1f} {rss:>8}  "
                    f"{','.join(p['queues'])}")
         if p.get("role") == "thread":  # a thread of the stack died and was restarted (embedded/thread_watch.py)
             click.echo(f"  error: {printable(p.get('last_error') or 'died')}")
@@ -105,15 +106,6 @@ def env(ctx: click.Context, as_json: bool, **params: Any) -> None:
         return
     for name, value in values.items():
         click.echo(f"export {name}={shlex.quote(value)}")
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 CHILD_CONTEXT = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
