@@ -73,6 +73,16 @@ class EventsConfig:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    """The stack's local API (embedded/service): always on a 0600 Unix socket in the data dir; on TCP too
+    when `port` is set (0: a free port). Every request needs the token in <data_dir>/state/api.token."""
+
+    enabled: bool = True
+    port: int | None = None
+    host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
 class StackConfig:
     app: str | None = None  # "package.module:app"; None: the built-in demo app
     # --data-dir, STALK_DATA_DIR or data_dir in stalk.toml; None: the app's own default (`paths`)
@@ -85,6 +95,7 @@ class StackConfig:
     beat: bool | None = None  # None: on for Stalk's own broker, off when attached (one beat per cluster)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
     source: str = "defaults"
 
     @cached_property
@@ -287,7 +298,8 @@ def _reject_unknown(source: str, where: str, raw: Mapping[str, Any], known: set[
 
 def apply_mapping(config: StackConfig, raw: Mapping[str, Any], source: str) -> StackConfig:
     """Overlay a nested mapping (TOML shape) on `config`, validating each key."""
-    _reject_unknown(source, "", raw, {"app", "data_dir", "broker", "workers", "beat", "supervisor", "events"})
+    _reject_unknown(source, "", raw, {"app", "data_dir", "broker", "workers", "beat", "supervisor", "events",
+                                      "api"})
     changes: dict[str, Any] = {}
     if "app" in raw:
         changes["app"] = _check_app_spec(source, _as_str(source, "app", raw["app"]))
@@ -315,7 +327,23 @@ def apply_mapping(config: StackConfig, raw: Mapping[str, Any], source: str) -> S
             changes["events"] = replace(config.events, enable_remote=enable)
     if "workers" in raw:
         changes["workers"] = _parse_workers(source, raw["workers"])
+    if "api" in raw:
+        changes["api"] = _parse_api(source, raw["api"], config.api)
     return replace(config, **changes)
+
+
+def _parse_api(source: str, raw: Any, base: ApiConfig) -> ApiConfig:
+    if not isinstance(raw, Mapping):
+        raise _fail(source, "api", raw, "expected a table")
+    _reject_unknown(source, "api", raw, {"enabled", "port", "host"})
+    changes: dict[str, Any] = {}
+    if "enabled" in raw:
+        changes["enabled"] = _as_bool(source, "api.enabled", raw["enabled"])
+    if "port" in raw:
+        changes["port"] = _as_int(source, "api.port", raw["port"], 0, 65535)
+    if "host" in raw:
+        changes["host"] = _as_str(source, "api.host", raw["host"])
+    return replace(base, **changes)
 
 
 def _parse_workers(source: str, raw: Any) -> tuple[WorkerSpec, ...]:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # imported where they start (start_store, _start_control): an
     from stalk.embedded.events import EventStore
     from stalk.embedded.events.sent_batch import SentEvents
     from stalk.embedded.reload_sources import SourceWatch
+    from stalk.embedded.service.server import ApiServer
 
 PING_UNANNOUNCED_AFTER = 5.0  # seconds: ping a worker that has not logged "<name> ready." by then
 OWN_LOG = "stalk"  # Stack.logs(OWN_LOG): Stalk's own lines about the stack (not a process's output)
@@ -86,6 +87,11 @@ class Stack:
         self._unskip_declared: Callable[[], None] | None = None  # embedded.patches.celery_send_task_message
         self.own_log: LogRing | None = None  # OWN_LOG's lines (`note`), from start
         self._user_umask: int | None = None  # the process's umask before start (the stack's is PRIVATE_UMASK)
+        self.api: ApiServer | None = None  # the local API (embedded/service), set by _start_api
+        self.started_at: float | None = None
+        self.stop_requested = threading.Event()  # the API's POST /stack/stop: whoever runs the stack stops it
+        self.detached = threading.Event()  # the API's POST /stack/detach: outlive the terminal that started it
+        self.on_detach: Callable[[], None] | None = None  # set by whoever can cut the tie (the stack process)
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -99,6 +105,7 @@ class Stack:
             self._restore_umask()
             raise
         self._started = True
+        self.started_at = time.time()
         self.own_log = LogRing(OWN_LOG, self.config.supervisor.log_ring_lines, self.paths.logs / f"{OWN_LOG}.log")
         for line in notes:
             self.note(line)
@@ -119,6 +126,7 @@ class Stack:
             self._start_children()
             self._start_liveness()
             self._start_reloader()
+            self._start_api()
             self._publish_status()
             self._watch_threads()
             if wait and not self.wait_ready(timeout or self.config.supervisor.ready_timeout):
@@ -131,6 +139,20 @@ class Stack:
     def wait_ready(self, timeout: float) -> bool:
         return self.supervisor.wait_for(None, timeout)
 
+    def is_ready(self) -> bool:
+        """Started, and every supervised process is up."""
+        return self._started and all(p.state.up for p in self.supervisor.processes())
+
+    def request_stop(self) -> None:
+        """Ask whoever runs this stack (`stalk up`, the stack process) to stop it."""
+        self.stop_requested.set()
+
+    def detach(self) -> None:
+        """Keep running after the terminal (or panel) that started this stack goes away."""
+        self.detached.set()
+        if self.on_detach is not None:
+            self.on_detach()
+
     def stop(self) -> None:
         """Warm-stop workers and beat, then the broker; release the data dir. Safe to call twice."""
         if not self._started:
@@ -138,6 +160,9 @@ class Stack:
         self._started = False
         self._reload_stop.set()
         self.threads.stop()  # the threads below end on purpose now
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
         self._status_stop.set()
         if self._liveness is not None:
             self._liveness.stop()
@@ -389,6 +414,14 @@ class Stack:
                 ready_check=_log_says("beat: Starting"), cwd=self.config.app_dir,
             ))
 
+    def _start_api(self) -> None:
+        """The local API (embedded/service) on a 0600 socket in the state dir, and TCP when configured."""
+        if not self.config.api.enabled:
+            return
+        from stalk.embedded.service.server import ApiServer
+
+        self.api = ApiServer(self, self.config.api, self.paths.state).start()
+
     def _publish_status(self) -> None:
         """Refresh status.json every second so `stalk status` in another shell sees this stack."""
 
@@ -400,7 +433,8 @@ class Stack:
                 changed.clear()
                 with contextlib.suppress(OSError):
                     write_status(self.paths.state, self.broker, self.processes(), self.config.app or DEMO_APP,
-                                 self.config.import_dir.resolve())
+                                 self.config.import_dir.resolve(),
+                                 self.api.address() if self.api is not None else None)
                 changed.wait(1.0)
 
         self._status_loop = loop

@@ -19,7 +19,7 @@ def status_path(state_dir: Path) -> Path:
 
 
 def write_status(state_dir: Path, broker: BrokerInfo | None, processes: list[ProcessInfo],
-                 app: str | None = None, app_dir: Path | None = None) -> None:
+                 app: str | None = None, app_dir: Path | None = None, api: dict[str, Any] | None = None) -> None:
     """Atomically replace the status file (mode 0600: it carries the broker URL with its password).
     `app` and `app_dir` (the app spec and the directory it is imported from) let a command run elsewhere
     without -A use the stack's own app (embedded/running.py)."""
@@ -31,6 +31,7 @@ def write_status(state_dir: Path, broker: BrokerInfo | None, processes: list[Pro
         "app_dir": str(app_dir) if app_dir is not None else None,
         "broker": asdict(broker) if broker else None,
         "processes": [_process_dict(p) for p in processes],
+        "api": api,  # where the stack's API listens (embedded/service): socket, url, token_file
     }
     write_private(status_path(state_dir), json.dumps(data))  # a temp file renamed over it
 

@@ -1,0 +1,8 @@
+"""The stack's local API: the server the stack process runs (`ApiServer`), the client every other process
+uses (`StackClient`), and `RemoteStack`, the Stack-shaped view of a running stack the panel attaches to."""
+
+from stalk.embedded.service.client import ApiError, StackClient
+from stalk.embedded.service.guard import TOKEN_HEADER
+from stalk.embedded.service.remote import RemoteStack
+
+__all__ = ["ApiError", "RemoteStack", "StackClient", "TOKEN_HEADER"]

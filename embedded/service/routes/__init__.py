@@ -1,0 +1,10 @@
+"""The API's resources, one module each; ROUTERS is what app.build_app mounts under /api/v1."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from stalk.embedded.service.routes import changes, control, processes, quota, stack, tasks
+
+ROUTERS: list[APIRouter] = [stack.router, processes.router, tasks.router, control.router, quota.router,
+                            changes.router]
