@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import shutil
@@ -83,6 +84,36 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class FlowerConfig:
+    """The Flower-compatible HTTP API (embedded/service/flower): Flower 2.x's /api/... paths on its port.
+    Without `basic_auth` or `tokens` it answers anyone who can reach it, as Flower does: allowed on
+    loopback only. `port` 0: a free port."""
+
+    enabled: bool = True
+    port: int = 5555
+    host: str = "127.0.0.1"
+    basic_auth: tuple[str, ...] = ()  # "user:password", as Flower's --basic_auth
+    tokens: tuple[str, ...] = ()  # accepted as "Authorization: Bearer TOKEN"
+
+    @property
+    def auth(self) -> bool:
+        return bool(self.basic_auth or self.tokens)
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """One `[[webhooks]]` table (validated by embedded/webhooks/settings.py): tasks whose name matches a
+    glob of `tasks` reaching one of `states` are POSTed to `url` as JSON, signed with `secret` when set."""
+
+    url: str
+    tasks: tuple[str, ...] = ("*",)
+    states: tuple[str, ...] = ("SUCCESS", "FAILURE")
+    secret: str | None = field(default=None, repr=False)  # never in a log line
+    timeout: float = 10.0
+    backoff_max: float = 300.0  # s: the longest wait between two tries while the receiver is down
+
+
+@dataclass(frozen=True)
 class StackConfig:
     app: str | None = None  # "package.module:app"; None: the built-in demo app
     # --data-dir, STALK_DATA_DIR or data_dir in stalk.toml; None: the app's own default (`paths`)
@@ -96,6 +127,8 @@ class StackConfig:
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    flower: FlowerConfig = field(default_factory=FlowerConfig)
+    webhooks: tuple[WebhookConfig, ...] = ()
     source: str = "defaults"
 
     @cached_property
@@ -157,6 +190,8 @@ _ENV_KEYS = {
     "STALK_APPENDFSYNC": ("broker", "appendfsync"),
     "STALK_BEAT": ("beat",),
     "STALK_ENABLE_EVENTS": ("events", "enable_remote"),
+    "STALK_FLOWER_BASIC_AUTH": ("flower", "basic_auth"),  # user:pass[,user2:pass2]
+    "STALK_FLOWER_PORT": ("flower", "port"),
     "CELERY_BROKER_URL": ("broker", "url"),
     "CELERY_RESULT_BACKEND": ("broker", "result_backend"),
 }
@@ -299,7 +334,7 @@ def _reject_unknown(source: str, where: str, raw: Mapping[str, Any], known: set[
 def apply_mapping(config: StackConfig, raw: Mapping[str, Any], source: str) -> StackConfig:
     """Overlay a nested mapping (TOML shape) on `config`, validating each key."""
     _reject_unknown(source, "", raw, {"app", "data_dir", "broker", "workers", "beat", "supervisor", "events",
-                                      "api"})
+                                      "api", "flower", "webhooks"})
     changes: dict[str, Any] = {}
     if "app" in raw:
         changes["app"] = _check_app_spec(source, _as_str(source, "app", raw["app"]))
@@ -329,6 +364,12 @@ def apply_mapping(config: StackConfig, raw: Mapping[str, Any], source: str) -> S
         changes["workers"] = _parse_workers(source, raw["workers"])
     if "api" in raw:
         changes["api"] = _parse_api(source, raw["api"], config.api)
+    if "flower" in raw:
+        changes["flower"] = _parse_flower(source, raw["flower"], config.flower)
+    if "webhooks" in raw:
+        from stalk.embedded.webhooks.settings import parse_webhooks  # it imports this module
+
+        changes["webhooks"] = parse_webhooks(source, raw["webhooks"])
     return replace(config, **changes)
 
 
@@ -342,8 +383,57 @@ def _parse_api(source: str, raw: Any, base: ApiConfig) -> ApiConfig:
     if "port" in raw:
         changes["port"] = _as_int(source, "api.port", raw["port"], 0, 65535)
     if "host" in raw:
-        changes["host"] = _as_str(source, "api.host", raw["host"])
+        host = _as_str(source, "api.host", raw["host"])
+        if not is_loopback(host):
+            raise _fail(source, "api.host", host, NOT_LOOPBACK)
+        changes["host"] = host
     return replace(base, **changes)
+
+
+def _parse_flower(source: str, raw: Any, base: FlowerConfig) -> FlowerConfig:
+    if not isinstance(raw, Mapping):
+        raise _fail(source, "flower", raw, "expected a table")
+    _reject_unknown(source, "flower", raw, {"enabled", "port", "host", "basic_auth", "tokens"})
+    changes: dict[str, Any] = {}
+    if "enabled" in raw:
+        changes["enabled"] = _as_bool(source, "flower.enabled", raw["enabled"])
+    if "port" in raw:
+        changes["port"] = _as_int(source, "flower.port", raw["port"], 0, 65535)
+    if "host" in raw:
+        changes["host"] = _as_str(source, "flower.host", raw["host"])
+    if "basic_auth" in raw:
+        changes["basic_auth"] = _credentials(source, "flower.basic_auth", raw["basic_auth"], basic=True)
+    if "tokens" in raw:
+        changes["tokens"] = _credentials(source, "flower.tokens", raw["tokens"], basic=False)
+    return replace(base, **changes)  # a non-loopback host without auth is refused at start (FLOWER_OPEN)
+
+
+FLOWER_OPEN = ("the Flower-compatible API answers without credentials unless flower.basic_auth or flower.tokens "
+               "is set: it listens on a non-loopback address only with one of them")
+
+
+def _credentials(source: str, key: str, value: Any, basic: bool) -> tuple[str, ...]:
+    """A list of strings (a string: comma-separated, as STALK_FLOWER_BASIC_AUTH gives them)."""
+    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) and v for v in items):
+        raise _fail(source, key, "…", "expected a list of non-empty strings")
+    if basic and not all(":" in v and v.split(":", 1)[0] for v in items):
+        raise _fail(source, key, "…", 'expected "user:password" strings')
+    return tuple(items)
+
+
+NOT_LOOPBACK = ("the API listens on loopback only (127.0.0.1, ::1 or localhost); to reach it from another "
+                "machine, tunnel it: ssh -L 8765:127.0.0.1:PORT this-host")
+
+
+def is_loopback(host: str) -> bool:
+    """A loopback address or `localhost` (never a name another machine's DNS could answer for)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _parse_workers(source: str, raw: Any) -> tuple[WorkerSpec, ...]:

@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # imported where they start (start_store, _start_control): an
     from stalk.embedded.events.sent_batch import SentEvents
     from stalk.embedded.reload_sources import SourceWatch
     from stalk.embedded.service.server import ApiServer
+    from stalk.embedded.webhooks import Webhooks
 
 PING_UNANNOUNCED_AFTER = 5.0  # seconds: ping a worker that has not logged "<name> ready." by then
 OWN_LOG = "stalk"  # Stack.logs(OWN_LOG): Stalk's own lines about the stack (not a process's output)
@@ -78,6 +79,7 @@ class Stack:
         self._listeners: list[Callable[[list[ProcessInfo]], None]] = []
         self.threads = ThreadWatch(self.note, on_change=self._threads_changed)  # embedded/thread_watch.py
         self._started = False
+        self._launched = False  # every process is registered (start got past _start_children)
         self._saved_conf: dict | None = None
         self.events: EventStore | None = None  # the live task/worker store, set by _start_events
         self.control: Control | None = None  # submit/revoke/inspect, set by _start_control
@@ -88,10 +90,12 @@ class Stack:
         self.own_log: LogRing | None = None  # OWN_LOG's lines (`note`), from start
         self._user_umask: int | None = None  # the process's umask before start (the stack's is PRIVATE_UMASK)
         self.api: ApiServer | None = None  # the local API (embedded/service), set by _start_api
+        self.webhooks: Webhooks | None = None  # [[webhooks]]' outbox and delivery thread (embedded/webhooks)
         self.started_at: float | None = None
         self.stop_requested = threading.Event()  # the API's POST /stack/stop: whoever runs the stack stops it
         self.detached = threading.Event()  # the API's POST /stack/detach: outlive the terminal that started it
         self.on_detach: Callable[[], None] | None = None  # set by whoever can cut the tie (the stack process)
+        self._at_stop: list[Callable[[], None]] = []  # at_stop: run first in stop()
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -110,6 +114,7 @@ class Stack:
         for line in notes:
             self.note(line)
         try:
+            self._start_api()  # first: a taken port fails before anything starts; /health, /stack answer meanwhile
             prepare_stack_quotas(self.user_app, self.paths.quota_db, in_process=self.mode == "eager")
             self.stale_killed = self._registry.clean_stale()
             self.supervisor.start()
@@ -121,12 +126,14 @@ class Stack:
             self._unskip_declared = skip_declared(self.app)  # innermost of the sender's wrappers
             self._start_journal()
             self._start_events()
+            self.webhooks = _start_webhooks(self)
             self._start_requeuer()
             self._start_control()
             self._start_children()
             self._start_liveness()
             self._start_reloader()
-            self._start_api()
+            self._wire_api()
+            self._launched = True
             self._publish_status()
             self._watch_threads()
             if wait and not self.wait_ready(timeout or self.config.supervisor.ready_timeout):
@@ -141,7 +148,7 @@ class Stack:
 
     def is_ready(self) -> bool:
         """Started, and every supervised process is up."""
-        return self._started and all(p.state.up for p in self.supervisor.processes())
+        return self._started and self._launched and all(p.state.up for p in self.supervisor.processes())
 
     def request_stop(self) -> None:
         """Ask whoever runs this stack (`stalk up`, the stack process) to stop it."""
@@ -158,11 +165,18 @@ class Stack:
         if not self._started:
             return
         self._started = False
+        self._launched = False
+        hooks, self._at_stop = self._at_stop, []
+        for hook in hooks:  # what runs on the stack (the API's demo load) stops before it
+            with contextlib.suppress(Exception):
+                hook()
         self._reload_stop.set()
         self.threads.stop()  # the threads below end on purpose now
         if self.api is not None:
             self.api.stop()
             self.api = None
+        if self.webhooks is not None:
+            self.webhooks.stop()
         self._status_stop.set()
         if self._liveness is not None:
             self._liveness.stop()
@@ -188,6 +202,10 @@ class Stack:
             self.own_log.close()
         self._lock.release()
         self._restore_umask()
+
+    def at_stop(self, hook: Callable[[], None]) -> None:
+        """Run `hook` first when the stack stops (something sending through it: the API's demo load)."""
+        self._at_stop.append(hook)
 
     def _restore_umask(self) -> None:
         if self._user_umask is not None:
@@ -378,6 +396,10 @@ class Stack:
                                          beat_schedule=self.paths.beat_schedule, eager=self.mode == "eager",
                                          beat_runs=self.paths.beat_runs)
         control.history = self.paths.history_db
+        if self.mode != "eager":  # the API's sends: "not sent" within seconds when the broker is away
+            from stalk.embedded.control.preflight import broker_check
+
+            control.preflight = broker_check(self.app)
         if self.task_modules_problem:
             self.note(f"[stalk] {self.task_modules_problem}; their arguments are not checked")
         control.watch_workers(self.subscribe)
@@ -415,12 +437,19 @@ class Stack:
             ))
 
     def _start_api(self) -> None:
-        """The local API (embedded/service) on a 0600 socket in the state dir, and TCP when configured."""
+        """The local API (embedded/service) on a 0600 socket in the state dir, and TCP when configured.
+        Bound and serving before the broker starts: routes needing the store or control answer 503 until
+        `_wire_api`."""
         if not self.config.api.enabled:
             return
         from stalk.embedded.service.server import ApiServer
 
         self.api = ApiServer(self, self.config.api, self.paths.state).start()
+
+    def _wire_api(self) -> None:
+        """The store, control and every process exist now: their changes feed the API's /changes."""
+        if self.api is not None:
+            self.api.wire()
 
     def _publish_status(self) -> None:
         """Refresh status.json every second so `stalk status` in another shell sees this stack."""
@@ -428,15 +457,19 @@ class Stack:
         changed = threading.Event()
         self.subscribe(lambda _snapshot: changed.set())
 
+        def write() -> None:
+            with contextlib.suppress(OSError):
+                write_status(self.paths.state, self.broker, self.processes(), self.config.app or DEMO_APP,
+                             self.config.import_dir.resolve(),
+                             self.api.address() if self.api is not None else None)
+
         def loop() -> None:
             while not self._status_stop.is_set():
                 changed.clear()
-                with contextlib.suppress(OSError):
-                    write_status(self.paths.state, self.broker, self.processes(), self.config.app or DEMO_APP,
-                                 self.config.import_dir.resolve(),
-                                 self.api.address() if self.api is not None else None)
+                write()
                 changed.wait(1.0)
 
+        write()  # before start() returns: a client started right after finds this stack and its API
         self._status_loop = loop
         self._start_status_thread()
 
@@ -506,6 +539,12 @@ class Stack:
                     child.logs.append(line)
                     with contextlib.suppress(Exception):
                         self.supervisor.restart_child(child.spec.name)
+
+
+def _start_webhooks(stack: Stack) -> Webhooks | None:
+    from stalk.embedded.webhooks import start_webhooks
+
+    return start_webhooks(stack)
 
 
 def _log_says(marker: str) -> Callable[[Child], bool]:

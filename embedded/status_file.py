@@ -51,12 +51,13 @@ def read_status(state_dir: Path) -> dict[str, Any] | None:
         data = json.loads(read_private(path))
     except (OSError, ValueError):
         return None
-    if not _alive(int(data.get("pid", 0))):
+    if not pid_alive(int(data.get("pid", 0))):
         return None
     return data
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """`pid` runs (a zombie, ended but not reaped, does not)."""
     if pid <= 0:
         return False
     try:
@@ -65,7 +66,11 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 def clear_status(state_dir: Path) -> None:

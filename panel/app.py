@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from textual import events, on, work
@@ -19,6 +21,7 @@ from stalk.embedded import (
     ProcessInfo,
     Stack,
     StackConfig,
+    Unfinished,
     stop_consuming,
     unfinished,
 )
@@ -38,7 +41,7 @@ from stalk.panel.messages import (
     TasksChanged,
 )
 from stalk.panel.palette import ActionCommands
-from stalk.panel.runtime import HEALTH_EVERY, DemoLoad, StackRuntime
+from stalk.panel.runtime import HEALTH_EVERY, DemoLoad, RemoteSource, StackRuntime
 from stalk.panel.screens.help import HelpScreen
 from stalk.panel.screens.quit import QuitScreen
 from stalk.panel.screens_registry import MODE_SCREENS
@@ -65,12 +68,14 @@ class StalkApp(App):
     tasks_version: var[int] = var(0)  # bumped per event-store batch; task screens re-query
 
     def __init__(self, config: StackConfig, stack: Stack | None = None, clock: Clock = time.time,
-                 start: bool = True, probe_broker: bool = True, load: DemoLoad | None = None) -> None:
+                 start: bool = True, probe_broker: bool = True, load: DemoLoad | None = None,
+                 source: RemoteSource | None = None) -> None:
         super().__init__()
         self.config = config
         self.clock = clock
-        self.stack: Stack | None = stack
-        self.runtime = StackRuntime(self, config, stack, load)
+        self.stack: Any = stack  # a Stack, or a RemoteStack (`source`: the stack as its own process)
+        self.runtime = StackRuntime(self, config, stack, load, source)
+        self.goodbye: str | None = None  # printed once the panel has left the terminal
         self._start = start
         self._probe = probe_broker
         self._stopping = False
@@ -232,45 +237,59 @@ class StalkApp(App):
 
     async def action_quit(self) -> None:
         """Quit; a stack this panel started asks first while tasks run or wait (what happens to them
-        depends on the broker), and can finish the running ones first. ctrl+q again quits at once."""
+        depends on the broker), and can finish the running ones first. ctrl+q again quits at once. A stack
+        process this panel started (`stalk`) always asks: stop it, or leave it running (detached); a stack
+        it attached to (`stalk attach`) is left as it is."""
         if self._stopping:
+            if self.runtime.launched is not None:  # stopping the stack process: it stops without us too
+                self.exit()
             return
         if isinstance(self.screen, QuitScreen):
             self.screen.dismiss("now")
             return
         stack = self.stack
+        if self.runtime.launched is not None and stack is not None and not self._waiting_to_quit:
+            self._count_unfinished(stack)  # a stack this panel started: stop it, or leave it running
+            return
         if self._waiting_to_quit or not self.runtime.owned or stack is None or stack.mode == "eager":
             self._quit_now()
             return
         self._count_unfinished(stack)
 
     @work(thread=True, group="quit-check", exclusive=True, exit_on_error=False)
-    def _count_unfinished(self, stack: Stack) -> None:
-        self.post_message(QuitChecked(unfinished(stack)))
+    def _count_unfinished(self, stack: Any) -> None:
+        self.post_message(QuitChecked(_unfinished(stack)))
 
     @on(QuitChecked)
     def _quit_checked(self, message: QuitChecked) -> None:
         if self._stopping or isinstance(self.screen, QuitScreen):
             return
-        if not message.work.any:
+        launched = self.runtime.launched is not None
+        if not message.work.any and not launched:
             self._quit_now()
             return
-        self.push_screen(QuitScreen(message.work, self.config.supervisor.grace_period), self._quit_answered)
+        self.push_screen(QuitScreen(message.work, self.config.supervisor.grace_period, can_leave=launched),
+                         self._quit_answered)
 
     def _quit_answered(self, answer: str | None) -> None:
         if answer == "now":
             self._quit_now()
+        elif answer == "leave" and self.stack is not None:
+            self._leave_running(self.stack)
         elif answer == "wait" and self.stack is not None:
             self._waiting_to_quit = True
             self._wait_then_quit(self.stack)
 
     @work(thread=True, group="quit-wait", exit_on_error=False)
-    def _wait_then_quit(self, stack: Stack) -> None:
+    def _wait_then_quit(self, stack: Any) -> None:
         """Stalk's workers take nothing new; quit once nothing runs (ctrl+q cuts it short)."""
         try:
-            stop_consuming(stack)
+            if getattr(stack, "remote", False):
+                stack.stop_consuming()
+            else:
+                stop_consuming(stack)
             while not self._stopping:
-                running = unfinished(stack).running
+                running = _unfinished(stack).running
                 if not running:
                     break
                 self.post_message(PhaseChanged(Phase("stopping", f"waiting for {running} running task(s) "
@@ -290,7 +309,15 @@ class StalkApp(App):
         if self.runtime.owned and self.stack is not None:
             self.phase = Phase("stopping", "warm-stopping workers and beat, then the broker")
             self._stop_then_exit()
+        elif self.runtime.launched is not None and self.stack is not None:
+            self.phase = Phase("stopping", "stopping the stack: workers and beat warm-stop, then the broker; "
+                                           "ctrl+q quits at once (the stack still stops)")
+            self._stop_process_then_exit(self.stack)
         else:
+            if getattr(self.stack, "remote", False):
+                where = _data_dir_flag(self.stack.paths.data_dir)
+                self.goodbye = (f"stalk: the stack on {self.stack.paths.data_dir} keeps running "
+                                f"(`stalk down{where}` stops it)")
             self.runtime.stop()
             self.exit()
 
@@ -301,17 +328,65 @@ class StalkApp(App):
         finally:
             self.call_from_thread(self.exit)
 
+    @work(thread=True, group="stop", exit_on_error=False)
+    def _stop_process_then_exit(self, stack: Any) -> None:
+        """POST /stack/stop to the stack process this panel started, and wait until it has ended."""
+        launched = self.runtime.launched
+        try:
+            stack.stop_stack()
+        except Exception:  # an API that no longer answers: our leaving closes the pipe, it stops itself
+            pass
+        finally:
+            if launched is not None and launched.wait(self.config.supervisor.grace_period + 30) is None:
+                self.goodbye = f"stalk: the stack (pid {launched.pid}) is still stopping; see {launched.log}"
+            self.call_from_thread(self.exit)
+
+    @work(thread=True, group="stop", exit_on_error=False)
+    def _leave_running(self, stack: Any) -> None:
+        """Detach the stack this panel started (POST /stack/detach): it outlives the panel."""
+        try:
+            stack.detach()
+        except Exception as exc:
+            self.post_message(Notice(f"leave running: {exc}", "error", 10))
+            return
+        where = _data_dir_flag(stack.paths.data_dir)
+        self.goodbye = (f"stalk: the stack keeps running on {stack.paths.data_dir} (pid {stack.pid}); "
+                        f"`stalk attach{where}` to come back, `stalk down{where}` to stop it")
+        self._stopping = True
+        self.call_from_thread(self.exit)
+
     def on_unmount(self) -> None:
         self.runtime.stop()
 
 
+def _data_dir_flag(data_dir: Path) -> str:
+    """The flag that names this stack in a command to copy (other stacks may run on other data dirs)."""
+    return f" --data-dir {shlex.quote(str(data_dir))}"
+
+
 def make_app(config: StackConfig, stack: Stack | None = None, clock: Clock = time.time,
-             start: bool = True, probe_broker: bool = True, load: DemoLoad | None = None) -> StalkApp:
+             start: bool = True, probe_broker: bool = True, load: DemoLoad | None = None,
+             source: RemoteSource | None = None) -> StalkApp:
     """The app as `stalk` runs it. Pass a started `stack` to reuse it (it is then not stopped on exit);
-    `load`: the demo's task mix once the stack is ready (`stalk demo --ui`)."""
-    return StalkApp(config, stack=stack, clock=clock, start=start, probe_broker=probe_broker, load=load)
+    `load`: the demo's task mix once the stack is ready (`stalk demo --ui`); `source`: attach to the stack
+    as its own process (started by this panel when none runs) instead of running it in this process."""
+    return StalkApp(config, stack=stack, clock=clock, start=start, probe_broker=probe_broker, load=load,
+                    source=source)
 
 
-def run_panel(config: StackConfig, load: DemoLoad | None = None) -> None:
+def run_panel(config: StackConfig, load: DemoLoad | None = None, source: RemoteSource | None = None) -> None:
     gc_tuning.tune()
-    make_app(config, load=load).run()
+    app = make_app(config, load=load, source=source)
+    app.run()
+    if app.goodbye:
+        print(app.goodbye)
+
+
+def _unfinished(stack: Any) -> Any:
+    """What stopping would interrupt: counted by the stack process for a RemoteStack."""
+    if not getattr(stack, "remote", False):
+        return unfinished(stack)
+    try:
+        return stack.unfinished()
+    except Exception:  # a stack that does not answer: nothing known to be in flight
+        return Unfinished(0, 0, 0, stack.mode)

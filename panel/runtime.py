@@ -5,10 +5,12 @@ Everything here runs on worker threads or stack threads and only posts messages;
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from textual.message_pump import MessagePump
 
@@ -22,6 +24,7 @@ from stalk.embedded import (
     StackLockedError,
     route_output,
 )
+from stalk.embedded.broker import broker_problem
 from stalk.panel.messages import (
     BrokerChanged,
     BrokerHealth,
@@ -33,6 +36,9 @@ from stalk.panel.messages import (
     TasksChanged,
 )
 
+if TYPE_CHECKING:
+    from stalk.embedded.service import RemoteStack, StackClient, StackProcess
+
 HEALTH_EVERY = 2.0
 
 
@@ -43,6 +49,36 @@ class DemoLoad:
     rate: float  # tasks per second
     duration: float | None = None  # then the load stops; the panel stays
     seed: int = 7
+
+
+@dataclass(frozen=True)
+class RemoteSource:
+    """The stack as a process of its own, reached through its API (embedded/service): the one running on
+    `data_dir` (or `client()`'s: `stalk attach --url`), else, with `launch`, one this panel starts."""
+
+    data_dir: Path
+    launch: StackProcess | None = None
+    client: Callable[[], StackClient] | None = None
+
+
+class RemoteLoad:
+    """The demo load a stack process sends for this panel (/demo/load): snapshot() and stop() as a
+    LoadGenerator's."""
+
+    def __init__(self, client: StackClient) -> None:
+        self.client = client
+
+    @classmethod
+    def start(cls, client: StackClient, spec: DemoLoad) -> RemoteLoad:
+        client.post("/demo/load", {"rate": spec.rate, "duration": spec.duration, "seed": spec.seed})
+        return cls(client)
+
+    def snapshot(self) -> dict[str, Any]:
+        return dict(self.client.get("/demo/load"))
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):  # the stack may be gone already
+            self.client.request("DELETE", "/demo/load")
 
 
 def start_phase(snapshot: list[ProcessInfo]) -> Phase:
@@ -60,11 +96,13 @@ class StackRuntime:
     """Owns the bridge between one Stack and the app; `owned` stacks are started and stopped here."""
 
     def __init__(self, target: MessagePump, config: StackConfig, stack: Stack | None,
-                 load: DemoLoad | None = None) -> None:
+                 load: DemoLoad | None = None, source: RemoteSource | None = None) -> None:
         self.target = target
         self.config = config
-        self.stack = stack
-        self.owned = stack is None
+        self.stack: Any = stack  # a Stack, or a RemoteStack (source)
+        self.source = source
+        self.owned = stack is None and source is None  # a stack built, started and stopped in this process
+        self.launched: StackProcess | None = None  # the stack process this panel started (source.launch)
         self.load_spec = load
         self.load: Any = None  # the running LoadGenerator
         self._unsubscribe: list[Callable[[], Any]] = []
@@ -87,6 +125,9 @@ class StackRuntime:
         with self._route_lock:  # stop() may already have run (a panel closed while it started)
             if self._route is None and not self._stop.is_set():
                 self._route = route_output(self._own_line, loggers=None, set_aside_terminal=True)
+        if self.source is not None:
+            self._start_remote(self.source)
+            return
         self.post(PhaseChanged(Phase("starting", "loading the Celery app")))
         try:
             stack = self.stack or Stack(self.config)
@@ -106,6 +147,43 @@ class StackRuntime:
         snapshot = stack.processes()
         self._on_processes(snapshot)
 
+    def _start_remote(self, source: RemoteSource) -> None:
+        """Attach to the stack running on the data dir, or start one as its own process and attach to it."""
+        from stalk.embedded.service import ApiError
+
+        self.post(PhaseChanged(Phase("starting", f"looking for a stack on {source.data_dir}")))
+        try:
+            remote = self._attach(source)
+        except (ApiError, ConfigError, OSError) as exc:
+            self.post(PhaseChanged(Phase("failed", getattr(exc, "message", None) or str(exc))))
+            return
+        if self._stop.is_set():
+            remote.close()
+            return
+        self.stack = remote
+        self.post(StackAttached(remote))
+        self._unsubscribe.append(remote.subscribe(self._on_processes))
+        self.post(BrokerChanged(remote.broker))
+        self._subscribe_events(remote)
+        self._starting = True
+        self._launched = True  # the API serves once every process is registered
+        self._on_processes(remote.processes())
+
+    def _attach(self, source: RemoteSource) -> RemoteStack:
+        from stalk.embedded.service import ApiError, RemoteStack, StackClient
+
+        if source.client is not None:
+            return RemoteStack(source.client())
+        try:
+            return RemoteStack(StackClient.on_data_dir(source.data_dir))
+        except ApiError:
+            if source.launch is None:
+                raise
+        launch = self.launched = source.launch
+        self.post(PhaseChanged(Phase("starting", f"starting the stack (its output: {launch.log})")))
+        launch.start()
+        return RemoteStack(launch.connect(stop=self._stop))
+
     def _own_line(self, line: str) -> None:
         """Any thread: a warning or log line of Celery (or of anything else in this process: the user's app
         in eager mode, the stack's own loggers) goes to the stack's own log, the Logs screen's `stalk`
@@ -119,7 +197,7 @@ class StackRuntime:
         for text in lines:
             stack.note(text)
 
-    def _subscribe_events(self, stack: Stack) -> None:
+    def _subscribe_events(self, stack: Any) -> None:
         events = getattr(stack, "events", None)
         if events is not None and hasattr(events, "subscribe"):
             self._unsubscribe.append(events.subscribe(lambda changes: self.post(TasksChanged(changes))))
@@ -144,20 +222,31 @@ class StackRuntime:
         spec, stack = self.load_spec, self.stack
         if spec is None or stack is None or self.load is not None or self._stop.is_set():
             return
-        from stalk.embedded.demo import LoadGenerator
+        if getattr(stack, "remote", False):  # the stack process sends it (POST /demo/load)
+            try:
+                self.load = RemoteLoad.start(stack.client, spec)
+            except Exception as exc:  # not the demo app (409), the stack gone: say so, the panel stays
+                self.post(Notice(f"demo load not started: {getattr(exc, 'message', None) or exc}"))
+                return
+        else:
+            from stalk.embedded.demo import LoadGenerator
 
-        self.load = LoadGenerator(stack.app, spec.rate, duration=spec.duration, seed=spec.seed).start()
+            self.load = LoadGenerator(stack.app, spec.rate, duration=spec.duration, seed=spec.seed).start()
         until = f" for {spec.duration:g} s" if spec.duration else ""
         self.post(Notice(f"demo load: {spec.rate:g} tasks/s{until}; watch them on Tasks (2)"))
 
     # -- broker health (worker thread) ----------------------------------------------------------
 
     def probe_broker(self) -> None:
-        """One probe; the app schedules the next after this one ends (never piles up)."""
+        """One probe; the app schedules the next after this one ends (never piles up). A stack process
+        probes its own broker: the panel opens no broker connection (GET /stack/broker)."""
         stack = self.stack
         if stack is None or stack.broker is None or stack.mode == "eager":
             return
-        self.post(BrokerHealth(broker_problem(stack)))
+        if getattr(stack, "remote", False):
+            self.post(BrokerHealth(remote_problem(stack, self.launched)))
+            return
+        self.post(BrokerHealth(broker_problem(stack.app)))
 
     # -- stop -----------------------------------------------------------------------------------
 
@@ -174,17 +263,21 @@ class StackRuntime:
         self.detach()
         if self.owned and self.stack is not None:
             self.stack.stop()
+        if self.source is not None and self.stack is not None:
+            self.stack.close()  # this view only: a stack this panel started stops once the panel is gone
         with self._route_lock:
             if self._route is not None:  # after the stack's stop, which may warn too
                 self._route.restore()
                 self._route = None
 
 
-def broker_problem(stack: Stack) -> str | None:
-    """None when the broker answers; otherwise one line saying why not."""
+def remote_problem(stack: RemoteStack, launched: StackProcess | None) -> str | None:
+    """The broker's health as the stack process sees it; or why the stack itself does not answer."""
+    from stalk.embedded.service import ApiError
+
+    if launched is not None and (code := launched.exited()) is not None:
+        return f"the stack process ended (exit {code}): {launched.last_words(1)}"
     try:
-        with stack.app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
-    except Exception as exc:  # any transport error means "not reachable now"
-        return f"broker unreachable ({type(exc).__name__}: {str(exc)[:120]})"
-    return None
+        return stack.broker_problem()
+    except ApiError as exc:
+        return f"the stack does not answer: {exc.message}"

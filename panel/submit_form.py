@@ -1,9 +1,8 @@
-"""Pure helpers for Submit: the form as a request, syntax problems, registered tasks, signatures, and
-task reprs turned back into JSON for re-submit."""
+"""Pure helpers for Submit: the form as a request, syntax problems, registered tasks, and task reprs turned
+back into JSON for re-submit (signatures: stalk.embedded.service.describe_task)."""
 
 from __future__ import annotations
 
-import inspect
 import json
 from typing import Any
 
@@ -34,26 +33,6 @@ def registered_tasks(app: Any) -> list[str]:
     if app is None:
         return []
     return sorted(name for name in app.tasks if not name.startswith("celery."))
-
-
-def describe_task(app: Any, name: str) -> tuple[str, str]:
-    """(signature, docstring) of a registered task."""
-    task = app.tasks.get(name) if app is not None else None
-    if task is None:
-        return "", ""
-    try:
-        params = list(inspect.signature(task.run).parameters.values())
-    except (TypeError, ValueError):
-        return f"{name}(...)", inspect.getdoc(task) or ""
-    if getattr(task, "bind", False) or (params and params[0].name == "self"):
-        params = params[1:] if params and params[0].name == "self" else params
-    signature = f"{name}({', '.join(str(p) for p in params)})"
-    return signature, reflow(inspect.getdoc(task.run) or "")
-
-
-def reflow(doc: str) -> str:
-    """A docstring's paragraphs as single lines (the screen wraps them to its width)."""
-    return "\n".join(" ".join(p.split()) for p in doc.split("\n\n") if p.strip())
 
 
 def _truncated(value: Any) -> bool:

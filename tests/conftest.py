@@ -27,6 +27,7 @@ SERVER_PASSWORD = "server-secret"  # of the `server` fixture
 def make_config(data_dir: Path, **flags: Any) -> StackConfig:
     """A config that ignores the user's environment and config file."""
     flags.setdefault("data_dir", str(data_dir))
+    flags.setdefault("flower", {"port": 0})  # the Flower-compatible API on a free port, never Flower's 5555
     return load_config(flags, environ={"STALK_CONFIG": ""})
 
 
@@ -161,6 +162,7 @@ def stalk_cmd(*args: str) -> list[str]:
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STALK_", "CELERY_"))}
     env["STALK_CONFIG"] = ""
+    env["STALK_FLOWER_PORT"] = "0"  # a stack a test starts never takes Flower's 5555
     env.update(extra)
     return env
 

@@ -3,8 +3,8 @@
 The binary is built once per set of sources by packaging/build.py (cached in build/binary/<key>/);
 the first run of this module builds it (a few minutes on 2 cores). Each test starts `stalk up`
 headless, submits demo.add from outside through a small Celery client on the broker URL the stack
-publishes in its status file, and checks that shutting down leaves no process and no unpacked
-onefile directory behind.
+publishes in its status file, calls the stack's API on its Unix socket, and checks that shutting down
+leaves no process and no unpacked onefile directory behind.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from celery import Celery
 from stalk.embedded.celery_app import stalk_settings
 from stalk.embedded.config import find_redis_server
 from stalk.embedded.paths import StackPaths
+from stalk.embedded.service import StackClient
 from stalk.embedded.status_file import read_status
 from tests.conftest import ROOT
 
@@ -167,11 +168,20 @@ def test_binary_stack_runs_demo_add_and_stops_clean(mode: str, stalk_up, user_en
         assert_bundled_redis(status["broker"]["pid"])
 
     assert run_demo_add(status, up.paths.password_file) == 5
+    assert_serves_its_api(up.paths.data_dir, mode)
 
     assert up.stop() == 0, up.text()
     assert "stopping" in up.text()
     assert read_status(up.paths.state) is None
     assert not os.listdir(user_env["TMPDIR"]), "onefile unpack dirs left behind"
+
+
+def assert_serves_its_api(data_dir: Path, mode: str) -> None:
+    """The frozen stack's API (FastAPI, pydantic, uvicorn inside the binary) answers a client here."""
+    with StackClient.on_data_dir(data_dir) as api:
+        assert api.get("/health") == {"status": "up"}
+        assert api.get("/stack")["mode"] == mode
+        assert any(p["name"].startswith("worker") for p in api.get("/processes"))
 
 
 def assert_bundled_redis(pid: int) -> None:

@@ -92,7 +92,8 @@ def _as_other_user(*args: str) -> str:
 
 @pytest.mark.parametrize("mode", ["redis", "embedded"])
 def test_own_broker_listens_only_on_a_private_socket_in_the_data_dir(running_stack, mode):
-    stack = running_stack(broker={"mode": mode}, beat=False, workers=[])
+    # the Flower-compatible API (a loopback TCP port of its own, on purpose) is off: this is about the broker
+    stack = running_stack(broker={"mode": mode}, beat=False, workers=[], flower={"enabled": False})
     info = stack.broker
     assert info.broker_url.startswith("redis+socket://") and info.port is None
     sock = Path(info.socket)

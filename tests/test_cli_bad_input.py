@@ -310,7 +310,6 @@ def test_celery_warnings_of_a_duplicate_node_name_stay_out_of_command_output(run
     """A plain `celery worker` started with the node name of Stalk's worker, on the stack's broker: every
     broadcast's replies now warn (DuplicateNodenameWarning). The commands print their own lines only, and
     one line saying where Celery's went."""
-    log = running.data / "logs" / "commands.log"
     plain = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", APP, "-b", running.broker_url, "worker", "-n", running.hostname,
          "-Q", "twin", "-P", "solo", "-l", "INFO"],
@@ -322,11 +321,13 @@ def test_celery_warnings_of_a_duplicate_node_name_stay_out_of_command_output(run
             out = stalk(*args, "-A", APP, data=running.data)
             assert out.returncode == 0, (args, out.stderr)
             assert not CELERY_TEXT.search(out.stdout + out.stderr), (args, out.stdout, out.stderr)
-            if args[0] == "tasks":  # reads the history db only: no broadcast, nothing from Celery
-                assert out.stderr == ""
-            else:
-                assert re.fullmatch(rf"stalk: \d+ warnings? from Celery: see {re.escape(str(log))}\n", out.stderr), \
-                    out.stderr
+            assert out.stderr == ""  # the history db; the stack's API (its broadcasts warn in the stack's log)
+        # by broker URL, no stack on the data dir: the command broadcasts itself, Celery's lines go to its log
+        own = stalk("inspect", "ping", "-A", APP, "--broker-url", running.broker_url, data=running.data.parent / "other")
+        assert own.returncode == 0, own.stderr
+        assert not CELERY_TEXT.search(own.stdout + own.stderr), (own.stdout, own.stderr)
+        log = running.data.parent / "other" / "logs" / "commands.log"
+        assert re.fullmatch(rf"stalk: \d+ warnings? from Celery: see {re.escape(str(log))}\n", own.stderr), own.stderr
         assert "DuplicateNodenameWarning: Received multiple replies from node name: " + running.hostname \
             in log.read_text()
     finally:

@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from stalk.embedded.safe_files import read_private, write_private
+
 SOCKET_SCHEME = "redis+socket"
 MAX_SOCKET_PATH = 107  # bytes: sockaddr_un's sun_path, less its terminating NUL
 SOCKET_NAME = "broker.sock"
@@ -23,26 +25,27 @@ FALLBACK_PREFIX = "stalk-sock-"
 PIDFILE = "redis.pid"  # in the state dir: written by Stalk's redis-server (the TCP guard's reference)
 
 
-def socket_path(state_dir: Path) -> Path:
-    """The broker's socket for this data dir: in its state dir, else in a fallback dir (see the docstring)."""
-    release_fallback(state_dir)
-    preferred = state_dir / SOCKET_NAME
+def socket_path(state_dir: Path, name: str = SOCKET_NAME, record: str = FALLBACK_RECORD) -> Path:
+    """The socket `name` for this data dir (the broker's, or another of Stalk's: the API's): in its state
+    dir, else in a fallback dir `record` names (see the docstring)."""
+    release_fallback(state_dir, record)
+    preferred = state_dir / name
     if len(os.fsencode(preferred)) <= MAX_SOCKET_PATH:
         return preferred
     base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
     if not os.path.isdir(base) or len(os.fsencode(base)) > MAX_SOCKET_PATH - 40:
         base = "/tmp"
     fallback = Path(tempfile.mkdtemp(prefix=FALLBACK_PREFIX, dir=base))  # mode 0700, ours alone
-    (state_dir / FALLBACK_RECORD).write_text(f"{fallback}\n")
-    return fallback / SOCKET_NAME
+    write_private(state_dir / record, f"{fallback}\n")
+    return fallback / name
 
 
-def release_fallback(state_dir: Path) -> None:
+def release_fallback(state_dir: Path, record_name: str = FALLBACK_RECORD) -> None:
     """Remove the fallback socket dir recorded for this data dir, if any (only one Stalk made: its
     name's prefix, owned by the user, mode 0700)."""
-    record = state_dir / FALLBACK_RECORD
-    with contextlib.suppress(OSError):
-        fallback = Path(record.read_text().strip())
+    record = state_dir / record_name
+    with contextlib.suppress(OSError, ValueError):
+        fallback = Path(read_private(record).strip())
         info = fallback.lstat()
         if fallback.name.startswith(FALLBACK_PREFIX) and info.st_uid == os.getuid() and info.st_mode & 0o077 == 0:
             shutil.rmtree(fallback, ignore_errors=True)

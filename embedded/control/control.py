@@ -60,6 +60,10 @@ class Control:
         self.beat_runs = BeatRuns(beat_runs) if beat_runs is not None else None  # what beat really sent
         self.view = view or ClusterView(app, self.user_app, self.worker_specs, eager=eager)
         self.history: Path | None = None  # the stack's task history db (unknown_task_ids reads it)
+        # The stack's: raises ControlError unless the broker answers now (preflight.broker_check); the API's
+        # sends check first, so a stopped broker is "not sent" within seconds and nothing goes out later.
+        # In-process callers keep the publish journal's behaviour (a send during a broker restart is kept).
+        self.preflight: Callable[[], None] | None = None
         self.visibility_timeout = visibility_timeout if visibility_timeout is not None else self._visibility()
         self._groups: dict[str, GroupResult] = {}
         self._lock = threading.Lock()
@@ -104,6 +108,11 @@ class Control:
         if blocking or checked is None:
             raise SubmitError(blocking or problems)
         return checked
+
+    def ensure_broker(self) -> None:
+        """ControlError ("broker ... unreachable") unless the broker answers now (no preflight: no check)."""
+        if self.preflight is not None and not self.eager:
+            self.preflight()
 
     def submit(self, request: Any, force: bool = False) -> AsyncResult:
         """Send one task by name (apply_async in eager mode). Raises SubmitError; nothing sent then."""

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from stalk.embedded.broker.base import redact
+
 KINDS = ("stats", "active", "reserved", "scheduled", "active_queues", "registered")
 POOL_NAMES = {"thread": "threads"}  # pool module -> the name `celery worker -P` takes
 
@@ -124,6 +126,8 @@ def broker_text(broker: dict[str, Any]) -> str | None:
     host = broker.get("hostname")
     if not host:
         return None
+    if "://" in str(host):  # a socket transport's "hostname" is its whole URL, password included
+        return redact(str(host))
     port = f":{broker['port']}" if broker.get("port") else ""
     vhost = broker.get("virtual_host")
     vhost = "" if vhost in (None, "") else f"/{str(vhost).lstrip('/')}"

@@ -62,6 +62,8 @@ class Fold(WorkerFold):
         self.failures: list[str] = []  # newest last, trimmed
         self.event_count = 0
         self.published: OrderedDict[str, tuple] = OrderedDict()  # id -> (priority, group_id) not yet seen
+        #: Called with each event and its task's record once applied (EventStore.tap: under the store's lock)
+        self.taps: list[Callable[[dict, TaskRecord | None], None]] = []
         self._strings: dict[str, str] = {}
         self.handlers: dict[str, Callable[[dict], None]] = {
             "task-sent": self._sent, "task-received": self._received, "task-started": self._started,
@@ -81,6 +83,10 @@ class Fold(WorkerFold):
             handler(event)
         elif str(event.get("type", "")).startswith("task-"):
             self._custom(event)
+        if self.taps:
+            rec = self.tasks.get(event.get("uuid"))  # type: ignore[arg-type]
+            for tap in self.taps:
+                tap(event, rec)
 
     def apply_many(self, events: Iterable[dict]) -> None:
         for event in events:

@@ -233,6 +233,19 @@ class EventStore:
 
         return unsubscribe
 
+    def tap(self, cb: Callable[[dict, TaskRecord | None], None]) -> Callable[[], None]:
+        """`cb(event, record)` for every event applied, with the record of its task (None for a worker's),
+        on the ingesting thread under the store's lock: it must be quick and must not raise (metrics).
+        Returns the call that removes it."""
+        with self._lock:
+            self._fold.taps = [*self._fold.taps, cb]
+
+        def remove() -> None:
+            with self._lock:
+                self._fold.taps = [t for t in self._fold.taps if t is not cb]
+
+        return remove
+
     def _notify_loop(self) -> None:
         next_expiry = last = 0.0
         while not self._stop.wait(NOTIFY_EVERY):
@@ -330,9 +343,10 @@ class EventStore:
         the whole store outside the lock."""
         tasks = self._fold.tasks
         index = self._kept(sort_key) if sort_key in SORT_KEYS and sort_key != "received" else None
-        ordered = sort_key == "received" or index is not None  # a walk in order that stops at `limit`
+        # a walk's length is known only in arrival order: a sort index may hold a state's tasks together
+        # at its far end (failures sorted by runtime: 96,000 records walked for 500 of 4,000, 45-270 ms)
         few = None if not state or needle else self._fold.ids_in(
-            wanted_states(state), index_limit(len(tasks), limit if ordered else None))
+            wanted_states(state), index_limit(len(tasks), limit if sort_key == "received" else None))
         if few is not None:  # a rare state: its index, not a walk of the whole store
             records = sorted((tasks[task_id] for task_id in few), key=ARRIVAL)
             return sort_records([r for r in records if test is None or test(r)], sort_key, reverse)[:limit], True

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 from stalk.embedded.service.files import read_token
 from stalk.embedded.status_file import read_status
@@ -20,10 +21,11 @@ UNIX_BASE = "http://stalk"  # the Host a socket client names (the guard knows it
 class ApiError(Exception):
     """A refused or failed call: `status` (0: no answer at all) and the server's one-line message."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, body: Any = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.body = body  # the error's whole JSON body (e.g. a refused submit's "problems")
 
 
 class StackClient:
@@ -74,10 +76,13 @@ class StackClient:
         except httpx.TransportError as exc:
             raise ApiError(0, f"cannot reach the stack's API at {self.where}: {exc}") from None
         if response.status_code >= 400:
-            raise ApiError(response.status_code, _message(response))
+            raise ApiError(response.status_code, _message(response), _body(response))
         if not response.content:
             return None
-        return response.json()
+        try:
+            return orjson.loads(response.content)  # a task page: ~1 ms, against 4-15 ms for json.loads
+        except orjson.JSONDecodeError:  # a lone surrogate's \u escape (a task's undecodable text): orjson refuses
+            return json.loads(response.content)
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params)
@@ -100,6 +105,13 @@ class StackClient:
                             yield json.loads(line[6:])
             except httpx.TransportError as exc:
                 raise ApiError(0, f"the stack's change stream at {self.where} ended: {exc}") from None
+
+
+def _body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def _message(response: httpx.Response) -> str:

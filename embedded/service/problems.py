@@ -7,9 +7,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stalk.embedded.config import ConfigError
+from stalk.embedded.service.responses import JSONResponse
 
 log = logging.getLogger("stalk.api")
 
@@ -32,6 +33,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiProblem)
     async def _problem(_request: Request, exc: ApiProblem) -> JSONResponse:
         return JSONResponse({"error": exc.message, **exc.extra}, status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Starlette's own refusals (no such path: 404, wrong method: 405) in the same shape."""
+        generic = {"Not Found": "no such API path: see /api/v1/openapi.json",
+                   "Method Not Allowed": "this API path does not take that method"}
+        message = generic.get(str(exc.detail), str(exc.detail))
+        return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(ConfigError)
     async def _config(_request: Request, exc: ConfigError) -> JSONResponse:

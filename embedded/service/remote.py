@@ -12,6 +12,7 @@ from typing import Any
 
 from stalk.embedded.broker.base import BrokerInfo
 from stalk.embedded.config import StackConfig
+from stalk.embedded.in_flight import Unfinished
 from stalk.embedded.paths import StackPaths
 from stalk.embedded.service.client import StackClient
 from stalk.embedded.service.codec import decode
@@ -94,6 +95,20 @@ class RemoteStack:
     def refresh_status(self) -> dict[str, Any]:
         self.status = self.client.get("/stack")
         return self.status
+
+    def broker_problem(self) -> str | None:
+        """The stack process probes its broker (GET /stack/broker): None when it answers."""
+        return self.client.get("/stack/broker")["problem"]
+
+    def unfinished(self) -> Unfinished:
+        return decode(Unfinished, self.client.get("/stack/unfinished"))
+
+    def stop_consuming(self) -> None:
+        self.client.post("/stack/stop-consuming")
+
+    @property
+    def pid(self) -> int:
+        return int(self.status["pid"])
 
     def stop_stack(self) -> None:
         """Ask the stack process to stop (warm: workers finish their tasks)."""

@@ -5,7 +5,16 @@ its commands on `cli`; importing them here, once, is what registers them. Nothin
 imports the package itself, so there is no import cycle.
 """
 
-from stalk.panel.cli import canvas, control, demo, quota, stack, tasks, workers  # noqa: F401  (register the commands)
+from stalk.panel.cli import (  # noqa: F401  (register the commands)
+    canvas,
+    control,
+    demo,
+    quota,
+    stack,
+    tasks,
+    webhooks,
+    workers,
+)
 from stalk.panel.cli.base import cli
 
 __all__ = ["cli"]

@@ -172,8 +172,21 @@ def stack_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def api_port_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`stalk up` and `stalk`: the API on loopback TCP too (the Unix socket is always there)."""
+    fn = click.option("--basic-auth", metavar="USER:PASS[,USER:PASS]",
+                      help="Credentials the Flower-compatible API (port 5555) requires, as Flower's "
+                           "--basic-auth (or STALK_FLOWER_BASIC_AUTH).")(fn)
+    return click.option("--api-port", type=click.IntRange(0, 65535),
+                        help="Serve the stack's API on 127.0.0.1:PORT too (0: any free port).")(fn)
+
+
 def build_config(params: dict[str, Any]) -> StackConfig:
     flags: dict[str, Any] = {}
+    if params.get("api_port") is not None:
+        flags["api"] = {"port": params["api_port"]}
+    if params.get("basic_auth") is not None:
+        flags["flower"] = {"basic_auth": params["basic_auth"]}
     broker = {k: params.get(k) for k in ("mode", "result_backend", "port", "appendfsync", "redis_server")}
     broker["url"] = params.get("broker_url")
     broker = {k: v for k, v in broker.items() if v is not None}
@@ -225,14 +238,18 @@ def open_stack(config: StackConfig) -> Stack:
 
 @click.group(cls=StalkGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @stack_options
+@api_port_option
 @click.pass_context
 def cli(ctx: click.Context, **params: Any) -> None:
-    """Stalk: the whole Celery stack in one terminal. With no command, start the stack and the panel."""
+    """Stalk: the whole Celery stack in one terminal. With no command, the panel on the stack running on the
+    data dir, or on a stack it starts as a process of its own (it stops with the panel unless you leave
+    it running when you quit)."""
     ctx.obj = params
     if ctx.invoked_subcommand not in (None, *CHILD_COMMANDS):  # the panel routes it to its Logs screen
         route_celery_output(ctx)
     if ctx.invoked_subcommand is None:
-        run_ui(build_config(params))
+        config = build_config(params)
+        run_ui(config, source=panel_source(config, params))
 
 
 def merged(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -242,19 +259,52 @@ def merged(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
-def run_ui(config: StackConfig, load: Any = None) -> None:
-    """The panel on `config`'s stack; `load`: a panel.runtime.DemoLoad (`stalk demo --ui`)."""
+def run_ui(config: StackConfig, load: Any = None, source: Any = None) -> None:
+    """The panel on `config`'s stack; `load`: a panel.runtime.DemoLoad (`stalk demo --ui`); `source`: a
+    panel.runtime.RemoteSource (the stack as its own process), else the stack runs inside the panel."""
     from stalk.panel.app import run_panel
 
-    run_panel(config, load)
+    run_panel(config, load, source)
+
+
+#: `stalk up` flags a panel passes on to the stack process it starts (secrets go in its environment)
+UP_FLAGS = {"app": "--app", "mode": "--broker", "port": "--port", "appendfsync": "--appendfsync",
+            "redis_server": "--redis-server", "config_file": "--config", "api_port": "--api-port"}
+UP_ENV = {"broker_url": "STALK_BROKER_URL", "result_backend": "STALK_RESULT_BACKEND",
+          "basic_auth": "STALK_FLOWER_BASIC_AUTH"}
+
+
+def up_command(config: StackConfig, params: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+    """`stalk up`'s arguments and environment for the same stack as `params` (the panel's own flags)."""
+    args = ["--data-dir", str(config.paths.data_dir.absolute())]
+    for key, flag in UP_FLAGS.items():
+        if params.get(key) is not None:
+            args += [flag, str(params[key])]
+    if params.get("beat") is not None:
+        args.append("--beat" if params["beat"] else "--no-beat")
+    env = {name: str(params[key]) for key, name in UP_ENV.items() if params.get(key) is not None}
+    return args, env
+
+
+def panel_source(config: StackConfig, params: dict[str, Any]) -> Any:
+    """`stalk`: attach to the stack running on the data dir, or start one as a process of its own."""
+    from stalk.embedded.service import StackProcess
+    from stalk.panel.runtime import RemoteSource
+
+    args, env = up_command(config, params)
+    return RemoteSource(config.paths.data_dir, launch=StackProcess(args, config.paths.data_dir, env))
 
 
 def start_headless(config: StackConfig) -> tuple[Stack, BrokerInfo, threading.Event]:
-    """Start a stack without the UI: the stack, its broker, and an event set by Ctrl-C, TERM or HUP."""
+    """Start a stack without the UI: the stack, its broker, and an event set by Ctrl-C, TERM or HUP (or
+    when the panel that started this process goes away; POST /stack/stop sets `stack.stop_requested`)."""
+    from stalk.embedded.service import watch_starter
+
     stack = open_stack(config)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: done.set())
+    watch_starter(stack, done.set)  # started by a panel: stop when it goes, unless detached
     try:
         stack.start(wait=True)
     except (BrokerError, StackLockedError, ConfigError) as exc:

@@ -25,6 +25,7 @@ from stalk.panel.cli.cluster import (
     target_options,
     wait_outcome,
 )
+from stalk.panel.cli.sending import api_wait, ensure_broker, remote, remote_outcome
 
 
 def parse_step(text: str) -> dict[str, Any]:
@@ -49,12 +50,17 @@ def parse_step(text: str) -> dict[str, Any]:
 def _send(ctx: click.Context, kind: str, steps: tuple[str, ...], force: bool, wait: bool, timeout: float,
           as_json: bool, params: dict[str, Any]) -> None:
     requests = [parse_step(step) for step in steps]
-    control = connect(ctx, params).control
-    result = run(lambda: getattr(control, kind)(requests, force=force))
+    control = connect(ctx, params).control  # see control.SENDS
+    api = remote(control)
+    if api is not None:
+        ensure_broker(api)
+        result: Any = run(lambda: getattr(api, kind)(requests, force=force, wait=api_wait(wait, timeout)))
+    else:
+        result = run(lambda: getattr(control, kind)(requests, force=force))
     ids = [r.id for r in result.results] if kind == "group" else [result.id]
     out: dict[str, Any] = {kind: result.id, "steps": len(requests), "task_ids": ids}
     if wait:
-        out.update(wait_outcome(result, timeout))
+        out.update(remote_outcome(result, timeout) if api is not None else wait_outcome(result, timeout))
     emit(as_json, out, lambda: _print(kind, out, wait))
     if wait and out.get("state") != "SUCCESS":
         raise SystemExit(1)

@@ -28,6 +28,7 @@ from stalk.embedded.control import (
     local_stack,
     user_app_for,
 )
+from stalk.embedded.service import ApiError, RemoteStack
 from stalk.panel.cli.base import EXIT_USAGE, GIVEN, SECONDS, GivenPath, build_config, fail, locate
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -57,12 +58,13 @@ def target_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @dataclass
 class Target:
-    control: Control
+    control: Control  # or the running stack's RemoteControl (the same calls, over its API)
     where: str  # for messages: "the local stack" / the redacted broker URL
 
 
-def connect(ctx: click.Context, params: dict[str, Any]) -> Target:
-    """A Control for the cluster the flags (or environment, or local stack) point at."""
+def connect(ctx: click.Context, params: dict[str, Any], api: bool = True) -> Target:
+    """A Control for the cluster the flags (or environment, or local stack) point at: with `api`, the
+    calls of a stack running on the data dir go through its API (its app checks and routes them)."""
     group = dict(ctx.obj or {})
     flags = {k: params.get(k) or group.get(k) for k in ("app", "data_dir", "config_file", "broker_url")}
     config, found = locate(build_config({k: v for k, v in flags.items() if v is not None}))
@@ -72,11 +74,27 @@ def connect(ctx: click.Context, params: dict[str, Any]) -> Target:
             backend = (params.get("result_backend") or group.get("result_backend")
                        or os.environ.get("CELERY_RESULT_BACKEND"))
             return Target(connect_control(config, url, backend, _user_app(config, demo=False)), "broker")
+        remote = _api_control(config) if api else None
+        if remote is not None:
+            return Target(remote, "the local stack")
         local = local_stack(config)
         return Target(connect_control(config, local.broker_url or "", local.backend_url,
                                      _user_app(config, demo=True), local.worker_specs), "the local stack")
     except ControlError as exc:
         fail(str(exc))
+
+
+def _api_control(config: StackConfig) -> Any:
+    """The control calls of the stack running on `config`'s data dir, over its API (None: no stack runs
+    there, it serves no API, or it is eager: its tasks run inside it, `local_stack` says so)."""
+    try:
+        stack = RemoteStack.on_data_dir(config.paths.data_dir)
+    except ApiError:
+        return None
+    if stack.mode == "eager":
+        stack.close()
+        return None
+    return stack.control
 
 
 def _user_app(config: StackConfig, demo: bool) -> Any:

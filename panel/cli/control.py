@@ -35,7 +35,15 @@ from stalk.panel.cli.cluster import (
     target_options,
     wait_outcome,
 )
+from stalk.panel.cli.sending import RemoteControl, api_wait, ensure_broker, remote, remote_outcome
 from stalk.panel.formatting import clock_time, printable, time_text
+
+#: The commands that send tasks (submit, run-entry, chain, group) go through a running stack's API like the
+#: others: its sends check the broker first on a connection with timeouts (embedded/control/preflight.py),
+#: so a stopped broker is "broker ... unreachable" within seconds and nothing goes out later. Without a
+#: stack (--broker-url), they publish from this process with the shell's fail-fast settings (cluster.py).
+SENDS = ("submit", "run-entry", "chain", "group")
+
 
 # -- submit -----------------------------------------------------------------------------------
 
@@ -64,7 +72,11 @@ def submit(ctx: click.Context, task: str, args_: str | None, kwargs_: str | None
     for key in ("queue", "priority", "countdown", "eta", "expires", "task_id", "retry", "retry_policy"):
         if params.get(key) is not None:
             request[key] = params.pop(key)
-    target = connect(ctx, params)
+    target = connect(ctx, params)  # see SENDS
+    api = remote(target.control)
+    if api is not None:
+        _submit_remote(api, request, task, force, wait, timeout, as_json)
+        return
     problems, checked = validate(request, target.control.context())
     blocking = [p.message for p in problems if p.severity == "error" or not force]
     if blocking or checked is None:
@@ -80,6 +92,28 @@ def submit(ctx: click.Context, task: str, args_: str | None, kwargs_: str | None
         out["eta"] = due.isoformat()  # ISO 8601 with the offset (--json); the text says it in local time
     if wait:
         out.update(wait_outcome(result, timeout))
+    emit(as_json, out, lambda: _print_sent(out, wait))
+    if wait and out.get("state") != "SUCCESS":
+        raise SystemExit(1)
+
+
+def _submit_remote(control: RemoteControl, request: dict[str, Any], task: str, force: bool, wait: bool,
+                   timeout: float, as_json: bool) -> None:
+    """submit through the running stack's API: the same checks, output and exit codes as a direct send."""
+    ensure_broker(control)
+    problems = control.validate_submit(request)
+    blocking = [p.message for p in problems if p.severity == "error" or not force]
+    if blocking:
+        hint = "" if any(p.severity == "error" for p in problems) else " (warnings: --force sends anyway)"
+        fail(f"not sent: {'; '.join(blocking)}{hint}", EXIT_USAGE)
+    for p in problems:
+        click.echo(f"stalk: warning: {printable(p.message)}", err=True)
+    sent = run(lambda: control.submit(request, force=True, wait=api_wait(wait, timeout)))
+    out: dict[str, Any] = {"task_id": sent.id, "name": task, "queue": sent.queue}
+    if sent.eta is not None:
+        out["eta"] = sent.eta.astimezone().isoformat()
+    if wait:
+        out.update(remote_outcome(sent, timeout))
     emit(as_json, out, lambda: _print_sent(out, wait))
     if wait and out.get("state") != "SUCCESS":
         raise SystemExit(1)
@@ -232,11 +266,16 @@ def _print_entries(entries: list[BeatEntry]) -> None:
 def run_entry(ctx: click.Context, name: str, wait: bool, timeout: float, as_json: bool, **params: Any) -> None:
     """Send beat entry NAME now, with its args, kwargs and options."""
     name = checked(lambda: check_name("beat entry", name))
-    control = connect(ctx, params).control
-    result = run(lambda: control.run_beat_entry(name))
+    control = connect(ctx, params).control  # see SENDS
+    api = remote(control)
+    if api is not None:
+        ensure_broker(api)
+        result: Any = run(lambda: api.run_beat_entry(name, wait=api_wait(wait, timeout)))
+    else:
+        result = run(lambda: control.run_beat_entry(name))
     out: dict[str, Any] = {"entry": name, "task_id": result.id}
     if wait:
-        out.update(wait_outcome(result, timeout))
+        out.update(remote_outcome(result, timeout) if api is not None else wait_outcome(result, timeout))
     emit(as_json, out, lambda: click.echo(f"sent {name} [{result.id}]"
                                           + (f": {out.get('result', out.get('error'))}" if wait else "")))
     if wait and out.get("state") != "SUCCESS":

@@ -16,6 +16,7 @@ from stalk.panel.cli.base import (
     cli,
     fail,
     merged,
+    panel_source,
     run_ui,
     stack_options,
     start_headless,
@@ -46,10 +47,10 @@ def demo(ctx: click.Context, rate: str, duration: float | None, seed: int, ui: b
     if params.get("app") not in (None, DEMO_APP):
         fail(f"stalk demo runs the built-in demo app; drop -A {params['app']} (or use `stalk up -A ...`)", EXIT_USAGE)
     config = build_config({**params, "app": DEMO_APP})
-    if ui:
+    if ui:  # the stack as its own process (or the one running on the data dir): it sends the load
         from stalk.panel.runtime import DemoLoad
 
-        run_ui(config, DemoLoad(per_second, duration, seed))
+        run_ui(config, DemoLoad(per_second, duration, seed), panel_source(config, {**params, "app": DEMO_APP}))
         return
     stack, broker, done = start_headless(config)
     load = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -21,17 +22,16 @@ def quota(ctx: click.Context, as_json: bool, **params: Any) -> None:
     or --data-dir: the running stack's, else the demo's)."""
     config = stack_config(merged(ctx, params))
     path = config.paths.quota_db
-    if not path.exists():
+    try:
+        statuses = read_statuses(config.paths.data_dir, path)
+    except QuotaError as exc:
+        fail(str(exc))
+    if statuses is None:
         if as_json:
             click.echo("[]")
         else:
             click.echo(f"no quotas defined on this stack (no quota db at {path})")
         return
-    try:
-        with QuotaLedger(path, create=False) as ledger:
-            statuses = ledger.statuses()
-    except QuotaError as exc:
-        fail(str(exc))
     if as_json:
         click.echo(json.dumps([status_dict(s) for s in statuses], indent=2))
         return
@@ -42,6 +42,28 @@ def quota(ctx: click.Context, as_json: bool, **params: Any) -> None:
     for s in statuses:
         click.echo(f"{s.name:<16} {s.used:>9,} {s.reserved:>9,} {s.remaining:>10,} {s.limit:>9,} "
                    f"{s.rate_per_hour:>8,.0f}  {reset_text(s)}{exhaust_text(s)}")
+
+
+def read_statuses(data_dir: Path, path: Path) -> list[QuotaStatus] | None:
+    """Today's numbers from the stack running on `data_dir` (over its API: that process owns the ledger),
+    else from the db file; None when there is no quota db. QuotaError: the ledger cannot be read."""
+    from stalk.embedded.service import ApiError, RemoteStack
+
+    try:
+        remote = RemoteStack.on_data_dir(data_dir)
+    except ApiError:  # no stack with an API runs there: read the file
+        remote = None
+    if remote is not None:
+        try:
+            return remote.quota.statuses() if remote.quota.exists() else None
+        except ApiError:  # it stopped meanwhile: the file is the truth again
+            pass
+        finally:
+            remote.close()
+    if not path.exists():
+        return None
+    with QuotaLedger(path, create=False) as ledger:
+        return ledger.statuses()
 
 
 def status_dict(s: QuotaStatus) -> dict[str, Any]:

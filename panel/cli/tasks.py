@@ -1,10 +1,12 @@
-"""`stalk tasks`: recent tasks from the stack's history db (works while a stack runs: SQLite WAL)."""
+"""`stalk tasks`: recent tasks from the running stack's API when one runs on the data dir (its event store:
+what the panel shows), else from the stack's history db."""
 
 from __future__ import annotations
 
 import json
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -12,6 +14,9 @@ import click
 from stalk.embedded.events import ALL_STATES, HistoryError, read_tasks
 from stalk.panel.cli.base import GIVEN, cli, fail, merged, stack_config, stack_options
 from stalk.panel.formatting import clock_time, clock_width, printable
+
+API_TIMEOUT = 5.0  # s: a stack too busy to answer sooner is read from its history db instead
+API_MAX_LIMIT = 5000  # tasks the API lists per request
 
 
 @cli.command()
@@ -26,14 +31,16 @@ def tasks(ctx: click.Context, state: str | None, name: str | None, limit: int, a
     """Print the most recent tasks (newest first) recorded on this data dir (without -A or --data-dir: the
     running stack's, else the demo's)."""
     config = stack_config(merged(ctx, params))
-    path = config.paths.history_db
-    if not path.exists():
-        click.echo("[]" if as_json else f"no task history yet (no history db at {path})")
-        return
-    try:
-        rows = read_tasks(path, state=state, name=name, limit=limit)
-    except HistoryError as exc:
-        fail(str(exc))
+    rows = running_tasks(config.paths.data_dir, state, name, limit)
+    if rows is None:
+        path = config.paths.history_db
+        if not path.exists():
+            click.echo("[]" if as_json else f"no task history yet (no history db at {path})")
+            return
+        try:
+            rows = read_tasks(path, state=state, name=name, limit=limit)
+        except HistoryError as exc:
+            fail(str(exc))
     if as_json:
         click.echo(json.dumps([iso_times(row) for row in rows], indent=2, default=str))
         return
@@ -46,6 +53,21 @@ def tasks(ctx: click.Context, state: str | None, name: str | None, limit: int, a
                "RESULT / EXCEPTION")
     for row in rows:
         click.echo(table_line(row, now, width))
+
+
+def running_tasks(data_dir: Path, state: str | None, name: str | None, limit: int) -> list[dict] | None:
+    """The newest tasks of the stack running on `data_dir`, as its API lists them (the rows read_tasks
+    gives); None when no stack with an API runs there, or it cannot answer now (its event store not up)."""
+    from stalk.embedded.service import ApiError, StackClient
+
+    if limit > API_MAX_LIMIT:  # more than the API gives at once: the history has them all
+        return None
+    try:
+        with StackClient.on_data_dir(data_dir, timeout=API_TIMEOUT) as client:
+            page = client.get("/tasks", state=state, name=name, limit=limit, count="false")
+    except ApiError:
+        return None
+    return page["tasks"]
 
 
 TIME_FIELDS = ("sent", "received", "started", "finished", "updated", "retried")

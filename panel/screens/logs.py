@@ -12,6 +12,7 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from stalk.embedded import OWN_LOG, LogLine
+from stalk.embedded.service import ApiError
 from stalk.panel.actions import bindings
 from stalk.panel.colours import state_text
 from stalk.panel.markup_text import escape
@@ -64,13 +65,15 @@ class LogsScreen(StalkScreen):
             for name, prompt in zip(names, prompts, strict=True):
                 options.replace_option_prompt(name, prompt)
         else:
-            options.clear_options()
-            options.add_options([Option(prompt, id=name) for name, prompt in zip(names, prompts, strict=True)])
+            with options.prevent(OptionList.OptionHighlighted):  # the rebuild's own highlights are not picks
+                options.clear_options()
+                options.add_options([Option(prompt, id=name) for name, prompt in zip(names, prompts, strict=True)])
             if names:
                 if self.current not in names:
                     self.current = names[0]
                     self._redraw()
-                options.highlighted = names.index(self.current)
+                with options.prevent(OptionList.OptionHighlighted):  # set here, not picked: no event that
+                    options.highlighted = names.index(self.current)  # could arrive after a later pick
         self._show_status()
 
     @on(OptionList.OptionHighlighted, "#log-processes")
@@ -83,7 +86,12 @@ class LogsScreen(StalkScreen):
     def _show_named(self, message: LogsShow) -> None:
         names = [p.name for p in self.app.processes]  # type: ignore[attr-defined]
         if message.name in names:
-            self.query_one(OptionList).highlighted = names.index(message.name)
+            if message.name != self.current:  # now, not at the highlight event: a rebuild of the list (Stalk's
+                self.current = message.name   # own entry arriving) in between would highlight the old one
+                self._redraw()
+            options = self.query_one(OptionList)
+            with options.prevent(OptionList.OptionHighlighted):
+                options.highlighted = names.index(message.name)
 
     def action_next_process(self) -> None:
         self.query_one(OptionList).action_cursor_down()
@@ -108,16 +116,19 @@ class LogsScreen(StalkScreen):
         if stack is None:  # polling starts once there is a stack (_start_polling)
             return
         fresh: dict[str, list[LogLine]] = {}
-        for p in stack.processes():
-            try:
-                lines = stack.logs(p.name, self.since.get(p.name, 0))
-            except KeyError:
-                continue
-            if lines:
-                fresh[p.name] = lines
-        own = stack.logs(OWN_LOG, self.since.get(OWN_LOG, 0))
-        if own:
-            fresh[OWN_LOG] = own
+        try:
+            for p in stack.processes():
+                try:
+                    lines = stack.logs(p.name, self.since.get(p.name, 0))
+                except (KeyError, ApiError):  # gone meanwhile (a stack process answers 404)
+                    continue
+                if lines:
+                    fresh[p.name] = lines
+            own = stack.logs(OWN_LOG, self.since.get(OWN_LOG, 0))
+            if own:
+                fresh[OWN_LOG] = own
+        except ApiError:  # a stack process that does not answer now: the next poll asks again
+            pass
         self.post_message(LogsFetched(fresh))
 
     @on(LogsFetched)

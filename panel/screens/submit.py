@@ -15,6 +15,7 @@ from textual.message import Message
 from textual.widgets import Input, Label, OptionList, Select, Static, TextArea
 
 from stalk.embedded.control import Problem
+from stalk.embedded.service import describe_task
 from stalk.panel.actions import bindings
 from stalk.panel.formatting import printable
 from stalk.panel.markup_text import escape
@@ -22,7 +23,6 @@ from stalk.panel.messages import Notice, OpenTask, Phase
 from stalk.panel.screens.base import StalkScreen
 from stalk.panel.submit_form import (
     NUMBER_FIELDS,
-    describe_task,
     local_problems,
     registered_tasks,
     request_of,
@@ -49,9 +49,10 @@ class SubmitScreen(StalkScreen):
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # smaller JSON boxes below 30 rows
 
     class Loaded(Message):
-        def __init__(self, tasks: list[str], queues: list[str]) -> None:
+        def __init__(self, tasks: list[str], queues: list[str],
+                     described: dict[str, tuple[str, str]] | None = None) -> None:
             super().__init__()
-            self.tasks, self.queues = tasks, queues
+            self.tasks, self.queues, self.described = tasks, queues, described or {}
 
     class Checked(Message):
         """The control API's verdict on `request` (stale when the form changed since)."""
@@ -90,6 +91,7 @@ class SubmitScreen(StalkScreen):
     def on_mount(self) -> None:
         self.task_name: str | None = None
         self.task_names: list[str] = []
+        self.described: dict[str, tuple[str, str]] = {}  # name -> (signature, doc), from the stack's API
         self.sending = False
         self.sent: list[dict[str, Any]] = []  # requests handed to control.submit (tests read it)
         self.armed: dict[str, Any] | None = None  # the request whose warnings were shown once
@@ -114,17 +116,22 @@ class SubmitScreen(StalkScreen):
             return
         local = registered_tasks(getattr(stack, "user_app", None))
         tasks, queues = local, sorted({q for spec in getattr(stack, "worker_specs", ()) for q in spec.queues})
+        described: dict[str, tuple[str, str]] = {}
         if control is not None:
             try:
-                tasks = sorted(n for n in control.registered_tasks() if not n.startswith("celery.")) or local
+                if hasattr(control, "task_types"):  # a RemoteStack's: the user's app lives in the stack process
+                    described = {t.name: (t.signature, t.doc) for t in control.task_types()}
+                    tasks = sorted(described)
+                else:
+                    tasks = sorted(n for n in control.registered_tasks() if not n.startswith("celery.")) or local
                 queues = list(control.known_queues()) or queues
             except Exception as exc:  # no answer: the local registry stands in
                 self.post_message(Notice(f"submit: asking the workers failed: {exc}", "warning"))
-        self.post_message(self.Loaded(tasks, queues))
+        self.post_message(self.Loaded(tasks, queues, described))
 
     @on(Loaded)
     def _loaded(self, message: Loaded) -> None:
-        self.task_names = message.tasks
+        self.task_names, self.described = message.tasks, message.described
         select = self.query_one("#queue", Select)
         current = None if select.is_blank() else select.value
         select.set_options([(q, q) for q in message.queues])
@@ -132,6 +139,8 @@ class SubmitScreen(StalkScreen):
             select.value = current
         self._choose_queue()
         self._fill_options(self.query_one("#task-name", Input).value)
+        if self.task_name is not None:  # picked before the list came (a re-submit): now with its signature
+            self._show_doc(self.task_name)
 
     def _fill_options(self, query: str) -> None:
         names = self.task_names
@@ -174,12 +183,15 @@ class SubmitScreen(StalkScreen):
                 box.value = name
             self._fill_options(name)
         self.task_name = name
-        signature, doc = describe_task(getattr(self.stack, "user_app", None), name)
+        self._show_doc(name)
+        self._validate()
+
+    def _show_doc(self, name: str) -> None:
+        signature, doc = self.described.get(name) or describe_task(getattr(self.stack, "user_app", None), name)
         text = f"[b]{escape(signature or name)}[/b]"
         if doc:
             text += f"\n{escape(doc)}"
         self.query_one("#task-doc", Static).update(text)
-        self._validate()
 
     def action_pick_task(self) -> None:
         """Focus the picker with its text selected: typing replaces it."""

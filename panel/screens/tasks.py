@@ -64,6 +64,7 @@ class TasksScreen(StalkScreen):
         self._shown_generation = -1  # the filter whose rows are on screen (a query for it is a live refresh)
         self._status_text = ""
         self._query_cost = 0.0  # s the last query took
+        self._next_live = 0.0  # monotonic s before which no live refresh starts (REQUERY_AFTER, LIVE_SHARE)
         self.watch(self.app, "tasks_version", lambda _v: self._mark_dirty())
         self.watch(self.app, "phase", lambda _p: self._mark_dirty())
         # the rows are drawn with the theme's colours: a new theme redraws them even on a quiet stack
@@ -96,8 +97,10 @@ class TasksScreen(StalkScreen):
     def _maybe_fetch(self) -> None:
         if self._inflight or not self._dirty or self.events is None:
             return
-        self._inflight, self._dirty = True, False
         live = self._generation == self._shown_generation
+        if live and time.monotonic() < self._next_live - 0.01:
+            return  # a change batch (up to 30 a second over the API) waits for the timer _show_rows set
+        self._inflight, self._dirty = True, False
         self.fetch(self.filter, self._generation, live)  # read here: the thread may start after the next key
 
     @work(thread=True, group="tasks-fetch", exit_on_error=False)
@@ -134,7 +137,9 @@ class TasksScreen(StalkScreen):
         self._shown_generation = self._generation
         self._shown = len(rows)
         self._show_status(problem)
-        self.set_timer(max(REQUERY_AFTER, self._query_cost / LIVE_SHARE), self._maybe_fetch)
+        wait = max(REQUERY_AFTER, self._query_cost / LIVE_SHARE)
+        self._next_live = time.monotonic() + wait
+        self.set_timer(wait, self._maybe_fetch)
 
     def _query_now(self) -> bool:
         """The current filter's rows, read on the UI thread; False if the store stayed busy."""

@@ -20,7 +20,9 @@ SIZE = (120, 36)
 @pytest.fixture(scope="module")
 def eager_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A started eager stack: tasks run in process, nothing to race with."""
-    config = make_config(tmp_path_factory.mktemp("eager") / "data", broker={"mode": "eager"}, beat=False)
+    # no Flower-compatible port: its address (a free port) would be a line of Stalk's own log in Logs' snapshots
+    config = make_config(tmp_path_factory.mktemp("eager") / "data", broker={"mode": "eager"}, beat=False,
+                         flower={"enabled": False})
     stack = Stack(config).start(wait=True, timeout=30)
     yield stack
     stack.stop()

@@ -284,6 +284,25 @@ async def test_enter_on_a_process_opens_its_logs(eager_stack):
 
 
 @sync
+async def test_enter_on_a_process_opens_its_logs_when_stalk_has_lines_of_its_own(tmp_path):
+    """Stalk's own log has a line from the start (the Flower-compatible API's address): Logs rebuilt its list
+    for that entry between enter and the highlight, and showed the first process instead of the chosen one."""
+    stack = Stack(make_config(tmp_path / "data", broker={"mode": "eager"}, beat=False)).start(wait=True, timeout=30)
+    try:
+        app = app_for(stack)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            app.post_message(ProcessesChanged(BUSY))
+            await pilot.pause()
+            await pilot.press("down", "enter")
+            await pilot.pause()
+            assert app.current_mode == "logs"
+            assert app.screen.current == "worker:default"
+    finally:
+        stack.stop()
+
+
+@sync
 async def test_stalks_own_lines_have_their_entry_in_logs(tmp_path):
     """Stalk's own lines about the stack (asking plain workers for task events): on an attached broker there
     is no process to show them under, so Logs lists them as `stalk` once there are any."""
@@ -291,7 +310,8 @@ async def test_stalks_own_lines_have_their_entry_in_logs(tmp_path):
 
     from stalk.panel.widgets.log_view import LogView
 
-    stack = Stack(make_config(tmp_path / "data", broker={"mode": "eager"}, beat=False)).start(wait=True, timeout=30)
+    stack = Stack(make_config(tmp_path / "data", broker={"mode": "eager"}, beat=False,  # (the Flower API
+                              flower={"enabled": False})).start(wait=True, timeout=30)  # notes its address)
     try:
         app = app_for(stack)
         async with app.run_test(size=SIZE) as pilot:

@@ -95,6 +95,8 @@ def test_stalk_in_tmux_shows_stack_logs_and_quits_clean(tmux: Tmux, tmp_path: Pa
         tmux.wait_for(lambda s: "Keys" in s and "Go to Dashboard" in s)
         tmux.keys("Escape")
         tmux.keys("C-q")
+        tmux.wait_for(lambda s: "Leave running" in s)  # the stack it started (#21): stop it, or leave it
+        tmux.keys("q")
         tmux.wait_for(lambda s: "Stalk" not in s or "Stopping" in s, timeout=20)
         deadline = time.monotonic() + 30
         while stack_processes(data_dir) and time.monotonic() < deadline:

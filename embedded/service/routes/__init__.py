@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from stalk.embedded.service.routes import changes, control, processes, quota, stack, tasks
+from stalk.embedded.service.routes import (
+    changes,
+    control,
+    demo,
+    metrics,
+    processes,
+    quota,
+    stack,
+    tasks,
+    webhooks,
+)
 
 ROUTERS: list[APIRouter] = [stack.router, processes.router, tasks.router, control.router, quota.router,
-                            changes.router]
+                            changes.router, metrics.router, webhooks.router,
+                            demo.router]
