@@ -76,9 +76,11 @@ def remote(data_dir: Path) -> Iterator[RemoteStack]:
     stack.close()
 
 
-def quota_files() -> list[str]:
-    """The quota db files (db, -wal, -shm) this process has open."""
-    return [f.path for f in psutil.Process().open_files() if "quota.sqlite3" in os.path.basename(f.path)]
+def quota_files(data_dir: Path) -> list[str]:
+    """The files of this stack's quota db (db, -wal, -shm) this process has open (other tests' stacks in
+    this process keep their own ledgers open)."""
+    return [f.path for f in psutil.Process().open_files()
+            if "quota.sqlite3" in os.path.basename(f.path) and f.path.startswith(str(data_dir))]
 
 
 def text_of(widget: object) -> str:
@@ -107,7 +109,7 @@ async def test_quota_screen_and_dashboard_read_the_ledger_over_the_api(remote: R
         summary = text_of(screen.query_one(QuotaSummary))
         assert "api" in summary and "38" in summary
         assert screen.data.problem is None
-        assert quota_files() == []  # the panel's process never opened the ledger
+        assert quota_files(remote.paths.data_dir) == []  # the panel's process never opened the ledger
 
 
 @sync
@@ -125,4 +127,4 @@ async def test_a_corrupt_ledger_is_one_line_on_the_quota_screen(remote: RemoteSt
         await until(pilot, lambda: screen.data.problem is not None, "the Quota screen's poll")
         assert "is corrupt" in screen.data.problem and str(db) in screen.data.problem
         assert "is corrupt" in text_of(screen.query_one("#quota-tabs"))
-        assert quota_files() == []
+        assert quota_files(remote.paths.data_dir) == []
