@@ -116,19 +116,7 @@ class Guard:
         (None, (0, "")) when the client went away meanwhile: nothing to answer."""
         if scope.get("method", "GET") in SAFE_METHODS:
             return None, None
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None, (0, "")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                return None, (413, f"request body over {self.max_body} bytes refused")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks), None
+        return await read_limited(receive, self.max_body)
 
     def _token_ok(self, headers: dict[str, str]) -> bool:
         given = headers.get(TOKEN_HEADER, "")
@@ -148,3 +136,21 @@ def replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return again
+
+
+async def read_limited(receive: Receive, max_body: int) -> tuple[bytes | None, Refusal | None]:
+    """A request's whole body, refused (413) past `max_body` bytes; (None, (0, "")) when the client went
+    away meanwhile: nothing to answer."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None, (0, "")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_body:
+            return None, (413, f"request body over {max_body} bytes refused")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), None

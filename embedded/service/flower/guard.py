@@ -21,6 +21,7 @@ from stalk.embedded.service.guard import (
     Scope,
     Send,
     host_name,
+    read_limited,
     replay,
 )
 
@@ -96,16 +97,4 @@ class FlowerGuard:
 
     async def read_body(self, receive: Receive) -> tuple[bytes | None, Refusal | None]:
         """The whole body (at most max_body bytes); (None, (0, "")) when the client went away meanwhile."""
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None, (0, "")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                return None, (413, f"request body over {self.max_body} bytes refused")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks), None
+        return await read_limited(receive, self.max_body)
