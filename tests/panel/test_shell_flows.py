@@ -224,9 +224,9 @@ async def test_a_mode_screen_comes_back_in_the_theme_chosen_while_it_was_away(ea
         await pilot.pause()
         table.add_class("-probe")  # a class set while suspended restyles at once
         await pilot.press("2")
-        for _ in range(50):  # the restyle runs after the resume's refresh: under load, a few frames later
-            await pilot.pause(0.05)
-            if table.styles.background != before:
+        for _ in range(100):  # the restyle runs after the resume's refresh, and the rows' redraw after a
+            await pilot.pause(0.05)  # re-query in a thread: under load, a few frames later
+            if table.styles.background != before and table._variables == app.get_css_variables():
                 break
         assert app.screen is tasks
         assert table.styles.background != before  # the new theme's colours
