@@ -117,9 +117,13 @@ def run_worker(app_spec: str | None, celery_args: list[str]) -> None:
     install_progress_events()  # update_state(state="PROGRESS") also sends a task-progress event
     app = _prepared_app(app_spec)
     from stalk.embedded.control.revokes import load_into_worker_state
-    from stalk.embedded.patches import batch_task_events, consume_reliably
+    from stalk.embedded.patches import batch_task_events, consume_reliably, quick_pool_shutdown
 
     batch_task_events(app)
+    quick_pool_shutdown()
+    from stalk.embedded.worker_wakeup import install as wake_at_signals
+
+    wake_at_signals(app)
     tasks_get_the_user_umask()
     if os.environ.get(RELIABLE_ENV) == "1":  # Stalk's own redis: see patches/kombu_redis_reliable.py
         consume_reliably(app, _node_arg(celery_args))

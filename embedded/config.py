@@ -114,6 +114,24 @@ class WebhookConfig:
 
 
 @dataclass(frozen=True)
+class AlertConfig:
+    """One `[[alerts]]` table (validated by embedded/alerts/settings.py): a rule over the stack's state
+    (`kind`), evaluated every few seconds; its firing and resolution are POSTed to `urls` through the
+    webhooks' outbox, as JSON or as a Slack message (`format`)."""
+
+    name: str
+    kind: str  # task_failures | queue_depth | worker_offline | quota
+    subject: str | None  # the task, queue or worker glob; the quota's name (None: the stack's only quota)
+    threshold: float  # failures (count), messages (depth), percent used; worker_offline: its minutes
+    minutes: float = 0.0  # the window (task_failures) or how long the condition must hold
+    urls: tuple[str, ...] = ()
+    format: str = "json"  # json | slack
+    secret: str | None = field(default=None, repr=False)  # never in a log line
+    timeout: float = 10.0
+    backoff_max: float = 300.0
+
+
+@dataclass(frozen=True)
 class StackConfig:
     app: str | None = None  # "package.module:app"; None: the built-in demo app
     # --data-dir, STALK_DATA_DIR or data_dir in stalk.toml; None: the app's own default (`paths`)
@@ -129,6 +147,7 @@ class StackConfig:
     api: ApiConfig = field(default_factory=ApiConfig)
     flower: FlowerConfig = field(default_factory=FlowerConfig)
     webhooks: tuple[WebhookConfig, ...] = ()
+    alerts: tuple[AlertConfig, ...] = ()
     source: str = "defaults"
 
     @cached_property
@@ -334,7 +353,7 @@ def _reject_unknown(source: str, where: str, raw: Mapping[str, Any], known: set[
 def apply_mapping(config: StackConfig, raw: Mapping[str, Any], source: str) -> StackConfig:
     """Overlay a nested mapping (TOML shape) on `config`, validating each key."""
     _reject_unknown(source, "", raw, {"app", "data_dir", "broker", "workers", "beat", "supervisor", "events",
-                                      "api", "flower", "webhooks"})
+                                      "api", "flower", "webhooks", "alerts"})
     changes: dict[str, Any] = {}
     if "app" in raw:
         changes["app"] = _check_app_spec(source, _as_str(source, "app", raw["app"]))
@@ -370,6 +389,10 @@ def apply_mapping(config: StackConfig, raw: Mapping[str, Any], source: str) -> S
         from stalk.embedded.webhooks.settings import parse_webhooks  # it imports this module
 
         changes["webhooks"] = parse_webhooks(source, raw["webhooks"])
+    if "alerts" in raw:
+        from stalk.embedded.alerts.settings import parse_alerts  # it imports this module
+
+        changes["alerts"] = parse_alerts(source, raw["alerts"])
     return replace(config, **changes)
 
 

@@ -40,6 +40,7 @@ from stalk.embedded.supervisor.registry import ChildRegistry, InstanceLock
 from stalk.embedded.thread_watch import ThreadWatch
 
 if TYPE_CHECKING:  # imported where they start (start_store, _start_control): annotations only here
+    from stalk.embedded.alerts import Alerts
     from stalk.embedded.control import Control
     from stalk.embedded.events import EventStore
     from stalk.embedded.events.sent_batch import SentEvents
@@ -91,6 +92,7 @@ class Stack:
         self._user_umask: int | None = None  # the process's umask before start (the stack's is PRIVATE_UMASK)
         self.api: ApiServer | None = None  # the local API (embedded/service), set by _start_api
         self.webhooks: Webhooks | None = None  # [[webhooks]]' outbox and delivery thread (embedded/webhooks)
+        self.alerts: Alerts | None = None  # [[alerts]]' evaluation thread, sending through the webhooks' outbox
         self.started_at: float | None = None
         self.stop_requested = threading.Event()  # the API's POST /stack/stop: whoever runs the stack stops it
         self.detached = threading.Event()  # the API's POST /stack/detach: outlive the terminal that started it
@@ -129,6 +131,7 @@ class Stack:
             self.webhooks = _start_webhooks(self)
             self._start_requeuer()
             self._start_control()
+            self.alerts = _start_alerts(self)  # reads the store and control
             self._start_children()
             self._start_liveness()
             self._start_reloader()
@@ -175,6 +178,8 @@ class Stack:
         if self.api is not None:
             self.api.stop()
             self.api = None
+        if self.alerts is not None:
+            self.alerts.stop()
         if self.webhooks is not None:
             self.webhooks.stop()
         self._status_stop.set()
@@ -542,9 +547,16 @@ class Stack:
 
 
 def _start_webhooks(stack: Stack) -> Webhooks | None:
+    from stalk.embedded.alerts import targets_for
     from stalk.embedded.webhooks import start_webhooks
 
-    return start_webhooks(stack)
+    return start_webhooks(stack, targets_for(stack.config.alerts))  # alerts send through the same outbox
+
+
+def _start_alerts(stack: Stack) -> Alerts | None:
+    from stalk.embedded.alerts import start_alerts
+
+    return start_alerts(stack)
 
 
 def _log_says(marker: str) -> Callable[[Child], bool]:

@@ -187,7 +187,7 @@ def test_beat_entries_and_run_now(client: StackClient, remote: RemoteStack) -> N
 def test_queues_depths_and_purge(stack: Stack, client: StackClient, remote: RemoteStack) -> None:
     assert {"default", "slow"} <= set(remote.control.known_queues())
     ids = [stack.app.send_task("demo.add", (1, 1), queue="parked").id for _ in range(3)]
-    wait_until(lambda: remote.control.queue_depths().get("parked") == 3, timeout=10)
+    wait_until(lambda: remote.control.queue_depths().get("parked") == 3, timeout=30)  # known from task-sent events
     assert client.post("/queues/parked/purge", {"by": "a test"}) == {"queue": "parked", "purged": 3}
     assert remote.control.queue_depths()["parked"] == 0
     wait_until(lambda: all(getattr(stack.events.get(t), "state", None) == "PURGED" for t in ids), timeout=10)

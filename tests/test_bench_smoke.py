@@ -34,7 +34,7 @@ def test_panel_load_quick_mode_reports_latency_and_rss():
 @pytest.mark.parametrize(("flags", "transport"), [([], "Stalk's"), (["--stock-transport"], "kombu's stock")])
 def test_stack_throughput_runs_its_three_workers_and_reports_ratios(flags, transport):
     """Stalk's stack and two plain workers (events off and -E) on one redis-server, tiny rounds."""
-    run = subprocess.run([sys.executable, str(ROOT / "bench" / "stack_throughput.py"), "--tasks", "20", "--rounds", "2",
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "stack_throughput.py"), "--tasks", "20", "--rounds", "1",
                           *flags], cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stderr[-3000:]
     assert f"Stalk on {transport} redis transport" in run.stdout

@@ -593,3 +593,45 @@ def test_kombus_restore_says_restoring_before_it_tries_and_clears_what_it_restor
         assert said == ["Restoring 1 unacknowledged message(s)", "Restored 1 unacknowledged message(s)"], \
             revisit(patch, f"restore_unacked_once said {said}")
         assert channel.qos._delivered.restored and not channel.qos._delivered, revisit(patch, "the restored flag")
+
+
+# -- billiard_pool_shutdown ---------------------------------------------------------------------------
+
+
+def test_billiard_pool_processes_still_sleep_1s_at_exit_and_prefork_on_stop_still_sleeps():
+    """patches/billiard_pool_shutdown.py shortens these two sleeps; if they are gone upstream fixed it."""
+    import billiard.pool as pool
+    from celery.concurrency import prefork
+
+    do_exit = inspect.getsource(inspect.unwrap(pool.Worker._do_exit))
+    assert "self.outq.put((DEATH, (pid, exitcode)))" in do_exit and "time.sleep(1)" in do_exit
+    assert do_exit.index("time.sleep(1)") < do_exit.index("os._exit(exitcode)")
+    on_stop = inspect.getsource(prefork.TaskPool.on_stop)
+    assert "time.sleep(0.5)" in on_stop and "self._pool.join()" in on_stop
+    assert "time" in vars(pool) and "time" in vars(prefork)  # the module globals the patch replaces
+
+
+def test_billiards_receive_ends_a_pool_process_with_a_systemexit_the_patch_recognises():
+    """A sentinel (None) on the pool's inqueue: billiard's `receive` raises SystemExit in its own frame,
+    which the patch tells apart from a job's own SystemExit."""
+    import billiard.pool as pool
+
+    from stalk.embedded.patches.billiard_pool_shutdown import _ended_waiting_for_a_job
+
+    class Inqueue:
+        _reader = types.SimpleNamespace(poll=lambda timeout: True)
+        get_payload = None
+
+        @staticmethod
+        def get() -> None:
+            return None  # the sentinel Pool.close sends
+
+    worker = pool.Worker.__new__(pool.Worker)
+    worker._shutdown = None
+    receive = worker._make_protected_receive(Inqueue())
+    with pytest.raises(SystemExit) as sentinel:
+        receive()
+    assert _ended_waiting_for_a_job(sentinel.value)
+    with pytest.raises(SystemExit) as own:
+        sys.exit(3)  # a job's own
+    assert not _ended_waiting_for_a_job(own.value)

@@ -62,7 +62,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if receiver.delay:
                     time.sleep(receiver.delay)
-                if json.loads(body)["task_id"] in receiver.refuse:
+                if json.loads(body).get("task_id") in receiver.refuse:
                     self.send_response(400)
                     self.send_header("Content-Length", "0")
                     self.end_headers()

@@ -9,6 +9,7 @@ Celery, fakeredis or CPython, one module each, named after what it patches.
 - cpython_gc_untrack: task records and the store's containers are not walked by the cyclic GC.
 - fakeredis_tcp_server: the embedded broker's TCP server, driving fakeredis connections directly.
 - redis_connection_guard: on TCP, redis-py sends nothing to a server that is not Stalk's redis-server.
+- billiard_pool_shutdown: a prefork worker's warm stop skips the pool's fixed 1.5 s of sleeps.
 
 Each module's docstring names the internals it overrides, the versions it was written against, what it
 buys (measured) and what happens without it. tests/test_upstream_canaries.py fails, naming the module
@@ -18,6 +19,7 @@ Private to the stack: the panel, the CLI and the demo never import this package 
 [tool.importlinter]). It exports only what the stack's other modules use.
 """
 
+from stalk.embedded.patches.billiard_pool_shutdown import install as quick_pool_shutdown
 from stalk.embedded.patches.celery_event_dispatcher import install as batch_task_events
 from stalk.embedded.patches.celery_send_task_message import skip_declared
 from stalk.embedded.patches.cpython_gc_untrack import untrack
@@ -31,5 +33,5 @@ from stalk.embedded.patches.redis_connection_guard import guard_port, unguard_po
 __all__ = [
     "REDIS_TRANSPORT", "LoopbackFakeServer", "RedisFeed", "UnixFakeServer", "batch_task_events", "consume_reliably",
     "redis_feed",
-    "guard_port", "skip_declared", "unguard_port", "untrack", "use_socket_connections",
+    "guard_port", "quick_pool_shutdown", "skip_declared", "unguard_port", "untrack", "use_socket_connections",
 ]

@@ -90,7 +90,8 @@ class StackClient:
     def post(self, path: str, body: Any = None, **params: Any) -> Any:
         return self.request("POST", path, params=params, body=body if body is not None else {})
 
-    def changes(self, topics: tuple[str, ...] = ("tasks", "workers", "processes", "logs")) -> Iterator[dict]:
+    def changes(self, topics: tuple[str, ...] = ("tasks", "workers", "processes", "logs", "alerts"),
+                ) -> Iterator[dict]:
         """The change stream: one dict per batch ({} for the opening hello); ends when the server goes."""
         transport = httpx.HTTPTransport(uds=self._socket) if self._socket else None
         with httpx.Client(transport=transport, headers=self._headers,

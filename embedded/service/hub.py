@@ -14,7 +14,7 @@ from typing import Any
 
 FRAME = 1 / 30  # seconds: the panel repaints at most this often
 MAX_PENDING = 5_000  # keys per topic and client before a resync
-TOPICS = ("tasks", "workers", "processes", "logs")
+TOPICS = ("tasks", "workers", "processes", "logs", "alerts")  # alerts: rule names that changed state
 
 
 @dataclass

@@ -179,6 +179,8 @@ class ApiServer:
         self._unsubscribe.append(self.stack.subscribe(lambda snapshot: self.hub.publish(
             "processes", [p.name for p in snapshot])))
         self._unsubscribe.append(self.metrics.start().stop)
+        if self.stack.alerts is not None:
+            self._unsubscribe.append(self.stack.alerts.subscribe(lambda names: self.hub.publish("alerts", names)))
 
     def _task_changes(self, changes: Any) -> None:
         if changes.tasks:

@@ -4,7 +4,8 @@ outbox in the data dir (outbox.py), with retries and back-off, in order per task
 `start_webhooks(stack)` wires them into a started Stack (wiring.py); `Outbox` reads the outbox file.
 """
 
-from stalk.embedded.webhooks.outbox import Delivery, Outbox, outbox_path
+from stalk.embedded.webhooks.delivery import Target
+from stalk.embedded.webhooks.outbox import Delivery, Entry, Outbox, outbox_path
 from stalk.embedded.webhooks.wiring import Webhooks, start_webhooks
 
-__all__ = ["Delivery", "Outbox", "Webhooks", "outbox_path", "start_webhooks"]
+__all__ = ["Delivery", "Entry", "Outbox", "Target", "Webhooks", "outbox_path", "start_webhooks"]

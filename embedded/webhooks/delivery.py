@@ -4,6 +4,7 @@ A receiver that is down (no connection, a timeout, 5xx, 408, 429) blocks its hoo
 doubles per failure up to the hook's `backoff_max`; nothing else of that hook is tried meanwhile, so a
 burst queued while it was down costs one try per back-off, not one per row. Any other answer (a 4xx: the
 receiver refuses this notification) backs off that row alone; its task's later rows wait behind it.
+Each `hook` key of the outbox has its Target: a [[webhooks]] URL, or an [[alerts]] rule's URL (alerts.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -38,7 +39,26 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def body_of(row: Delivery) -> bytes:
+@dataclass(frozen=True)
+class Target:
+    """Where the outbox rows of one `hook` key go: a [[webhooks]] URL (its key), or an alert rule's URL."""
+
+    key: str  # the outbox's hook column
+    url: str
+    secret: str | None = field(default=None, repr=False)
+    timeout: float = 10.0
+    backoff_max: float = 300.0
+    event: str = "task"  # X-Stalk-Event: <event>.<state>
+    raw: bool = False  # the payload as enqueued, no delivery_id added (a Slack message)
+
+
+def target_of(hook: WebhookConfig) -> Target:
+    return Target(hook.url, hook.url, hook.secret, hook.timeout, hook.backoff_max)
+
+
+def body_of(row: Delivery, raw: bool = False) -> bytes:
+    if raw:
+        return row.payload.encode()
     payload = json.loads(row.payload)
     payload["delivery_id"] = row.id
     return json.dumps(payload, separators=(",", ":")).encode()
@@ -55,9 +75,10 @@ class Deliverer:
 
     thread_name = "webhook delivery"
 
-    def __init__(self, outbox: Outbox, hooks: tuple[WebhookConfig, ...], log: Callable[[str], None]) -> None:
+    def __init__(self, outbox: Outbox, hooks: tuple[WebhookConfig, ...], log: Callable[[str], None],
+                 targets: tuple[Target, ...] = ()) -> None:
         self.outbox = outbox
-        self.hooks = {h.url: h for h in hooks}
+        self.hooks = {t.key: t for t in (*map(target_of, hooks), *targets)}
         self._log = log
         self._states = {url: HookState() for url in self.hooks}
         self._wake = threading.Event()
@@ -113,10 +134,10 @@ class Deliverer:
                 self._send(hook, state, row)
         return tried
 
-    def _send(self, hook: WebhookConfig, state: HookState, row: Delivery) -> None:
-        body = body_of(row)
+    def _send(self, hook: Target, state: HookState, row: Delivery) -> None:
+        body = body_of(row, hook.raw)
         headers = {"Content-Type": "application/json", "User-Agent": "stalk-webhooks",
-                   DELIVERY_HEADER: str(row.id), EVENT_HEADER: f"task.{row.state.lower()}"}
+                   DELIVERY_HEADER: str(row.id), EVENT_HEADER: f"{hook.event}.{row.state.lower()}"}
         if hook.secret:
             headers[SIGNATURE_HEADER] = signature(hook.secret, body)
         try:
@@ -134,17 +155,18 @@ class Deliverer:
             wait = backoff(row.attempts + 1, hook.backoff_max)
             self.outbox.failed(row.id, code, f"HTTP {code}: refused by the receiver", time.time() + wait)
 
-    def _down(self, hook: WebhookConfig, state: HookState, row: Delivery, code: int | None, error: str) -> None:
+    def _down(self, hook: Target, state: HookState, row: Delivery, code: int | None, error: str) -> None:
         state.failures += 1
         wait = backoff(state.failures, hook.backoff_max)
         state.blocked_until = time.monotonic() + wait
         self.outbox.failed(row.id, code, error, time.time() + wait)
         if state.failures in (1, 10) or state.failures % 100 == 0:
-            self._log(f"[stalk] webhook {hook.url}: {error} ({state.failures} failure(s) in a row); "
+            where = f"webhook {hook.url}" if hook.event == "task" else hook.key  # alert:<rule>:<url>
+            self._log(f"[stalk] {where}: {error} ({state.failures} failure(s) in a row); "
                       f"retrying in {wait:.1f} s")
 
-    def _client(self, hook: WebhookConfig) -> httpx.Client:
-        client = self._clients.get(hook.url)
+    def _client(self, hook: Target) -> httpx.Client:
+        client = self._clients.get(hook.key)
         if client is None:
-            client = self._clients[hook.url] = httpx.Client(timeout=hook.timeout, follow_redirects=False)
+            client = self._clients[hook.key] = httpx.Client(timeout=hook.timeout, follow_redirects=False)
         return client

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from stalk.embedded.config import WebhookConfig
 from stalk.embedded.events.records import Changes, TaskRecord
 from stalk.embedded.events.states import AGAIN, RECEIVED, RUNNING
-from stalk.embedded.webhooks.delivery import Deliverer
+from stalk.embedded.webhooks.delivery import Deliverer, Target
 from stalk.embedded.webhooks.outbox import Delivery, Entry, Outbox, outbox_path
 
 if TYPE_CHECKING:
@@ -52,17 +52,18 @@ class Webhooks:
     """The outbox and its delivery thread for one stack; `on_changes` is the store's subscriber."""
 
     def __init__(self, hooks: tuple[WebhookConfig, ...], outbox: Outbox, store: EventStore,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], targets: tuple[Target, ...] = ()) -> None:
         self.hooks = hooks
         self.outbox = outbox
         self.store = store
         self._log = log
-        self.deliverer = Deliverer(outbox, hooks, log)
+        self.deliverer = Deliverer(outbox, hooks, log, targets)  # targets: other senders' (alerts)
         self._states = frozenset(s for h in hooks for s in h.states)
         self._unsubscribe: Callable[[], None] | None = None
 
     def start(self) -> Webhooks:
-        self._unsubscribe = self.store.subscribe(self.on_changes)
+        if self.hooks:
+            self._unsubscribe = self.store.subscribe(self.on_changes)
         self.deliverer.start()
         return self
 
@@ -87,12 +88,13 @@ class Webhooks:
         return row
 
 
-def start_webhooks(stack: Stack) -> Webhooks | None:
-    """Start a stack's webhooks (None when stalk.toml configures none) and put their thread under watch."""
+def start_webhooks(stack: Stack, targets: tuple[Target, ...] = ()) -> Webhooks | None:
+    """Start a stack's webhooks (None when stalk.toml configures none, and no other sender, the alerts,
+    gives `targets`) and put their thread under watch."""
     hooks = stack.config.webhooks
-    if not hooks or stack.events is None:
+    if not (hooks or targets) or stack.events is None:
         return None
-    webhooks = Webhooks(hooks, Outbox(outbox_path(stack.paths.state)), stack.events, stack.note).start()
+    webhooks = Webhooks(hooks, Outbox(outbox_path(stack.paths.state)), stack.events, stack.note, targets).start()
     deliverer = webhooks.deliverer
     stack.threads.watch(deliverer.thread_name, lambda: deliverer.thread, deliverer.start)
     return webhooks

@@ -6,6 +6,7 @@ imports the package itself, so there is no import cycle.
 """
 
 from stalk.panel.cli import (  # noqa: F401  (register the commands)
+    alerts,
     canvas,
     control,
     demo,

@@ -1,5 +1,6 @@
 """Stalk's own metrics, read at scrape time from the stack's state: queue depths (the broker, bounded by
-a short timeout), quotas (the ledger), supervised processes, the broker and its durability, task states."""
+a short timeout), quotas (the ledger), supervised processes, the broker and its durability, task states,
+the [[alerts]] rules firing."""
 
 from __future__ import annotations
 
@@ -83,6 +84,7 @@ class StalkCollector(Collector):
         yield from self._quotas()
         yield from self._processes()
         yield from self._tasks()
+        yield from self._alerts()
 
     def _broker_and_queues(self) -> Iterator[Metric]:
         broker = self.stack.broker
@@ -140,6 +142,14 @@ class StalkCollector(Collector):
         yield tasks
         yield GaugeMetricFamily("stalk_tasks_lost", "Tasks the store holds as LOST: their worker died while "
                                 "they ran (or the embedded broker's queue went with Stalk)", value=counts.get(LOST, 0))
+
+    def _alerts(self) -> Iterator[Metric]:
+        firing = GaugeMetricFamily("stalk_alert_firing", "1 while the [[alerts]] rule fires (0: ok, or not "
+                                   "measured yet)", labels=["rule"])
+        alerts = getattr(self.stack, "alerts", None)
+        for rule, on in sorted((alerts.firing() if alerts is not None else {}).items()):
+            firing.add_metric([rule], 1 if on else 0)
+        yield firing
 
     def close(self) -> None:
         self.quotas.close()

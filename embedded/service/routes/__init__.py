@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from stalk.embedded.service.routes import (
+    alerts,
     changes,
     control,
     demo,
@@ -18,4 +19,4 @@ from stalk.embedded.service.routes import (
 
 ROUTERS: list[APIRouter] = [stack.router, processes.router, tasks.router, control.router, quota.router,
                             changes.router, metrics.router, webhooks.router,
-                            demo.router]
+                            alerts.router, demo.router]

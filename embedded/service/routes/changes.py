@@ -1,5 +1,6 @@
 """/changes: a server-sent event stream of what changed (task ids, worker hostnames, process names, log
-names), one batch per frame; `resync` names a topic whose backlog overflowed (re-read it)."""
+names, the alert rules that changed state), one batch per frame; `resync` names a topic whose backlog
+overflowed (re-read it)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ router = APIRouter(tags=["changes"])
 KEEPALIVE = 15.0  # seconds between comments on a quiet stream (proxies and tunnels close idle ones)
 
 
-@router.get("/changes", summary="Server-sent events: {tasks, workers, processes, logs, resync} per frame",
+@router.get("/changes", summary="Server-sent events: {tasks, workers, processes, logs, alerts, resync} per frame",
             response_class=StreamingResponse)
 async def changes(request: Request, topics: str = Query(",".join(TOPICS)), hub: ChangeHub = Depends(the_hub),
                   state: Any = Depends(server_state)) -> StreamingResponse:
