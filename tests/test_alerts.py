@@ -324,6 +324,10 @@ def test_the_api_the_metric_and_the_cli_show_them(stack: Stack, tmp_path: Path) 
     assert lines[0].split()[:4] == ["RULE", "KIND", "STATE", "SINCE"]
     assert any(line.startswith("held ") and "queue_depth" in line and "/2 " in line for line in lines)
     assert any(line.split()[1:3] == ["AT", "STATE"] for line in lines)  # the recent firings' table
+    hooks = subprocess.run(stalk_cmd("webhooks", "--data-dir", str(stack.paths.data_dir)), capture_output=True,
+                           text=True, env=clean_env(), timeout=60)  # no [[webhooks]]: the alerts' deliveries
+    assert hooks.returncode == 0 and "the outbox holds the [[alerts]]' notifications" in hooks.stdout, hooks.stdout
+    assert "STATUS" in hooks.stdout and " delivered firing " in hooks.stdout
     none = subprocess.run(stalk_cmd("alerts", "--data-dir", str(tmp_path / "none")), capture_output=True, text=True,
                           env=clean_env(), timeout=60)
     assert none.returncode == 0 and "no alerts configured: add [[alerts]] to stalk.toml" in none.stdout

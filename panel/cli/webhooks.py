@@ -42,6 +42,8 @@ def webhooks(ctx: click.Context, failures: bool, limit: int, as_json: bool, **pa
                        f"{c['failing']} failing")
     elif info.get("offline"):
         click.echo(f"no running stack: read {info['outbox']}")
+    elif info.get("outbox"):  # no [[webhooks]], but [[alerts]] with a url: their notifications are here
+        click.echo("no [[webhooks]] configured; the outbox holds the [[alerts]]' notifications")
     else:
         click.echo("no webhooks configured: add a [[webhooks]] table (url = ...) to stalk.toml")
         return
