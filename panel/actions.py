@@ -14,6 +14,7 @@ MODES: dict[str, str] = {  # mode name -> title, in the order of their number ke
     "quota": "Quota",
     "logs": "Logs",
     "submit": "Submit",
+    "hooks": "Hooks",
 }
 
 SCOPE_TITLES = {"app": "Everywhere", **MODES, "detail": "Task detail", "worker": "Worker detail", "help": "Help"}
@@ -98,6 +99,10 @@ ACTIONS: list[Action] = [
     Action("logs", "escape", "clear_filter", "Clear filter", show=False, key_display="esc"),
     Action("logs", "[", "previous_process", "Prev process", key_display="["),
     Action("logs", "]", "next_process", "Next process", key_display="]"),
+    # Hooks: alerts and webhook deliveries
+    Action("hooks", "f", "toggle_failures", "Failures only"),
+    Action("hooks", "r", "retry", "Retry now"),
+    Action("hooks", "enter", "open_task", "Open task"),
     # Help
     Action("help", "escape,question_mark", "back", "Back", key_display="esc"),
 ]

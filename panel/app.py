@@ -12,6 +12,7 @@ from textual import events, on, work
 from textual.app import App
 from textual.notifications import SeverityLevel
 from textual.reactive import var
+from textual.timer import Timer
 from textual.widget import AwaitMount
 from textual.worker import Worker, WorkerState
 
@@ -22,11 +23,14 @@ from stalk.embedded import (
     Stack,
     StackConfig,
     Unfinished,
+    printable,
     stop_consuming,
     unfinished,
 )
 from stalk.panel import gc_tuning
 from stalk.panel.actions import bindings
+from stalk.panel.alert_watch import ALERTS_EVERY, AlertsRead, AlertWatch
+from stalk.panel.hooks_access import read_alerts
 from stalk.panel.messages import (
     BrokerChanged,
     BrokerHealth,
@@ -85,6 +89,8 @@ class StalkApp(App):
         self._collect_armed = False
         self._last_key: events.Key | None = None
         self._css_variables: tuple[object, dict[str, str]] | None = None  # (theme, its variables)
+        self._alert_watch = AlertWatch()
+        self._alerts_timer: Timer | None = None
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = True) -> None:
@@ -176,6 +182,9 @@ class StalkApp(App):
             gc_tuning.settle()
             if self._probe:
                 self.set_timer(HEALTH_EVERY, self.probe_broker)
+            if self._alerts_timer is None:
+                self.check_alerts()  # what fires from now on is news
+                self._alerts_timer = self.set_interval(ALERTS_EVERY, self.check_alerts)
 
     @on(ProcessesChanged)
     def _processes(self, message: ProcessesChanged) -> None:
@@ -200,6 +209,22 @@ class StalkApp(App):
     @work(thread=True, exclusive=True, group="health", exit_on_error=False)
     def probe_broker(self) -> None:
         self.runtime.probe_broker()
+
+    @work(thread=True, exclusive=True, group="alerts", exit_on_error=False)
+    def check_alerts(self) -> None:
+        """A toast when an alert rule begins firing, whatever screen is shown."""
+        try:
+            rules = list(read_alerts(self.stack)["rules"])
+        except Exception:  # the Hooks screen says what failed
+            return
+        self.post_message(AlertsRead(rules))
+
+    @on(AlertsRead)
+    def _alerts(self, message: AlertsRead) -> None:
+        for rule in self._alert_watch.newly_firing(message.rules):
+            text = str(rule.get("message") or rule.get("description") or "firing")
+            self.notify(printable(f"{rule.get('name')}: {text}"), title="Alert firing", severity="error",
+                        timeout=30)
 
     @on(BrokerHealth)
     def _health(self, message: BrokerHealth) -> None:

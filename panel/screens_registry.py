@@ -9,6 +9,7 @@ from textual.screen import Screen
 
 from stalk.panel.screens.beat import BeatScreen
 from stalk.panel.screens.dashboard import DashboardScreen
+from stalk.panel.screens.hooks import HooksScreen
 from stalk.panel.screens.logs import LogsScreen
 from stalk.panel.screens.quota import QuotaScreen
 from stalk.panel.screens.submit import SubmitScreen
@@ -23,4 +24,5 @@ MODE_SCREENS: dict[str, str | Callable[[], Screen[Any]]] = {  # typed as Textual
     "quota": QuotaScreen,
     "logs": LogsScreen,
     "submit": SubmitScreen,
+    "hooks": HooksScreen,
 }

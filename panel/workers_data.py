@@ -176,8 +176,14 @@ def fetch_workers(stack: Any, processes: list[Any]) -> WorkersData:
 
 
 def inspect_all(data: WorkersData, control: Any) -> dict[str, Any]:
-    """The INSPECTED broadcasts at once: each waits its whole timeout when not every worker answers."""
+    """The INSPECTED broadcasts at once: each waits its whole timeout when not every worker answers. Their
+    problems are told in INSPECTED's order, not in the order they failed in (which varies)."""
+    parts = {kind: WorkersData() for kind in INSPECTED}
     with ThreadPoolExecutor(len(INSPECTED), thread_name_prefix="stalk-inspect") as pool:
-        futures = {kind: pool.submit(_part, data, name, lambda k=kind: control.inspect(k, timeout=INSPECT_TIMEOUT))
+        futures = {kind: pool.submit(_part, parts[kind], name,
+                                     lambda k=kind: control.inspect(k, timeout=INSPECT_TIMEOUT))
                    for kind, name in INSPECTED.items()}
-        return {kind: future.result() for kind, future in futures.items()}
+        answers = {kind: future.result() for kind, future in futures.items()}
+    for part in parts.values():
+        data.problems += part.problems
+    return answers

@@ -42,3 +42,22 @@ def test_stack_throughput_runs_its_three_workers_and_reports_ratios(flags, trans
     assert [name for name, _ in ratios] == ["plain", "plain -E"], run.stdout[-3000:]
     assert all(float(value) > 0 for _, value in ratios)
     assert re.search(r"stalk +tasks/s median +[\d.]+ .*CPU ms/task: worker [\d.]+", run.stdout)
+
+
+@pytest.mark.procs
+@pytest.mark.slow
+def test_flower_bench_stalk_only_measures_stalks_flower_api():
+    """bench/flower.py's Stalk side alone (Flower's venv is never made here): `stalk up`, synthetic task
+    events counted by its /metrics, the task list, RSS and async-apply from the load client."""
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "flower.py"), "--stalk-only", "--tasks", "300",
+                          "--requests", "10", "--seconds", "0.5", "--rounds", "1"], cwd=ROOT, env=clean_env(),
+                         capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr[-3000:] + run.stdout[-3000:]
+    found = re.search(r"RESULT tasks=(\d+) stalk_apply_rps=([\d.]+) stalk_p99_ms=([\d.]+) stalk_rss_mb=([\d.]+)",
+                      run.stdout)
+    assert found, run.stdout[-3000:]
+    assert int(found.group(1)) == 300
+    assert all(float(value) > 0 for value in found.groups()[1:])
+    assert "300 tasks' events (4 each) published" in run.stdout and "counted by Stalk" in run.stdout
+    assert "non-200" not in run.stdout and "making bench/.venv-flower" not in run.stdout
+    assert "target" not in run.stdout  # no ratios without Flower

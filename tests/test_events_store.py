@@ -602,3 +602,20 @@ def test_a_history_db_from_before_attempts_gains_the_column_and_keeps_its_rows(t
         store.stop()
     rows = {r["task_id"]: r for r in read_tasks(db)}
     assert rows["old"]["attempts"] == [] and [a["kind"] for a in rows["new"]["attempts"]] == ["retry", "requeued"]
+
+
+def test_a_purge_heard_before_its_tasks_task_sent_still_marks_them_purged():
+    """A client's task-sent events leave in batches, a purge's event at once: the purge may be folded
+    first. A task sent before the purge is then PURGED when its task-sent comes; one sent after it (a new
+    message with that id) is not, nor one a worker had received."""
+    fold = Fold()
+    fold.apply(purged(["early", "later", "taken"], ts=200.0))
+    assert not fold.tasks  # nothing added for ids never seen
+    fold.apply(ev("task-sent", "early", 150.0, name="demo.add", queue="youtube", retries=0))
+    fold.apply(ev("task-sent", "later", 250.0, name="demo.add", queue="youtube", retries=0))
+    fold.apply_many([ev("task-received", "taken", 190.0, retries=0),
+                     ev("task-sent", "taken", 180.0, name="demo.add", queue="youtube", retries=0)])
+    states = {t: r.state for t, r in fold.tasks.items()}
+    assert states == {"early": "PURGED", "later": "PENDING", "taken": "RECEIVED"}
+    assert fold.tasks["early"].exception.startswith("purged from queue youtube at ")
+    assert not fold.purged_unseen

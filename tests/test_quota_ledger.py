@@ -230,3 +230,25 @@ def test_the_forecast_never_shows_a_time_that_has_passed():
     past = SimpleNamespace(rate_per_hour=600.0, remaining=10, reserved=0, exhausted=False, refused_units=0,
                            exhausted_at=NOON - timedelta(seconds=5))
     assert "runs out" not in forecast(past, now)
+
+
+def test_a_call_waiting_for_the_write_lock_is_stamped_when_it_gets_it(ledger):
+    """Grants and denials carry the time they were decided, under the write lock: a call that read the
+    clock before waiting for another worker's transaction looked older than it, and a refusal older than
+    the grant decided before it made the quota read 'not exhausted' (stats._refused)."""
+    import sqlite3
+    import threading
+    import time
+
+    other = sqlite3.connect(ledger.path, timeout=10)
+    other.execute("BEGIN IMMEDIATE")  # another worker's reservation, holding the write lock
+    done: dict[str, object] = {}
+    waiting = threading.Thread(target=lambda: done.update(grant=ledger.reserve("youtube", 1, "waited")))
+    waiting.start()
+    time.sleep(0.3)
+    released = time.time()
+    other.execute("COMMIT")
+    other.close()
+    waiting.join(10)
+    grant = done["grant"]
+    assert grant.created.timestamp() >= released  # type: ignore[attr-defined]

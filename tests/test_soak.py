@@ -1,5 +1,5 @@
 """The soak (bench/soak.py) in the suite: a user's app on Stalk's own redis with Stalk's defaults
-(visibility timeout 3,600 s, prefetch, late acks), 1,500 tasks from three kinds of client, one fault of
+(visibility timeout 3,600 s, prefetch, late acks), 1,100 tasks from three kinds of client, one fault of
 each kind. Runs are counted per task id in a SQLite file the tasks write to."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from soak import KINDS, PROJECT, Soak, stack_flags, table  # noqa: E402
 
 pytestmark = [pytest.mark.procs, pytest.mark.slow, pytest.mark.fault, pytest.mark.xdist_group("soak")]
 
-TASKS, RATE, FAULT_EVERY = 1500, 25.0, 11.0  # 60 s of submissions, a fault every 11 s: each kind once
+TASKS, RATE, FAULT_EVERY = 1100, 25.0, 8.0  # 44 s of submissions, a fault every 8 s: each kind once
 KILLS = {"worker", "child", "broker"}  # faults that can cut a run short (its task then runs again)
 
 

@@ -37,6 +37,7 @@ from stalk.embedded.safe_text import MULTILINE, printable, printable_or_none
 
 MAX_ATTEMPTS_KEPT = 20
 MAX_INTERNED = 10_000
+MAX_PURGED_UNSEEN = 20_000  # ids a purge named before their task-sent arrived, remembered (oldest go first)
 PURGED_EVENT = "stalk-purged"  # Stalk's own event: a purge deleted these tasks' messages (control.queues)
 ROUTED_EVENT = "stalk-routed"  # Stalk's own event: where a task came from, asked of its worker (plain_workers)
 MAX_PURGE_TEXT = 200  # characters of a purge event's queue and `by` kept in the reason
@@ -62,6 +63,8 @@ class Fold(WorkerFold):
         self.failures: list[str] = []  # newest last, trimmed
         self.event_count = 0
         self.published: OrderedDict[str, tuple] = OrderedDict()  # id -> (priority, group_id) not yet seen
+        #: ids a purge deleted before their task-sent was folded -> (purge time, reason); see _purged
+        self.purged_unseen: OrderedDict[str, tuple[float | None, str]] = OrderedDict()
         #: Called with each event and its task's record once applied (EventStore.tap: under the store's lock)
         self.taps: list[Callable[[dict, TaskRecord | None], None]] = []
         self._strings: dict[str, str] = {}
@@ -291,6 +294,18 @@ class Fold(WorkerFold):
         if retries > rec.retries:
             rec.retries = retries
         self._move(rec, PENDING, ts)
+        if self.purged_unseen:
+            self._purged_before_seen(rec)
+
+    def _purged_before_seen(self, rec: TaskRecord) -> None:
+        """A purge named this task before its task-sent arrived (a client's sent events are batched; the
+        purge's event is not): a message sent before the purge is the one it deleted."""
+        unseen = self.purged_unseen.pop(rec.task_id, None)
+        if unseen is None or rec.state != PENDING:
+            return
+        ts, reason = unseen
+        if ts is None or rec.sent is None or rec.sent <= ts:
+            self.purge(rec, ts, reason)
 
     def _received(self, event: dict) -> None:
         rec = self._task(event)
@@ -465,8 +480,10 @@ class Fold(WorkerFold):
         reason = f"purged from queue {queue} at {at} by {_printable(get('by'))}"
         ids = get("ids")
         if isinstance(ids, list):
-            found = [self.tasks.get(task_id) for task_id in ids if isinstance(task_id, str)]
+            named = [task_id for task_id in ids if isinstance(task_id, str)]
+            found = [self.tasks.get(task_id) for task_id in named]
             records = [rec for rec in found if rec is not None and rec.state in PURGEABLE]
+            self._remember_unseen([i for i, rec in zip(named, found, strict=True) if rec is None], ts, reason)
         else:
             reason += (" (inferred: the broker does not name the messages it purges; the task was sent to "
                        "this queue and not received by a worker since)")
@@ -474,6 +491,13 @@ class Fold(WorkerFold):
                 (rec.retried if rec.state == RETRY else rec.sent) or 0.0) <= ts]
         for rec in records:
             self.purge(rec, ts, reason)
+
+    def _remember_unseen(self, ids: list[str], ts: float | None, reason: str) -> None:
+        unseen = self.purged_unseen
+        for task_id in ids:
+            unseen[task_id] = (ts, reason)
+        while len(unseen) > MAX_PURGED_UNSEEN:
+            unseen.popitem(last=False)
 
     def waiting_in(self, queue: str) -> list[TaskRecord]:
         """Tasks seen sent to `queue` (or retried there) and not received by a worker since."""

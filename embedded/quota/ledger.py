@@ -150,8 +150,11 @@ class QuotaLedger:
         Non-priority calls stop at limit - priority_reserve; priority calls may use the whole limit."""
         if not isinstance(key, str) or not key:
             raise QuotaError(f"quota {name!r}: a reservation needs a non-empty key (the task id), got {key!r}")
-        now = clock.utcnow()
         with self._write() as conn:
+            # stamped under the write lock: grants and denials are in the order they were decided (a time
+            # read before waiting for the lock made a denial look older than the grant before it, and the
+            # quota not exhausted: stats._refused)
+            now = clock.utcnow()
             spec = self._load_spec(conn, name)
             n = spec.cost(units)
             cap = spec.daily_limit if priority else spec.daily_limit - spec.priority_reserve
@@ -187,8 +190,8 @@ class QuotaLedger:
     def settle(self, key: str, ok: bool) -> Reservation:
         """Mark the call done. A failed call's units go back only when the quota's spec says so.
         Settling twice changes nothing (a redelivered task settles again)."""
-        now = clock.utcnow()
         with self._write() as conn:
+            now = clock.utcnow()
             row = conn.execute("SELECT * FROM requests WHERE key = ?", (key,)).fetchone()
             if row is None:
                 raise QuotaError(f"no reservation with key {key!r} to settle")

@@ -8,12 +8,15 @@ from textual.widgets import Static
 from stalk.panel.actions import MODES
 
 SHORT = {"dashboard": "Dash"}  # titles shortened first when the terminal is narrow
+SHORTER = {**SHORT, "workers": "Work"}  # then these, with no gaps but the items' own spaces (80 columns)
 
 
 def bar_items(current: str, width: int) -> list[tuple[str, str, str | None]]:
     """(text, style, mode) items, the longest layout that fits `width` cells: full titles with wide gaps,
-    then narrow gaps, short titles, no brand, and at last the numbers with each title's first letters."""
-    layouts = [(True, 2, MODES), (True, 1, MODES), (True, 1, {**MODES, **SHORT}), (False, 1, {**MODES, **SHORT})]
+    then narrow gaps, short titles, no brand, no gaps, and at last the numbers with each title's first letters."""
+    short, shorter = {**MODES, **SHORT}, {**MODES, **SHORTER}
+    layouts = [(True, 2, MODES), (True, 1, MODES), (True, 1, short), (False, 1, short), (False, 0, short),
+               (False, 0, shorter)]
     for brand, gap, titles in layouts:
         items = _items(current, brand, gap, titles)
         if sum(len(text) for text, _s, _m in items) <= width:

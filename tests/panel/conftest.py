@@ -11,6 +11,8 @@ import pytest
 from stalk.embedded import Stack
 from tests.conftest import make_config
 
+from .harness import close_remotes, undo_serving
+
 os.environ["TZ"] = "UTC"
 time.tzset()
 
@@ -26,6 +28,15 @@ def eager_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack(config).start(wait=True, timeout=30)
     yield stack
     stack.stop()
+
+
+@pytest.fixture(autouse=True)
+def closing_remotes() -> Iterator[None]:
+    """After each test: the RemoteStacks its panels attached with are closed, and what it put on a shared
+    stack for the API to serve (harness.serving) is taken off."""
+    yield
+    close_remotes()
+    undo_serving()
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,9 @@
 """Deterministic inputs for panel tests: an eager stack, a frozen clock, fixed process snapshots.
 
+The panel under test is what `stalk` runs: a client of the stack's API (a RemoteStack on the test stack's
+own API socket), never the Stack object itself. Fixed layers (a stand-in event store, control, data dir)
+are put on the real Stack, which its API serves (`serving`).
+
 Volatile values (pids, uptime, CPU, RSS) come from fixed ProcessInfo snapshots fed through the same
 ProcessesChanged message the live stack listener posts; the product code path is unchanged.
 """
@@ -12,7 +16,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from stalk.embedded import BrokerInfo, LogLine, ProcessInfo, ProcState, ProcStats
+from stalk.embedded.service import RemoteStack, StackClient
+from stalk.embedded.status_file import read_status
 from stalk.panel.app import make_app
+from tests.conftest import wait_until
 
 FROZEN = 1_780_000_000.0  # a fixed "now" for every panel test
 
@@ -64,8 +71,86 @@ def log_lines(process: str) -> list[LogLine]:
     return [LogLine(i + 1, FROZEN - 60 + i, process, t) for i, t in enumerate(texts)]
 
 
-def app_for(stack: Any):
-    return make_app(stack.config, stack=stack, clock=frozen_clock, probe_broker=False)
+# -- the panel as a client of the stack's API -----------------------------------------------------
+
+_REMOTES: list[RemoteStack] = []  # the views `remote_view` opened, closed after each test (conftest)
+_UNDO: list[Callable[[], None]] = []  # what `serving` put on a stack, undone after each test
+
+
+def remote_view(stack: Any) -> RemoteStack:
+    """A RemoteStack on `stack`'s API (a started Stack serves it on its data dir's socket), as `stalk`
+    attaches with; closed after the test (conftest `closing_remotes`)."""
+    paths = stack.config.paths  # its own (`serving` may show the API another data dir's files)
+    wait_until(lambda: read_status(paths.state), 10, 0.02)  # the API's address, for clients
+    remote = RemoteStack(StackClient.on_data_dir(paths.data_dir))
+    _REMOTES.append(remote)
+    return remote
+
+
+def close_remotes() -> None:
+    while _REMOTES:
+        _REMOTES.pop().close()
+
+
+def serving(stack: Any, **layers: Any) -> Any:
+    """Put fixed layers (events, control, paths, mode: None for none) on the real `stack` for this test,
+    undone after it (conftest `closing_remotes`); its API serves them to the panel. A stand-in store's
+    changes reach the API's change stream as the live store's do."""
+    for name, value in layers.items():
+        if name in vars(stack):
+            _UNDO.append(functools.partial(setattr, stack, name, vars(stack)[name]))
+        else:  # a method (processes, restart_process): the class's again
+            _UNDO.append(functools.partial(delattr, stack, name))
+        setattr(stack, name, value)
+    api, events = getattr(stack, "api", None), layers.get("events")
+    if events is not None and api is not None:
+        _UNDO.append(events.subscribe(api._task_changes))
+    return stack
+
+
+def undo_serving() -> None:
+    while _UNDO:
+        _UNDO.pop()()
+
+
+def app_for(stack: Any, clock: Callable[[], float] = frozen_clock):
+    """The panel on `stack` as users run it: over the stack's API."""
+    return make_app(stack.config, stack=remote_view(stack), clock=clock, probe_broker=False)
+
+
+def in_process_app(stack: Any, clock: Callable[[], float] = frozen_clock):
+    """The panel holding the Stack object itself (`stalk` never runs it so any more): only for what only an
+    in-process panel has (its own process's output routed to the stack's log; a Stack without an event
+    store or a Control object, where a panel on the API has views that get 503 until the stack has them)."""
+    return make_app(stack.config, stack=stack, clock=clock, probe_broker=False)
+
+
+def launching_app(config: Any, *up_flags: str, **kwargs: Any):
+    """The panel as `stalk` runs it where no stack runs yet: it starts `stalk up <up_flags>` on `config`'s
+    data dir as a process of its own and attaches to its API (quit it with `quit_launched`)."""
+    from stalk.embedded.service import StackProcess
+    from stalk.panel.runtime import RemoteSource
+
+    data_dir = config.paths.data_dir
+    launch = StackProcess([*up_flags, "--data-dir", str(data_dir)], data_dir,
+                          env={"STALK_CONFIG": "", "STALK_FLOWER_PORT": "0"})
+    return make_app(config, source=RemoteSource(data_dir, launch=launch), probe_broker=False, **kwargs)
+
+
+async def quit_launched(pilot, timeout: float = 60.0) -> None:
+    """ctrl+q, and "quit" in the dialog: the stack process the panel started stops, then the panel."""
+    from stalk.panel.screens.quit import QuitScreen
+
+    launched = pilot.app.runtime.launched
+    await pilot.press("ctrl+q")
+    await until(pilot, lambda: isinstance(pilot.app.screen, QuitScreen), "the quit dialog")
+    await pilot.press("q")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while pilot.app.is_running and loop.time() < deadline:
+        await pilot.pause(0.05)
+    assert not pilot.app.is_running, "the panel did not quit"
+    assert launched is None or launched.wait(timeout) == 0
 
 
 async def app_quiet(min_sleep: float = 0.0, max_sleep: float = 1.0) -> None:

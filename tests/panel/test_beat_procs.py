@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -15,12 +16,11 @@ from typing import Any
 import pytest
 
 from stalk.embedded import Stack
-from stalk.panel.app import make_app
 from stalk.panel.screens.beat import BeatScreen
 from tests.conftest import ROOT, clean_env, module_stack, stalk_cmd, wait_until
 
 from .conftest import SIZE
-from .harness import sync
+from .harness import app_for, sync
 from .test_task_screens import until
 
 pytestmark = [pytest.mark.procs, pytest.mark.xdist_group("beat-procs")]
@@ -112,7 +112,7 @@ def _run_now_and_restart(stack: Stack) -> None:
 
 @sync
 async def _runs_grow_on_the_beat_screen(stack: Stack) -> None:
-    app = make_app(stack.config, stack=stack, probe_broker=False)
+    app = app_for(stack, clock=time.time)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("4")
         screen = await until(pilot, lambda: isinstance(app.screen, BeatScreen) and app.screen, "the Beat screen")

@@ -12,16 +12,14 @@ from celery import Celery
 from celery.beat import ScheduleEntry
 from celery.schedules import crontab, schedule
 
-from stalk.embedded.control import Control
+from stalk.embedded.control import Control, ControlError
 from stalk.embedded.control.beat_runs import RUN_NOW, BeatRuns
 from stalk.embedded.demo.schedule import zoned_crontab
-from stalk.panel.app import make_app
 from stalk.panel.beat_rows import BeatRow, schedule_text, when
 from stalk.panel.messages import BrokerChanged, ProcessesChanged
 
 from .conftest import SIZE
-from .harness import BUSY, FROZEN, REDIS, frozen_clock, settle, sync
-from .stand_ins import StackView
+from .harness import BUSY, FROZEN, REDIS, app_for, in_process_app, serving, settle, sync
 
 NOW = datetime.fromtimestamp(FROZEN, UTC)
 RAN: list[tuple[str, tuple]] = []
@@ -73,8 +71,8 @@ def control(tmp_path: Path) -> Control:
 
 
 def app_with(stack, control=None):
-    view = StackView(stack, control=control)
-    return make_app(stack.config, stack=view, clock=frozen_clock, probe_broker=False)
+    """The panel over the API of `stack` serving `control` (None: none)."""
+    return app_for(serving(stack, control=control))
 
 
 def on_beat(*press: str):
@@ -143,8 +141,8 @@ def test_beat_empty_snapshot(snap_compare, eager_stack, control):
 
 
 def test_beat_error_keeps_last_rows_snapshot(snap_compare, eager_stack, control):
-    def locked() -> list:
-        raise OSError("schedule file is locked by another beat")
+    def locked() -> list:  # what the real Control raises for a schedule it cannot read (any other exception
+        raise ControlError("schedule file is locked by another beat")  # is the API's "internal error: ...")
 
     async def run_before(pilot) -> None:
         await on_beat()(pilot)
@@ -157,7 +155,10 @@ def test_beat_error_keeps_last_rows_snapshot(snap_compare, eager_stack, control)
 
 
 def test_beat_without_control_snapshot(snap_compare, eager_stack):
-    assert snap_compare(app_with(eager_stack), terminal_size=SIZE, run_before=on_beat())
+    """In process on purpose: a Stack without a Control object. A panel on the API always has one (its
+    RemoteControl); a stack process without it yet answers 503, shown as the schedule's problem."""
+    app = in_process_app(serving(eager_stack, control=None))
+    assert snap_compare(app, terminal_size=SIZE, run_before=on_beat())
 
 
 def test_beat_wide_terminal_snapshot(snap_compare, eager_stack, control):

@@ -15,7 +15,7 @@ from stalk.panel.widgets.log_view import LogView
 from tests.conftest import make_config
 
 from .conftest import SIZE
-from .harness import app_for, settle, sync
+from .harness import in_process_app, settle, sync
 
 TWINS = [{"twin@host": {"ok": "pong"}}, {"twin@host": {"ok": "pong"}}]  # one broadcast's replies
 
@@ -25,7 +25,9 @@ async def test_celery_warnings_and_log_lines_go_to_logs_not_to_the_terminal(tmp_
     stack = Stack(make_config(tmp_path / "data", broker={"mode": "eager"}, beat=False)).start(wait=True, timeout=30)
     shown_before = warnings.showwarning
     try:
-        app = app_for(stack)
+        # in process on purpose: what Celery prints in the process of a panel that holds the Stack goes
+        # to the stack's own log (a RemoteStack panel holds no Celery: its stack process routes its own)
+        app = in_process_app(stack)
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             # Celery's own code, on a thread as the panel's broadcasts run: DuplicateNodenameWarning

@@ -7,7 +7,6 @@ import threading
 from stalk.embedded import foreground
 from stalk.embedded.foreground import Foreground
 from stalk.panel import app as app_module
-from stalk.panel.app import make_app
 
 from .conftest import SIZE
 from .harness import sync
@@ -39,7 +38,7 @@ async def test_a_key_holds_the_background_until_its_answer_is_painted(eager_stac
 
 @sync
 async def test_without_keys_nothing_is_held(eager_stack) -> None:
-    app = make_app(eager_stack.config, stack=eager_stack, probe_broker=False)
+    app = live_app(eager_stack)
     async with app.run_test(size=SIZE) as pilot:
         await idle(pilot)
         assert not foreground.FOREGROUND.held

@@ -15,11 +15,11 @@ def plain_bar(width: int) -> str:
 def test_the_mode_bar_keeps_every_screen_in_any_width() -> None:
     for width in range(30, 200):
         text = plain_bar(width)
-        assert all(f" {n} " in text for n in range(1, 8)) and "? help" in text
+        assert all(f" {n} " in text for n in range(1, 9)) and "? help" in text
         if width >= 78:
             assert len(text) <= width, width
     assert plain_bar(118).startswith("Stalk   1 Dashboard    2 Tasks")  # the 120-column layout
-    assert plain_bar(78) == " 1 Dash   2 Tasks   3 Workers   4 Beat   5 Quota   6 Logs   7 Submit   ? help"
+    assert plain_bar(78) == " 1 Dash  2 Tasks  3 Work  4 Beat  5 Quota  6 Logs  7 Submit  8 Hooks  ? help"  # 80 columns
 
 
 def test_queue_lines_never_wrap() -> None:

@@ -6,13 +6,12 @@ import pytest
 from textual.widgets import Label
 
 from stalk.embedded import Unfinished
-from stalk.embedded.events import FINISHED, RUNNING
-from stalk.panel.app import make_app
+from stalk.embedded.events import FINISHED, RUNNING, EventStore
 from stalk.panel.screens.quit import QuitScreen, question
 from tests.conftest import make_config
 
 from .conftest import SIZE
-from .harness import sync
+from .harness import launching_app, sync
 from .test_shell_flows import wait_until
 
 
@@ -31,14 +30,15 @@ def test_what_quitting_does_depends_on_the_broker():
 @sync
 async def test_quit_asks_while_a_task_runs_and_waits_for_it(tmp_path):
     """ctrl+q stopped everything even with running and queued tasks (in embedded mode the queued ones
-    became LOST): it asks now, `n` keeps the panel, `w` lets the running task finish, then quits."""
+    became LOST): it asks now, `n` keeps the panel, `w` lets the running task finish, then quits (the
+    stack process the panel started stops after it)."""
     config = make_config(tmp_path / "data", broker={"mode": "redis"}, beat=False)
-    app = make_app(config)
+    app = launching_app(config, "--broker", "redis", "--no-beat")
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.phase.kind == "ready", 90)
-        stack = app.stack
-        # only the id: an AsyncResult freed after the broker stopped would retry unsubscribing from it
-        task_id = stack.app.send_task("demo.slow_add", (20, 22), {"seconds": 4}, queue="slow").id
+        stack = app.stack  # the stack process, over its API
+        task_id = stack.control.submit({"name": "demo.slow_add", "args": [20, 22], "kwargs": {"seconds": 4},
+                                        "queue": "slow"}).id
 
         def state() -> str | None:
             record = stack.events.get(task_id)
@@ -53,7 +53,14 @@ async def test_quit_asks_while_a_task_runs_and_waits_for_it(tmp_path):
         assert app.is_running and not isinstance(app.screen, QuitScreen) and state() in RUNNING
         await pilot.press("ctrl+q")
         await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen), 15)
+        launched = app.runtime.launched
         await pilot.press("w")
         await wait_until(pilot, lambda: app.phase.kind == "stopping", 15)
         await wait_until(pilot, lambda: not app.is_running, 60)
-    assert state() in FINISHED and state() == "SUCCESS"
+    assert launched is not None and launched.wait(30) == 0
+    history = EventStore(history=config.paths.history_db).start()  # what the stack kept of it
+    try:
+        record = history.get(task_id)
+    finally:
+        history.stop()
+    assert record is not None and record.state in FINISHED and record.state == "SUCCESS"

@@ -15,13 +15,11 @@ import pytest
 from stalk.embedded.paths import StackPaths
 from stalk.embedded.quota import QuotaExhausted, QuotaLedger, QuotaSpec
 from stalk.embedded.quota import clock as quota_clock
-from stalk.panel.app import make_app
 from stalk.panel.messages import BrokerChanged
 from stalk.panel.widgets.hourly_chart import hourly_chart
 
 from .conftest import SIZE
-from .harness import FROZEN, REDIS, frozen_clock, settle, sync, until
-from .stand_ins import StackView
+from .harness import FROZEN, REDIS, app_for, serving, settle, sync, until
 
 NOW = datetime.fromtimestamp(FROZEN, UTC)  # 2026-05-28 20:26:40 UTC
 DAY = NOW.replace(hour=0, minute=0, second=0)
@@ -85,8 +83,8 @@ def fill(path: Path, clock: Clock) -> None:
 
 
 def app_on(stack, data_dir: Path):
-    view = StackView(stack, paths=StackPaths(data_dir))
-    return make_app(stack.config, stack=view, clock=frozen_clock, probe_broker=False)
+    """The panel over the API of `stack` serving the quota ledger of `data_dir`."""
+    return app_for(serving(stack, paths=StackPaths(data_dir)))
 
 
 def poll_drawn(screen) -> bool:

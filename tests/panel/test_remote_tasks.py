@@ -130,7 +130,10 @@ async def test_live_refreshes_wait_for_their_interval_however_often_changes_come
         feeder = threading.Thread(target=submit, daemon=True)
         feeder.start()
         try:
-            await asyncio.sleep(2.0)
+            for _ in range(100):  # 2 s, or longer under load: until a few refreshes ran
+                await asyncio.sleep(0.1)
+                if len(starts) >= 4 and _ >= 20:
+                    break
         finally:
             halt.set()
             feeder.join(5)

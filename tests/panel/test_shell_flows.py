@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import os
+import signal
 
 import pytest
 from textual.app import App
@@ -14,7 +16,6 @@ from textual.widgets import Label
 from textual.widgets.data_table import CellDoesNotExist
 
 from stalk.embedded import ProcState, Stack
-from stalk.panel.app import make_app
 from stalk.panel.messages import BrokerChanged, LogsFetched, ProcessesChanged
 from stalk.panel.screens.confirm import ConfirmScreen
 from stalk.panel.screens.help import HelpScreen
@@ -25,7 +26,18 @@ from stalk.panel.widgets.process_table import ProcessTable
 from tests.conftest import make_config
 
 from .conftest import SIZE
-from .harness import BUSY, REDIS, app_for, log_lines, palette_hits, settle, sync
+from .harness import (
+    BUSY,
+    REDIS,
+    app_for,
+    close_remotes,
+    launching_app,
+    log_lines,
+    palette_hits,
+    quit_launched,
+    settle,
+    sync,
+)
 
 
 @sync
@@ -194,18 +206,19 @@ def table_cell(app, row: str, column: str) -> str | None:
 @pytest.mark.procs
 @sync
 async def test_killed_worker_shows_restart_then_ready(tmp_path):
-    """Real redis stack started by the app: kill a worker, the Dashboard shows the restart and ready."""
+    """A redis stack the panel started as its own process: a worker killed (SIGKILL, as a crash), the
+    Dashboard shows the restart and ready."""
     config = make_config(tmp_path / "data", broker={"mode": "redis"}, beat=False)
-    app = make_app(config)
+    app = launching_app(config, "--broker", "redis", "--no-beat")
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.phase.kind == "ready")
         await wait_until(pilot, lambda: table_cell(app, "worker:default", "state") == ProcState.READY)
-        assert isinstance(app.stack, Stack)
-        app.stack.kill_process("worker:default")
+        pid = app.stack.process("worker:default").pid
+        assert pid and app.runtime.launched is not None
+        os.kill(pid, signal.SIGKILL)
         await wait_until(pilot, lambda: table_cell(app, "worker:default", "restarts") == "1"
                          and table_cell(app, "worker:default", "state") == ProcState.READY)
-        await pilot.press("ctrl+q")
-        await wait_until(pilot, lambda: not app.is_running, timeout=30)
+        await quit_launched(pilot)
 
 
 @sync
@@ -299,6 +312,7 @@ async def test_enter_on_a_process_opens_its_logs_when_stalk_has_lines_of_its_own
             assert app.current_mode == "logs"
             assert app.screen.current == "worker:default"
     finally:
+        close_remotes()
         stack.stop()
 
 
@@ -330,4 +344,5 @@ async def test_stalks_own_lines_have_their_entry_in_logs(tmp_path):
             assert any(line in strip.text for strip in app.screen.query_one(LogView).lines)
             assert "stalk  1 lines" in str(app.screen.query_one("#log-status", Label).render())
     finally:
+        close_remotes()
         stack.stop()

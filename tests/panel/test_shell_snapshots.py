@@ -15,8 +15,18 @@ from stalk.panel.messages import (
 )
 
 from .conftest import SIZE
-from .harness import BUSY, REDIS, STARTING, app_for, feeding, log_lines, palette_hits, settle, until
-from .stand_ins import StackView
+from .harness import (
+    BUSY,
+    REDIS,
+    STARTING,
+    app_for,
+    feeding,
+    log_lines,
+    palette_hits,
+    serving,
+    settle,
+    until,
+)
 
 EXTERNAL = BrokerInfo("external", "amqp://guest:guest@rabbit.internal:5672//", "redis://cache.internal:6379/3",
                       "the external broker's own (Stalk attached to it: it runs no broker, workers or beat)")
@@ -39,9 +49,7 @@ def test_dashboard_eager_empty(snap_compare, eager_stack):
 
 def test_dashboard_external(snap_compare, eager_stack):
     """Attached to a cluster Stalk does not run: no process rows, and a line that says why."""
-    view = StackView(eager_stack, eager_stack.events, eager_stack.control)
-    view.mode = "external"
-    assert snap_compare(app_for(view), terminal_size=SIZE, run_before=feeding(
+    assert snap_compare(app_for(serving(eager_stack, mode="external")), terminal_size=SIZE, run_before=feeding(
         BrokerChanged(EXTERNAL), PhaseChanged(Phase("ready", "attached"))))
 
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from textual.widgets import Input, Static
 
-from stalk.panel.app import make_app
 from stalk.panel.screens.confirm import ConfirmScreen
 from stalk.panel.screens.detail import DetailScreen
 from stalk.panel.screens.tasks import TasksScreen
 from stalk.panel.widgets.task_table import TaskTable
 
 from .conftest import SIZE
-from .harness import sync
+from .harness import app_for, sync
 from .test_task_screens import fill_submit, idle, problems_text, table_ids, until
 
 pytestmark = [pytest.mark.procs, pytest.mark.xdist_group("panel-tasks")]
@@ -32,7 +33,7 @@ def detail_state(app) -> str | None:
 
 @sync
 async def _submit_then_revoke(stack) -> None:
-    app = make_app(stack.config, stack=stack, probe_broker=False)
+    app = app_for(stack, clock=time.time)
     async with app.run_test(size=SIZE) as pilot:
         await idle(pilot)
         screen = await fill_submit(pilot, "demo.add", "[2, 3]")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +14,6 @@ from textual.widgets import Input, Label, Static, TextArea
 
 from stalk.embedded.control import Control, RevokeEntry
 from stalk.embedded.events import EventStore, TaskRecord
-from stalk.panel.app import make_app
 from stalk.panel.colours import role_of
 from stalk.panel.formatting import pretty_repr
 from stalk.panel.messages import OpenTask
@@ -36,7 +36,7 @@ from stalk.panel.widgets.mode_bar import ModeBar
 from stalk.panel.widgets.task_table import TaskTable
 
 from .conftest import SIZE
-from .harness import FROZEN, sync
+from .harness import FROZEN, app_for, sync
 from .test_task_snapshots import (
     CHILDREN,
     FAILED,
@@ -245,8 +245,8 @@ async def test_task_table_updates_only_changed_rows() -> None:
 
 
 def live_app(stack: Any) -> Any:
-    """The app on the stack, live: store batches arrive as TasksChanged (nothing detached)."""
-    return make_app(stack.config, stack=stack, probe_broker=False)
+    """The app on the stack's API, live: store batches arrive over its change stream (nothing detached)."""
+    return app_for(stack, clock=time.time)
 
 
 async def workers_done(pilot) -> None:
@@ -562,7 +562,8 @@ def test_a_stored_revoke_shows_until_the_workers_act_on_it() -> None:
 async def test_revoke_asks_first_and_finished_tasks_are_left_alone(eager_stack) -> None:
     control = redis_like_control(eager_stack)
     calls: list[tuple] = []
-    control.revoke = lambda task_id, terminate=False, signal="SIGTERM": calls.append((task_id, terminate))
+    control.revoke_many = lambda task_ids, terminate=False, signal="SIGTERM": calls.extend(  # (the API's call)
+        (task_id, terminate) for task_id in task_ids)
     app = app_with(eager_stack, busy_store(), control)
     async with app.run_test(size=SIZE) as pilot:
         await idle(pilot)

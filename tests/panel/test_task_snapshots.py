@@ -9,12 +9,10 @@ from textual.widgets import TextArea
 
 from stalk.embedded.control import ClusterView, Control, RevokeEntry
 from stalk.embedded.events import EventStore
-from stalk.panel.app import make_app
 from stalk.panel.messages import OpenTask
 
 from .conftest import SIZE
-from .harness import FROZEN, frozen_clock, settle, until, workers_finished
-from .stand_ins import StackView
+from .harness import FROZEN, app_for, serving, settle, until, workers_finished
 
 DEFAULT, SLOW, IO = "default@stalk-host", "slow@stalk-host", "io@stalk-host"
 TRACEBACK = """Traceback (most recent call last):
@@ -128,8 +126,9 @@ def redis_like_control(stack: Any) -> Control:
 
 
 def app_with(stack: Any, events: Any = None, control: Any = None):
-    view = StackView(stack, events, control if control is not None else stack.control)
-    return make_app(stack.config, stack=view, clock=frozen_clock, probe_broker=False)
+    """The panel over the API of `stack` serving `events` (None: none) and `control` (None: its own)."""
+    layers = {"events": events} if control is None else {"events": events, "control": control}
+    return app_for(serving(stack, **layers))
 
 
 async def until_idle(pilot) -> None:

@@ -5,9 +5,10 @@ that died (finding 5) is shown on the Dashboard as an error."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from stalk.panel.app import make_app
 from stalk.panel.messages import LogsShow, OpenTask
 from stalk.panel.screens.detail import DetailScreen
 from stalk.panel.widgets.log_view import LogView
@@ -16,7 +17,7 @@ from ..conftest import wait_until
 from ..test_thread_watch import DieOnce
 from ..test_untrusted_text import HOSTILE, raw_in
 from .conftest import SIZE
-from .harness import sync
+from .harness import app_for, sync
 from .test_task_screens import idle, table_ids, until
 
 pytestmark = [pytest.mark.procs, pytest.mark.xdist_group("panel-untrusted")]
@@ -37,7 +38,7 @@ def clean(app, where: str) -> str:
 
 @sync
 async def _look_everywhere(stack, added: str, failed: str, odd_id: str) -> None:
-    app = make_app(stack.config, stack=stack, probe_broker=False)
+    app = app_for(stack, clock=time.time)
     async with app.run_test(size=SIZE) as pilot:
         await idle(pilot)
         # a stack thread that died (the test hook below) is a row with its error on the Dashboard

@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
+from typing import Any
 
 import pytest
 from textual.widgets import Input, Label, Static, TextArea
 
 from stalk.embedded import Stack
-from stalk.embedded.events import RUNNING
-from stalk.panel.app import make_app
+from stalk.embedded.events import RUNNING, EventStore
 from stalk.panel.screens.detail import DetailScreen
 from stalk.panel.screens.quit import QuitScreen
 from stalk.panel.screens.quota import QuotaScreen
@@ -26,13 +26,32 @@ from stalk.panel.screens.workers import WorkersScreen
 from tests.conftest import ROOT, clean_env, make_config, stalk_cmd
 
 from .conftest import SIZE
-from .harness import sync
+from .harness import launching_app, quit_launched, sync
 from .test_shell_flows import wait_until
 
 pytestmark = [pytest.mark.procs, pytest.mark.xdist_group("user-projects")]
 
 PROJECT = ROOT / "tests" / "projects" / "include_proj"
+UP_FLAGS = ("-A", "proj.celery:app", "--broker", "redis", "--no-beat")
 METERED = ROOT / "tests" / "projects" / "metered_proj"
+
+
+@pytest.fixture
+def in_project(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the user runs `stalk`: the stack process the panel starts imports the project from there."""
+    monkeypatch.chdir(PROJECT)
+
+
+async def wait_until_value(pilot, fn, timeout: float = 60.0):
+    """The first truthy `fn()` (asked off the UI thread's turn, between pauses)."""
+    values: list = []
+
+    def answered() -> Any:
+        values.append(fn())
+        return values[-1]
+
+    await wait_until(pilot, answered, timeout)
+    return values[-1]
 
 
 def problems_text(screen: SubmitScreen) -> str:
@@ -45,10 +64,10 @@ def project_config(tmp_path):
 
 
 @sync
-async def test_submit_on_a_users_project(tmp_path):
+async def test_submit_on_a_users_project(tmp_path, in_project):
     config = dataclasses.replace(make_config(tmp_path / "data", app="proj.celery:app", broker={"mode": "redis"},
                                              beat=False), app_dir=PROJECT)
-    app = make_app(config)
+    app = launching_app(config, *UP_FLAGS)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.phase.kind == "ready", 90)
         assert [p.name for p in app.stack.processes() if p.role == "worker"] == ["worker:celery"]
@@ -74,19 +93,18 @@ async def test_submit_on_a_users_project(tmp_path):
         await wait_until(pilot, lambda: detail.record is not None and detail.record.state == "SUCCESS"
                          and detail.record.queue is not None, 60)
         assert detail.record.queue == "media" and "cat.png@64" in str(detail.record.result)
-        await pilot.press("ctrl+q")
-        await wait_until(pilot, lambda: not app.is_running, 60)
+        await quit_launched(pilot)
 
 
 @sync
-async def test_submit_sends_only_the_named_task_and_the_worker_detail_follows_a_grow(tmp_path):
+async def test_submit_sends_only_the_named_task_and_the_worker_detail_follows_a_grow(tmp_path, in_project):
     """Items 4 and 11 of #20 on a user's project. Submit resize_image, come back, type a name that
     matches no task, or a digit: ctrl+s sent the task picked before; it sends nothing now. After `+` on the
     project's worker its detail showed the old pool size beside the new process list."""
-    app = make_app(project_config(tmp_path))
+    app = launching_app(project_config(tmp_path), *UP_FLAGS)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.phase.kind == "ready", 90)
-        stack = app.stack
+        stack = app.stack  # the stack process, over its API
         await pilot.press("7")
         await wait_until(pilot, lambda: isinstance(app.screen, SubmitScreen), 10)
         screen = app.screen
@@ -141,24 +159,24 @@ async def test_submit_sends_only_the_named_task_and_the_worker_detail_follows_a_
         assert (report.concurrency, len(report.processes)) == (before + 1, before + 1), report
         assert f"× {before + 1}[/b] (processes {', '.join(map(str, report.processes))})" in \
             summary_text(report, row.hostname, "worker:celery")
-        await pilot.press("ctrl+q")
-        await wait_until(pilot, lambda: not app.is_running, 60)
+        await quit_launched(pilot)
 
 
 @sync
-async def test_quit_with_a_projects_running_and_queued_tasks_asks_and_waits(tmp_path):
+async def test_quit_with_a_projects_running_and_queued_tasks_asks_and_waits(tmp_path, in_project):
     """Item 9 of #20 on a user's project: ctrl+q with import_csv tasks running and queued asks first, says
     that the waiting ones stay in Stalk's redis, and `w` lets the running ones finish before quitting; the
     waiting ones run at the next start, none lost."""
     config = project_config(tmp_path)
-    app = make_app(config)
+    app = launching_app(config, *UP_FLAGS)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.phase.kind == "ready", 90)
-        stack = app.stack
-        # more than the worker runs and prefetches (a process a CPU, 4 messages each): some stay queued
-        slots = stack.worker_specs[0].concurrency * 5
-        ids = [stack.app.send_task("proj.tasks.import_csv", (f"f{i}.csv",), {"rows": 60}).id
-               for i in range(slots + 3)]
+        stack = app.stack  # the stack process, over its API
+        # more than the worker runs and prefetches (its pool, 4 messages a process): some stay queued
+        stats = await wait_until_value(pilot, lambda: stack.control.inspect("stats", timeout=2.0))
+        slots = next(iter(stats.values()))["pool"]["max-concurrency"] * 5
+        ids = [stack.control.submit({"name": "proj.tasks.import_csv", "args": [f"f{i}.csv"],
+                                     "kwargs": {"rows": 60}}).id for i in range(slots + 3)]
 
         def running() -> set[str]:
             return {i for i in ids if (r := stack.events.get(i)) is not None and r.state in RUNNING}
@@ -171,11 +189,17 @@ async def test_quit_with_a_projects_running_and_queued_tasks_asks_and_waits(tmp_
         fate = str(quit_screen.query_one("#detail", Label).render())
         assert "running" in asked and "queued" in asked, asked
         assert "stay in Stalk's broker and run at the next start" in fate, fate
+        launched = app.runtime.launched
         await pilot.press("w")
         ran = running()
         await wait_until(pilot, lambda: app.phase.kind == "stopping", 15)
         await wait_until(pilot, lambda: not app.is_running, 120)
-    assert ran and all(stack.events.get(i).state == "SUCCESS" for i in ran)
+    assert launched is not None and launched.wait(60) == 0
+    history = EventStore(history=config.paths.history_db).start()  # what the stack kept of them
+    try:
+        assert ran and all(history.get(i).state == "SUCCESS" for i in ran)
+    finally:
+        history.stop()
 
     again = Stack(config).start(wait=True, timeout=90)
     try:
@@ -186,18 +210,19 @@ async def test_quit_with_a_projects_running_and_queued_tasks_asks_and_waits(tmp_
 
 
 @sync
-async def test_a_projects_quota_is_exhausted_when_the_next_call_does_not_fit(tmp_path):
+async def test_a_projects_quota_is_exhausted_when_the_next_call_does_not_fit(tmp_path, monkeypatch):
     """Item 10 of #20 on a user's project metering its own task (`from stalk.quota import metered`): 1,000
     normal units and calls of 51; after 19 calls 31 units are left and the 20th is refused. The quota is
     exhausted for such calls (`stalk quota --json`), and the Quota screen says since when, never a
     forecast ("runs out in ...") of a time that has passed."""
     config = dataclasses.replace(make_config(tmp_path / "data", app="maps.celery:app", broker={"mode": "redis"},
                                              beat=False), app_dir=METERED)
-    app = make_app(config)
+    monkeypatch.chdir(METERED)  # where the user runs `stalk`: the stack process it starts imports from there
+    app = launching_app(config, "-A", "maps.celery:app", "--broker", "redis", "--no-beat")
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.phase.kind == "ready", 90)
-        stack = app.stack
-        ids = [stack.app.send_task("maps.tasks.geocode", (f"{i} Main St",)).id for i in range(20)]
+        stack = app.stack  # the stack process, over its API
+        ids = [stack.control.submit({"name": "maps.tasks.geocode", "args": [f"{i} Main St"]}).id for i in range(20)]
 
         def states() -> list[str]:
             return sorted((r.state if (r := stack.events.get(i)) else "PENDING") for i in ids)
@@ -219,5 +244,4 @@ async def test_a_projects_quota_is_exhausted_when_the_next_call_does_not_fit(tmp
         await wait_until(pilot, lambda: "exhausted since" in str(summary.render()), 30)
         text = str(summary.render())
         assert "31 units left, too few for a 51-unit call" in text and "runs out" not in text, text
-        await pilot.press("ctrl+q")
-        await wait_until(pilot, lambda: not app.is_running, 60)
+        await quit_launched(pilot)

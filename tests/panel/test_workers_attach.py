@@ -5,17 +5,17 @@ redis-server and `stalk worker` children, seen from a second Stalk attached to i
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 from textual.widgets import Label
 
 from stalk.embedded import Stack
-from stalk.panel.app import make_app
 from stalk.panel.workers_data import fetch_workers
 
 from ..conftest import make_config, wait_until
 from .conftest import SIZE
-from .harness import sync
+from .harness import app_for, sync
 from .test_task_screens import until
 
 pytestmark = [pytest.mark.procs, pytest.mark.xdist_group("panel-tasks")]
@@ -49,7 +49,7 @@ def test_attached_workers_get_pool_and_queues_from_their_answers(attached) -> No
 
 @sync
 async def _workers_screen(stack) -> None:
-    app = make_app(stack.config, stack=stack, probe_broker=False)
+    app = app_for(stack, clock=time.time)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3")
         status = app.screen.query_one("#workers-status", Label)

@@ -7,10 +7,9 @@ import time
 
 import pytest
 
-from stalk.embedded.control import HeldTask, WorkerReport
+from stalk.embedded.control import ControlError, HeldTask, WorkerReport
 from stalk.embedded.control.worker_report import worker_report
 from stalk.embedded.events import EventStore
-from stalk.panel.app import make_app
 from stalk.panel.messages import BrokerChanged, ProcessesChanged
 from stalk.panel.screens.confirm import ConfirmScreen
 from stalk.panel.screens.detail import DetailScreen
@@ -18,11 +17,19 @@ from stalk.panel.screens.form_modal import FormScreen
 from stalk.panel.screens.worker_detail import WorkerDetailScreen, summary_text
 from stalk.panel.widgets.held_table import HeldTable
 from stalk.panel.worker_forms import check_autoscale, check_rate_limit
-from stalk.panel.workers_data import consumed_queues, pool_names, queue_rows, worker_rows
+from stalk.panel.workers_data import (
+    INSPECTED,
+    WorkersData,
+    consumed_queues,
+    inspect_all,
+    pool_names,
+    queue_rows,
+    worker_rows,
+)
 
 from .conftest import SIZE
-from .harness import BUSY, FROZEN, REDIS, frozen_clock, settle, sync
-from .stand_ins import Control, StackView
+from .harness import BUSY, FROZEN, REDIS, app_for, in_process_app, serving, settle, sync
+from .stand_ins import Control
 
 HOSTS = {"worker:default": "default@stalk-host", "worker:slow": "slow@stalk-host", "worker:io": "io@stalk-host"}
 PROCESSES = [dataclasses.replace(p, hostname=HOSTS.get(p.name)) for p in BUSY]
@@ -55,9 +62,9 @@ def busy_control(**kwargs) -> Control:
                    reserved={"default@stalk-host": [{}, {}], "slow@stalk-host": [{}] * 6}, **kwargs)
 
 
-def app_with(stack, events=None, control=None):
-    view = StackView(stack, events, control)
-    return make_app(stack.config, stack=view, clock=frozen_clock, probe_broker=False), view
+def app_with(stack, events=None, control=None, **layers):
+    """The panel over the API of `stack` serving `events` and `control` (None: none) and `layers`."""
+    return app_for(serving(stack, events=events, control=control, **layers))
 
 
 def on_workers(*press: str):
@@ -102,6 +109,20 @@ def test_a_worker_that_only_answered_inspect_gets_a_row() -> None:
     assert by_queue["bulk"] == ("ext@h",) and by_queue["default"] == ("worker:default", "ext@h")
 
 
+def test_failed_broadcasts_are_told_in_one_order_whichever_failed_first() -> None:
+    """The three inspect broadcasts run at once: their problems were listed as they failed, so the
+    Workers status line (and its snapshot) changed with thread timing (seen over the API)."""
+
+    class Late:  # the first kind asked fails last
+        def inspect(self, kind: str, timeout: float = 1.0) -> dict:
+            time.sleep({"reserved": 0.2, "stats": 0.1}.get(kind, 0.0))
+            raise ControlError(f"{kind}: no reply")
+
+    data = WorkersData()
+    assert inspect_all(data, Late()) == dict.fromkeys(INSPECTED)
+    assert data.problems == [f"{name}: {kind}: no reply" for kind, name in INSPECTED.items()]
+
+
 def test_form_checks_give_one_line() -> None:
     assert check_rate_limit({"task": "demo.add", "rate": "10 / m"}).rate == "10/m"
     with pytest.raises(ValueError, match="not a rate"):
@@ -120,7 +141,7 @@ def test_form_checks_give_one_line() -> None:
 async def test_grow_and_shrink_target_the_selected_worker(eager_stack) -> None:
     control = busy_control()
     control.pool = {"slow@stalk-host": 2}
-    app, _view = app_with(eager_stack, busy_events(), control)
+    app = app_with(eager_stack, busy_events(), control)
     async with app.run_test(size=SIZE) as pilot:
         await on_workers("down", "plus")(pilot)
         await app.workers.wait_for_complete()
@@ -133,7 +154,7 @@ async def test_grow_and_shrink_target_the_selected_worker(eager_stack) -> None:
 @sync
 async def test_purge_asks_first_and_sends_only_on_yes(eager_stack) -> None:
     control = busy_control()
-    app, _view = app_with(eager_stack, busy_events(), control)
+    app = app_with(eager_stack, busy_events(), control)
     async with app.run_test(size=SIZE) as pilot:
         await on_workers("tab", "down", "p")(pilot)  # queues sorted: default, io, media, slow
         assert isinstance(app.screen, ConfirmScreen)
@@ -151,7 +172,7 @@ async def test_purge_asks_first_and_sends_only_on_yes(eager_stack) -> None:
 async def test_a_queue_named_like_markup_is_purged_by_its_name(eager_stack) -> None:
     """The dialog quotes the queue's name: `[/]` in it was markup (MarkupError: the panel died)."""
     control = Control(depths={"[/]odd": 2})
-    app, _view = app_with(eager_stack, busy_events(), control)
+    app = app_with(eager_stack, busy_events(), control)
     async with app.run_test(size=SIZE) as pilot:
         await on_workers("tab")(pilot)
         await until(pilot, lambda: app.screen.query_one("#queue-table").selected == "[/]odd", "the odd queue")
@@ -167,7 +188,7 @@ async def test_a_queue_named_like_markup_is_purged_by_its_name(eager_stack) -> N
 @sync
 async def test_shutdown_is_confirmed(eager_stack) -> None:
     control = busy_control()
-    app, _view = app_with(eager_stack, busy_events(), control)
+    app = app_with(eager_stack, busy_events(), control)
     async with app.run_test(size=SIZE) as pilot:
         await on_workers("x")(pilot)
         assert isinstance(app.screen, ConfirmScreen)
@@ -179,7 +200,7 @@ async def test_shutdown_is_confirmed(eager_stack) -> None:
 @sync
 async def test_rate_limit_modal_rejects_bad_rate_then_sends(eager_stack) -> None:
     control = busy_control()
-    app, _view = app_with(eager_stack, busy_events(), control)
+    app = app_with(eager_stack, busy_events(), control)
     async with app.run_test(size=SIZE) as pilot:
         await on_workers("l", *"demo.add", "tab", *"fast", "enter")(pilot)
         assert isinstance(app.screen, FormScreen)
@@ -193,7 +214,7 @@ async def test_rate_limit_modal_rejects_bad_rate_then_sends(eager_stack) -> None
 @sync
 async def test_autoscale_sends_bounds(eager_stack) -> None:
     control = busy_control()
-    app, _view = app_with(eager_stack, busy_events(), control)
+    app = app_with(eager_stack, busy_events(), control)
     async with app.run_test(size=SIZE) as pilot:
         await on_workers("a", "tab", "backspace", "2", "enter")(pilot)
         await app.workers.wait_for_complete()
@@ -202,9 +223,9 @@ async def test_autoscale_sends_bounds(eager_stack) -> None:
 
 @sync
 async def test_restart_restarts_the_supervised_process(eager_stack) -> None:
-    app, view = app_with(eager_stack, busy_events(), busy_control())
     restarted: list[str] = []
-    view.restart_process = restarted.append
+    app = app_with(eager_stack, busy_events(), busy_control(), processes=lambda: PROCESSES,
+                   restart_process=restarted.append)
     async with app.run_test(size=SIZE) as pilot:
         await on_workers("down", "down", "r")(pilot)
         await app.workers.wait_for_complete()
@@ -214,7 +235,7 @@ async def test_restart_restarts_the_supervised_process(eager_stack) -> None:
 @sync
 async def test_control_errors_become_notices(eager_stack) -> None:
     control = busy_control(fail={"pool_grow": "no reply from default@stalk-host"})
-    app, _view = app_with(eager_stack, busy_events(), control)
+    app = app_with(eager_stack, busy_events(), control)
     async with app.run_test(size=SIZE) as pilot:
         await on_workers("plus")(pilot)
         await app.workers.wait_for_complete()
@@ -226,28 +247,30 @@ async def test_control_errors_become_notices(eager_stack) -> None:
 
 
 def test_workers_busy_snapshot(snap_compare, eager_stack):
-    app, _view = app_with(eager_stack, busy_events(), busy_control())
+    app = app_with(eager_stack, busy_events(), busy_control())
     assert snap_compare(app, terminal_size=SIZE, run_before=on_workers())
 
 
 def test_workers_without_layers_snapshot(snap_compare, eager_stack):
-    app, _view = app_with(eager_stack)
+    """In process on purpose: a Stack without an EventStore and a Control object. A panel on the API always
+    has both views; a stack process without them yet answers 503, shown as each part's problem."""
+    app = in_process_app(serving(eager_stack, events=None, control=None))
     assert snap_compare(app, terminal_size=SIZE, run_before=on_workers())
 
 
 def test_workers_errors_snapshot(snap_compare, eager_stack):
     control = busy_control(fail={"queue_depths": "broker unreachable", "inspect": "no reply in 0.5 s"})
-    app, _view = app_with(eager_stack, busy_events(), control)
+    app = app_with(eager_stack, busy_events(), control)
     assert snap_compare(app, terminal_size=SIZE, run_before=on_workers())
 
 
 def test_workers_purge_confirm_snapshot(snap_compare, eager_stack):
-    app, _view = app_with(eager_stack, busy_events(), busy_control())
+    app = app_with(eager_stack, busy_events(), busy_control())
     assert snap_compare(app, terminal_size=SIZE, run_before=on_workers("tab", "down", "down", "down", "p"))
 
 
 def test_workers_rate_limit_modal_snapshot(snap_compare, eager_stack):
-    app, _view = app_with(eager_stack, busy_events(), busy_control())
+    app = app_with(eager_stack, busy_events(), busy_control())
     assert snap_compare(app, terminal_size=SIZE, run_before=on_workers("l", *"demo.add", "tab", *"fast", "enter"))
 
 
@@ -269,12 +292,12 @@ def busy_report() -> WorkerReport:
 def test_worker_detail_snapshot(snap_compare, eager_stack):
     control = busy_control()
     control.reports["default@stalk-host"] = busy_report()
-    app, _view = app_with(eager_stack, busy_events(), control)
+    app = app_with(eager_stack, busy_events(), control)
     assert snap_compare(app, terminal_size=SIZE, run_before=on_workers("enter"))
 
 
 def test_worker_detail_no_answer_snapshot(snap_compare, eager_stack):
-    app, _view = app_with(eager_stack, busy_events(), busy_control())
+    app = app_with(eager_stack, busy_events(), busy_control())
     assert snap_compare(app, terminal_size=SIZE, run_before=on_workers("down", "down", "enter"))
 
 
@@ -334,7 +357,7 @@ def pool_size(stack, hostname: str) -> int:
 @sync
 async def test_real_worker_grows_runs_a_beat_entry_and_its_queue_is_purged(running_stack) -> None:
     stack = running_stack(broker={"mode": "redis"}, app="tests.apps.panel_workers_app:app", beat=False)
-    app = make_app(stack.config, stack=stack, clock=time.time, probe_broker=False)
+    app = app_for(stack, clock=time.time)
     async with app.run_test(size=SIZE) as pilot:
         await app.workers.wait_for_complete()
         await pilot.press("3")
@@ -376,7 +399,7 @@ async def test_real_worker_detail_shows_what_it_holds_and_opens_a_task(running_s
     stack = running_stack(broker={"mode": "redis"}, beat=False)
     running = stack.control.submit({"name": "demo.long_running", "args": [8]}).id
     due = stack.control.submit({"name": "demo.add", "args": [1, 2], "countdown": 600}).id
-    app = make_app(stack.config, stack=stack, clock=time.time, probe_broker=False)
+    app = app_for(stack, clock=time.time)
     try:
         async with app.run_test(size=SIZE) as pilot:
             await app.workers.wait_for_complete()
@@ -405,8 +428,6 @@ async def test_real_worker_detail_shows_what_it_holds_and_opens_a_task(running_s
 
 def test_workers_eager_empty_snapshot(snap_compare, eager_stack):
     """The eager stack as it is (its real EventStore and Control): no workers, nothing queued."""
-    from .harness import app_for
-
     assert snap_compare(app_for(eager_stack), terminal_size=SIZE, press=["3", "wait:300"])
 
 
@@ -414,5 +435,5 @@ def test_worker_detail_80x24_snapshot(snap_compare, eager_stack):
     """A classic terminal: the counts go under the tasks, whose columns keep the whole width."""
     control = busy_control()
     control.reports["default@stalk-host"] = busy_report()
-    app, _view = app_with(eager_stack, busy_events(), control)
+    app = app_with(eager_stack, busy_events(), control)
     assert snap_compare(app, terminal_size=(80, 24), run_before=on_workers("enter"))
