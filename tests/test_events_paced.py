@@ -37,7 +37,7 @@ def test_a_walk_nobody_wants_stops_between_slices_and_frees_the_store():
         return len(asked) < 2
 
     with pytest.raises(Unwanted):
-        store.query(sort_key="name", state="PENDING", limit=None, wanted=wanted)  # a walk of every id
+        store.query(sort_key="name", name="demo.n", limit=None, wanted=wanted)  # a walk of every id
     assert len(asked) == 2
     assert len(store.query(sort_key="name", limit=10, wait=0.01)) == 10  # the lock was given back
     assert len(store.query(sort_key="name", limit=None, wanted=lambda: True)) == 3 * SLICE

@@ -9,7 +9,9 @@ bulk. Ties go by arrival (as `sort_records` sorts); descending is ascending read
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import chain
 from operator import itemgetter
 
 from sortedcontainers import SortedList
@@ -113,6 +115,21 @@ class SortIndex:
         entries = self._entries
         both = sorted(filter(None, map(entries.get, [*head, *extra])), reverse=reverse)
         return list(map(_task_id, both[:limit]))
+
+    def valued(self, values: Iterable[str], reverse: bool) -> Iterator[str]:
+        """Ids of the tasks whose sort value is one of `values`, in order, lazily, paced: each value's run
+        of entries found by bisection (a state filter on a view sorted by state reads only its rows)."""
+        runs = (self._sorted.irange((value,), (value, math.inf), reverse=reverse)
+                for value in sorted(set(values), reverse=reverse))
+        return map(_task_id, paced(chain.from_iterable(runs)))
+
+    def first_of(self, task_ids: Iterable[str], reverse: bool, limit: int | None) -> list[str]:
+        """The first `limit` of `task_ids` in the index's order (as `ids` walks it): their entries
+        sorted in C (ids it does not hold are left out). Not a heap of `limit`: ids come in about the
+        order they entered their state, often the index's too (failures by runtime: all ties), where
+        a sort is nearly free and a heap replaces its top at every id (13,700 ids: 2 vs 11 ms)."""
+        found = sorted(filter(None, map(self._entries.get, task_ids)), reverse=reverse)
+        return list(map(_task_id, found[:limit]))
 
     def stale(self, size: int) -> bool:
         """Holds many more ids than a store of `size` tasks: evicted tasks left behind."""

@@ -9,6 +9,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,17 +51,23 @@ def _busy_response() -> bytes:
 BUSY = _busy_response()
 
 
-class BoundedH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol, refusing a TCP connection beyond MAX_TCP_CONNECTIONS at accept time
-    (uvicorn's own limit_concurrency keeps such a connection open until it sends a request, so idle
-    connections could still use up the stack's file descriptors). The Unix socket (0600) is not counted.
-    A connection that sends nothing is closed after the keep-alive timeout, as an idle one is after a
-    response (uvicorn arms that timer only after a response)."""
+class Bounded:
+    """Mixed into one of uvicorn's HTTP/1.1 protocols (BoundedH11Protocol below; the Flower-compatible API's
+    httptools one): refuses a TCP connection beyond `limit` at accept time (uvicorn's own
+    limit_concurrency keeps such a connection open until it sends a request, so idle connections could
+    still use up the stack's file descriptors). The Unix socket (0600) is not counted. A connection that
+    sends nothing is closed after the keep-alive timeout, as an idle one is after a response (uvicorn
+    arms that timer only after a response)."""
 
     tcp = False
     refused = False
     limit = MAX_TCP_CONNECTIONS  # the Flower-compatible API's own subclass allows more (service/flower)
     busy = BUSY
+    connections: set[Any]
+    loop: asyncio.AbstractEventLoop
+    timeout_keep_alive: float
+    timeout_keep_alive_task: asyncio.TimerHandle | None
+    timeout_keep_alive_handler: Callable[[], None]  # annotations only: uvicorn's protocol has them
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         sock = transport.get_extra_info("socket")
@@ -71,16 +78,20 @@ class BoundedH11Protocol(H11Protocol):
             transport.write(self.busy)
             transport.close()
             return
-        super().connection_made(transport)  # type: ignore[arg-type]
+        super().connection_made(transport)  # type: ignore[misc]
         self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
     def data_received(self, data: bytes) -> None:
         if not self.refused:
-            super().data_received(data)
+            super().data_received(data)  # type: ignore[misc]
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.refused:
-            super().connection_lost(exc)
+            super().connection_lost(exc)  # type: ignore[misc]
+
+
+class BoundedH11Protocol(Bounded, H11Protocol):  # type: ignore[misc]
+    """uvicorn's h11 protocol, Bounded: the stack API's."""
 
 
 class ApiServer:

@@ -5,6 +5,8 @@ stops none."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import threading
 import time
@@ -43,6 +45,7 @@ OPTIONS = ("queue", "priority", "countdown", "eta", "expires", "retry", "retry_p
 FLOWER_SORT = ("name", "state", "received", "started")
 DATE_FORMAT = "%Y-%m-%d %H:%M"
 CONTEXT_SECONDS = 2.0
+ROUTES_KEPT = 256  # task names whose route a context keeps
 MAX_WAIT = 3600.0  # seconds: /apply and /result?timeout wait at most this long
 
 
@@ -228,9 +231,18 @@ class Contexts:
     def get(self, control: Control) -> SubmitContext:
         with self.lock:
             if self.context is None or time.monotonic() - self.at > CONTEXT_SECONDS:
-                self.context = control.context()
+                self.context = _routes_kept(control.context())
                 self.at = time.monotonic()
             return self.context
+
+
+def _routes_kept(ctx: SubmitContext) -> SubmitContext:
+    """The context with each task name's route looked up once (Celery's router, per send otherwise): a
+    route depends on the name alone here (Control._route), and the context is made anew every
+    CONTEXT_SECONDS, so a reloaded app's routes count from the next one."""
+    if ctx.route is None:
+        return ctx
+    return dataclasses.replace(ctx, route=functools.lru_cache(maxsize=ROUTES_KEPT)(ctx.route))
 
 
 def _send(control: Control, request: dict[str, Any], contexts: Contexts) -> AsyncResult:
@@ -263,6 +275,8 @@ async def _post_send(request: Request, name: str, then: Any = None) -> Any:
     return await blocking(request, lambda: (then or (lambda sent: sent))(_send(control, wanted, contexts)))
 
 
+# The Flower port (app.FlowerApp) answers these three POSTs in fast.py, before FastAPI's routing, with the
+# same steps; these routes stay for the FastAPI app alone and give a send path's other methods their 405.
 @router.post("/api/task/async-apply/{name:path}")
 async def async_apply(request: Request, name: str) -> Response:
     return answer(await _post_send(request, name, _sent))
