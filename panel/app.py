@@ -200,7 +200,20 @@ class StalkApp(App):
 
         if self.current_mode != "tasks":
             self.switch_mode("tasks")
-        self.push_screen(DetailScreen(message.task_id))
+        if isinstance(self.screen, DetailScreen):  # one detail at a time: esc is back on Tasks
+            self.switch_screen(DetailScreen(message.task_id))
+        else:
+            self.push_screen(DetailScreen(message.task_id))
+
+    async def action_switch_mode(self, mode: str) -> None:
+        """The key of the mode a Task detail was opened in goes back to that mode's screen (7 on a detail
+        opened by a submit: the form), as esc does; any other mode key keeps the detail where it is."""
+        from stalk.panel.screens.detail import DetailScreen
+
+        if mode == self.current_mode and isinstance(self.screen, DetailScreen):
+            self.screen.dismiss()
+            return
+        self.switch_mode(mode)
 
     @on(BrokerChanged)
     def _broker(self, message: BrokerChanged) -> None:

@@ -109,7 +109,7 @@ class QuitNow(Message):
 
 
 class OpenTask(Message):
-    """Open the detail of one task (from Tasks, the Dashboard's failures, or after a submit)."""
+    """Open the detail of one task in Tasks (from Tasks or Hooks; Submit opens its own over the form)."""
 
     def __init__(self, task_id: str) -> None:
         super().__init__()

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from celery import Celery, signals
 from celery.app.amqp import AMQP
+from celery.backends.redis import RedisBackend
 from celery.events.receiver import EventReceiver
 from celery.utils.time import utcoffset
 from celery.worker.consumer.consumer import Consumer
@@ -41,6 +42,7 @@ from stalk.embedded.celery_app import configure_app
 from stalk.embedded.events import TaskRecord
 from stalk.embedded.patches import (
     celery_event_dispatcher,
+    celery_result_subscription,
     cpython_gc_untrack,
     fakeredis_tcp_server,
     kombu_redis_channel,
@@ -99,6 +101,24 @@ def test_kombu_takes_a_socket_urls_transport_from_its_prefix_and_celery_builds_w
         assert conn.clone().get_transport_cls() is kombu_redis_channel.Transport, revisit(
             "kombu_redis_channel", "Connection.clone no longer re-creates through self.__class__")
         assert conn.as_uri() == "redis+socket://u:**@/tmp/stalk-canary.sock"
+
+
+def test_kombus_connection_pool_builds_its_own_class_and_celerys_pool_comes_from_connection_pool():
+    """use_socket_connections' pools: kombu's ConnectionPool.new builds a kombu PooledConnection from the
+    connection's `_info(resolve=False)`, whatever the connection's class (on `redis+socket://`: the stock
+    transport); Celery's `app.pool` (its producer pool's connections) comes from `Connection.Pool`."""
+    url = "redis+socket://u:p@/tmp/stalk-canary.sock?virtual_host=1"
+    stock = kombu_connection.ConnectionPool(kombu_redis_channel.SocketConnection(url, transport=kombu_redis_channel.NAME))
+    with stock.acquire() as conn:
+        assert type(conn) is kombu_connection.PooledConnection and conn.transport_cls == "redis", revisit(
+            "kombu_redis_channel", "kombu's ConnectionPool no longer builds a stock PooledConnection: "
+            "SocketConnectionPool may be unneeded")
+    app = configure_app(Celery("canary", set_as_current=False), url, None)
+    assert type(app.pool) is kombu_redis_channel.SocketConnectionPool, revisit(
+        "kombu_redis_channel", "Celery's app.pool no longer comes from its connection's Pool()")
+    with app.producer_or_acquire() as producer:
+        assert producer.connection.get_transport_cls() is kombu_redis_channel.Transport
+        assert producer.connection.as_uri() == "redis+socket://u:**@/tmp/stalk-canary.sock"
 
 
 def test_kombu_still_builds_a_redis_client_per_operation_and_the_channel_keeps_one(server):
@@ -207,6 +227,38 @@ def test_the_reliable_pop_records_the_message_as_kombu_would_and_an_ack_forgets_
             message.ack()
             assert client.hget("unacked", message.delivery_tag) is None
             assert not client.sismember(held, message.delivery_tag)
+
+# -- celery_result_subscription ---------------------------------------------------------------------------
+
+def test_a_send_subscribes_through_a_per_thread_backend_and_get_finds_a_result_stored_before(server):
+    """skip_send_subscription: Celery.send_task subscribes via `app.backend.on_task_call`, the backend built by
+    `app._get_backend`; AsyncResult.get subscribes itself and reads the key, so a result stored before it
+    waited is found; cancel_for unsubscribes only what is subscribed."""
+    assert list(inspect.signature(RedisBackend.on_task_call).parameters) == ["self", "producer", "task_id"], \
+        revisit("celery_result_subscription", "RedisBackend.on_task_call changed")
+    assert "self.backend.on_task_call(P, task_id)" in inspect.getsource(Celery.send_task), revisit(
+        "celery_result_subscription", "Celery.send_task no longer subscribes through backend.on_task_call")
+    url = server_url(server)
+    stock = Celery("canary", set_as_current=False, broker=url, backend=url[:-1] + "1")
+    sent = stock.send_task("canary.noop", queue="canary")
+    assert stock.backend.result_consumer.subscribed_to == {stock.backend.get_key_for_task(sent.id)}, revisit(
+        "celery_result_subscription", "a send no longer subscribes to its result: the patch may be unneeded")
+    app = Celery("canary", set_as_current=False, broker=url, backend=url[:-1] + "1")
+    restore = celery_result_subscription.skip_send_subscription(app)
+    try:
+        backend = app.backend
+        assert backend.on_task_call is celery_result_subscription._no_subscription, revisit(
+            "celery_result_subscription", "app.backend no longer builds its backend with app._get_backend()")
+        result = app.send_task("canary.noop", queue="canary")
+        assert not backend.result_consumer.subscribed_to
+        backend.store_result(result.id, 42, "SUCCESS")  # before anything waits on it
+        assert result.get(timeout=5) == 42, revisit(
+            "celery_result_subscription", "AsyncResult.get no longer reads a result stored before it subscribed")
+        assert not backend.result_consumer.subscribed_to  # the waiter's subscription ended with its wait
+    finally:
+        restore()
+    assert "_get_backend" not in vars(app)
+
 
 # -- celery_send_task_message -----------------------------------------------------------------------------
 

@@ -10,7 +10,10 @@ so that connection URLs still read redis://. Used as Celery's `broker_transport`
 On a `redis+socket://` URL (Stalk's own broker on a Unix socket) kombu's `Connection.__init__` takes the
 transport from the URL's prefix (`redis`) whatever `broker_transport` says; `use_socket_connections(app)`
 gives the app (Celery's `app.amqp.Connection`, which `app._connection` builds every connection with, and
-`Connection.clone` re-creates through `self.__class__`) a Connection that keeps the transport asked for.
+`Connection.clone` re-creates through `self.__class__`) a Connection that keeps the transport asked for,
+and whose `Pool()` (Celery's `app.pool`: kombu's `pools.connections` calls it; the producer pool every
+`send_task` publishes through takes its connections there) overrides `ConnectionPool.new`, which builds
+kombu's own `PooledConnection` from the connection's `_info(resolve=False)` and so the stock transport.
 
 Written against kombu 5.7.0, Celery 5.7.0 and redis-py 8.2.0 (pyproject.toml pins those minors);
 tests/test_upstream_canaries.py checks the overridden names and both upstream behaviours below.
@@ -23,6 +26,9 @@ What it buys:
   one client per pool is safe to share between threads, as the stock transport already does for its
   asynchronous client. End to end (bench/stack_throughput.py) the same day: 0.92-1.15x with it,
   0.98-1.00x with `--stock-transport` on that machine, 0.89-0.90x without it on a slower one.
+- On Stalk's own broker (`redis+socket://`) the pools' half of this went missing until 2026-12-08: every
+  send through Celery's producer pool ran the stock transport (a new `redis.Redis` per publish, ~6% of the
+  stack process's samples under Flower async-apply load; bench/RESULTS.md 2026-12-08, "per-send costs").
 - Workers ride out a broker restart (README "Broker modes", tests/test_faults_broker.py): on kombu
   5.7 / Celery 5.7 a plain worker holding an unacked message when the broker goes away exits with
   "Unrecoverable error: AttributeError('NoneType' object has no attribute 'hostname')" and the task runs
@@ -90,14 +96,37 @@ class Transport(kombu_redis.Transport):
 
 
 
+def _keep_transport(conn: kombu_connection.Connection, asked: Any) -> None:
+    """kombu takes a `+` URL's transport from its prefix (`redis`: the stock transport) over the one asked for."""
+    if asked == NAME and conn.uri_prefix == "redis" and conn.transport_cls == "redis":
+        conn.transport_cls = NAME
+
+
 class SocketConnection(kombu_connection.Connection):
-    """kombu's Connection, except that a `redis+socket://` URL keeps the transport it was asked for: kombu
-    takes a `+` URL's transport from its prefix (`redis`: the stock transport) over the `transport` given."""
+    """kombu's Connection, except that a `redis+socket://` URL keeps the transport it was asked for, and so do
+    the connections of its pools (Celery's `app.pool`, which its producer pool publishes every send through)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if kwargs.get("transport") == NAME and self.uri_prefix == "redis" and self.transport_cls == "redis":
-            self.transport_cls = NAME
+        _keep_transport(self, kwargs.get("transport"))
+
+    def Pool(self, limit: int | None = None, **kwargs: Any) -> kombu_connection.ConnectionPool:  # noqa: N802 - kombu's
+        return SocketConnectionPool(self, limit=limit, **kwargs)
+
+
+class SocketPooledConnection(kombu_connection.PooledConnection):
+    def __init__(self, pool: Any, **kwargs: Any) -> None:
+        super().__init__(pool, **kwargs)
+        _keep_transport(self, kwargs.get("transport"))
+
+
+class SocketConnectionPool(kombu_connection.ConnectionPool):
+    """kombu's ConnectionPool builds each connection as a `PooledConnection` (kombu's own class, not the
+    pool's connection's), from the connection's `_info(resolve=False)`: a `redis+socket://` one would
+    publish on the stock transport."""
+
+    def new(self) -> kombu_connection.PooledConnection:
+        return SocketPooledConnection(self, **dict(self.connection._info(resolve=False)))
 
 
 def use_socket_connections(app: Any) -> None:

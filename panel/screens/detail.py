@@ -317,9 +317,14 @@ class DetailScreen(Screen):
             return
         args, args_problem = json_from_repr("args", record.args, list)
         kwargs, kwargs_problem = json_from_repr("kwargs", record.kwargs, dict)
-        await self.app.switch_mode("submit")
+        if self.app.current_mode == "submit":
+            self.dismiss()  # opened over the Submit form: back to it
+        else:
+            await self.app.switch_mode("submit")
         queue = None if record.queue_source == ROUTE_SOURCE else record.queue  # inferred: routed again
-        self.app.screen.prefill(record.name or "", args, kwargs, queue)  # type: ignore[attr-defined]
+        submit: Any = self.app.screen
+        # after the ScreenResume just posted to it (its auto-focus), not before
+        submit.call_later(submit.prefill, record.name or "", args, kwargs, queue)
         for problem in (args_problem, kwargs_problem):
             if problem:
                 self.app.notify(problem, title="Re-submit", severity="warning", timeout=10)

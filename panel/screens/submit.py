@@ -1,7 +1,8 @@
 """Submit: pick a registered task (fuzzy), see its signature and docstring, edit args/kwargs JSON and the
 options with inline validation. Syntax is checked as you type; the control API's checks (unknown task,
 queue nobody consumes, countdown past the visibility timeout...) follow. Errors never send; warnings
-send only on a second ctrl+s. A sent task opens in Task detail, where it moves through its states."""
+send only on a second ctrl+s. A sent task opens in Task detail over the form (esc comes back to it),
+where it moves through its states."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from stalk.embedded.service import describe_task
 from stalk.panel.actions import bindings
 from stalk.panel.formatting import printable
 from stalk.panel.markup_text import escape
-from stalk.panel.messages import Notice, OpenTask, Phase
+from stalk.panel.messages import Notice, Phase
 from stalk.panel.screens.base import StalkScreen
+from stalk.panel.screens.detail import DetailScreen
 from stalk.panel.submit_form import (
     NUMBER_FIELDS,
     local_problems,
@@ -39,6 +41,12 @@ def problems_markup(problems: list[Problem], armed: bool = False) -> str:
         lines.append("[$warning]press ctrl+s again to send anyway[/]" if armed
                      else "[$foreground-muted]ctrl+s asks once more before sending with warnings[/]")
     return "\n".join(lines)
+
+
+def labelled(box: Input, label: str) -> Input:
+    """An option's name in its box's top border: it stays once a value replaces the placeholder."""
+    box.border_title = label
+    return box
 
 
 class SubmitScreen(StalkScreen):
@@ -80,12 +88,14 @@ class SubmitScreen(StalkScreen):
                 yield JsonArea("{}", id="kwargs", language=None, soft_wrap=True)
                 with Horizontal(id="submit-options"):
                     yield Select([], prompt="queue: routed", tooltip="blank: the queue the app routes the task to", id="queue", allow_blank=True)
-                    yield Input(placeholder="priority", id="priority", type="integer", tooltip="0-9")
-                    yield Input(placeholder="countdown", id="countdown", type="number",
-                                tooltip="seconds from now (or give an eta)")
-                    yield Input(placeholder="eta", id="eta", tooltip="ISO 8601 time, e.g. 2030-01-31T09:00:00Z")
-                    yield Input(placeholder="expires", id="expires", type="number",
-                                tooltip="seconds from now: not run after that")
+                    yield labelled(Input(placeholder="0-9", id="priority", type="integer", tooltip="0-9"),
+                                   "priority")
+                    yield labelled(Input(placeholder="seconds", id="countdown", type="number",
+                                         tooltip="seconds from now (or give an eta)"), "countdown")
+                    yield labelled(Input(placeholder="ISO time", id="eta",
+                                         tooltip="ISO 8601 time, e.g. 2030-01-31T09:00:00Z"), "eta")
+                    yield labelled(Input(placeholder="seconds", id="expires", type="number",
+                                         tooltip="seconds from now: not run after that"), "expires")
                 yield Static(id="submit-problems")
 
     def on_mount(self) -> None:
@@ -210,14 +220,16 @@ class SubmitScreen(StalkScreen):
         return True
 
     def prefill(self, name: str, args: str, kwargs: str, queue: str | None) -> None:
-        """Re-submit from Task detail: the same task, arguments (JSON text) and queue."""
-        self.query_one("#task-name", Input).value = name
+        """Re-submit from Task detail: the same task, arguments (JSON text) and queue. No field has focus:
+        the keys the user pressed in the detail (a number, `?`) keep their meaning; tab enters the form.
+        Call it after the screen's resume (call_later), which would focus the task name again. The name goes
+        in through pick() only: a plain value change would, before the task list came, unpick it."""
         self.pick(name)
         self.query_one("#args", TextArea).text = args
         self.query_one("#kwargs", TextArea).text = kwargs
         self.wanted_queue = queue
         self._choose_queue()
-        self.query_one("#args", TextArea).focus()
+        self.set_focus(None)
 
     def _choose_queue(self) -> None:
         """The re-submitted task's queue, once the queue list has it."""
@@ -316,4 +328,5 @@ class SubmitScreen(StalkScreen):
             return
         self.armed = None
         self.notify(f"sent {self.task_name} as {message.task_id}", title="Submitted")
-        self.app.post_message(OpenTask(message.task_id))
+        if self.is_current:  # over the form, in this mode: esc comes back to it (left meanwhile: the notice)
+            self.app.push_screen(DetailScreen(message.task_id))

@@ -30,7 +30,7 @@ class Activity(Static):
         if counts:
             lines.append("  ".join(markup(state, f"{state.lower()} {n}") for state, n in sorted(counts.items())))
         else:
-            lines.append("[$foreground-muted]no tasks seen yet[/]")
+            lines.append("[$foreground-muted]no tasks seen yet: 7 opens Submit[/]")  # the first screen says how
         self.update("\n".join(lines))
 
     def _spark_width(self) -> int:

@@ -42,7 +42,9 @@ async def _submit_then_revoke(stack) -> None:
         await until(pilot, lambda: detail_state(app) == "SUCCESS", "demo.add to succeed", 30)
         added = app.screen.task_id
         assert "default@" in (app.screen.record.worker or "")
-        await pilot.press("escape")
+        await pilot.press("escape")  # back to the form, in the field it was sent from
+        assert app.screen is screen
+        await pilot.press("escape", "2")
         assert isinstance(app.screen, TasksScreen)
         await until(pilot, lambda: added in table_ids(app), "the task in the table")
         assert app.screen.query_one(TaskTable).row(added).state == "SUCCESS"
@@ -57,7 +59,8 @@ async def _submit_then_revoke(stack) -> None:
         assert "workers discard it when it comes due (eta " in detail_text(app)
         assert detail_state(app) == "RECEIVED" and app.screen.task_id in stack.control.revoked()
         await pilot.press("escape")
-        await until(pilot, lambda: isinstance(app.screen, TasksScreen), "back on Tasks")
+        await until(pilot, lambda: app.screen is screen, "back on Submit")
+        await pilot.press("escape")  # leave the field: fill_submit's 7 is a key again
 
         screen = await fill_submit(pilot, "demo.long_running", "[30]")
         screen.query_one("#countdown", Input).value = ""  # the form keeps what the last submit had

@@ -307,10 +307,46 @@ async def test_submit_shows_success_in_detail_and_tasks(eager_stack) -> None:
         await until(pilot, lambda: detail.record is not None and detail.record.state == "SUCCESS", "SUCCESS")
         body = str(detail.query_one("#detail-body", Static).render())
         assert "SUCCESS" in body and "result" in body and "5" in body
-        await pilot.press("escape")
+        await pilot.press("escape")  # back to the form it was sent from
+        assert app.screen is screen
+        await pilot.press("escape", "2")
         assert isinstance(app.screen, TasksScreen)
         await until(pilot, lambda: detail.task_id in table_ids(app), "the task in the table")
         assert app.screen.query_one(TaskTable).row(detail.task_id).state == "SUCCESS"
+
+
+@sync
+async def test_a_submits_detail_goes_back_to_submit_and_details_never_pile_up(eager_stack) -> None:
+    """Each submit pushed a detail onto Tasks: esc went to Tasks, and after three submits 2 showed the
+    oldest detail and took three escapes. The detail opens over the form, one at a time."""
+    app = live_app(eager_stack)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot)
+        screen = await fill_submit(pilot, "demo.add", "[2, 3]")
+        sent: list[str] = []
+        for back in ("escape", "7", None):  # esc, or Submit's own key, goes back to the form
+            await until(pilot, lambda: "ready" in problems_text(screen), "the control API's verdict")
+            await pilot.press("ctrl+s")
+            detail = await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen, "detail")
+            assert detail.task_id not in sent and app.screen_stack == [screen, detail]
+            assert app.current_mode == "submit" and detail.query_one(ModeBar).current == "submit"
+            sent.append(detail.task_id)
+            if back:
+                await pilot.press(back)
+                assert app.screen is screen and app.screen_stack == [screen]
+        await pilot.press("escape")  # once, after the third
+        assert app.screen is screen and app.screen_stack == [screen]
+        await pilot.press("escape", "2")  # Tasks holds no detail: its table, the three sent in it
+        assert isinstance(app.screen, TasksScreen) and len(app.screen_stack) == 1
+        await until(pilot, lambda: set(sent) <= set(table_ids(app)), "the three tasks in the table")
+        await pilot.press("enter")  # a detail opened from Tasks goes back to Tasks
+        detail = await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen, "detail")
+        assert detail.query_one(ModeBar).current == "tasks"
+        app.post_message(OpenTask(sent[0]))  # another one (Hooks' enter) replaces it
+        await until(pilot, lambda: app.screen.task_id == sent[0], "the other detail")
+        assert len(app.screen_stack) == 2
+        await pilot.press("escape")
+        assert isinstance(app.screen, TasksScreen)
 
 
 @sync
@@ -461,19 +497,65 @@ async def test_resubmit_turns_reprs_back_into_json(eager_stack) -> None:
         app.post_message(OpenTask(LOST))
         await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.record, "detail")
         await pilot.press("R")
-        screen = await until(pilot, lambda: isinstance(app.screen, SubmitScreen) and app.screen, "Submit")
-        assert screen.task_name == "demo.slow_add"
+        # the form is filled once Submit is on screen and took its focus: under load, frames after it shows
+        screen = await until(pilot, lambda: isinstance(app.screen, SubmitScreen)
+                             and app.screen.task_name == "demo.slow_add" and app.screen, "Submit filled")
         assert screen.query_one("#args", TextArea).text == "[1, 2]"
         assert screen.query_one("#kwargs", TextArea).text == '{"seconds": 30}'
         assert str(screen.query_one("#queue").value) == "slow"
-        await pilot.press("2")
+        await pilot.press("2")  # no field has focus: the number keys switch, nothing is typed
+        assert isinstance(app.screen, DetailScreen)  # Tasks, with the detail R left
+        assert screen.query_one("#args", TextArea).text == "[1, 2]"
+        await pilot.press("escape")
         app.post_message(OpenTask("cut-1"))
         await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.record, "detail")
         await pilot.press("R")
-        await idle(pilot)
-        assert screen.query_one("#args", TextArea).text == "('aaaa...', 2)"
+        await until(pilot, lambda: screen.query_one("#args", TextArea).text == "('aaaa...', 2)", "refilled")
         assert "invalid JSON" in problems_text(screen)
         assert any("looks truncated" in str(n.message) for n in app._notifications)
+
+
+def leave_field_enabled(screen: SubmitScreen) -> bool:
+    keys = screen.query_one(KeyBar).shown_keys(screen)
+    return next(enabled for _key, _text, enabled, action, _press in keys if action == "leave_field")
+
+
+@sync
+async def test_resubmit_lands_on_no_field_so_keys_keep_their_meaning(eager_stack) -> None:
+    """After R the arguments box had focus: 4 typed `4[1, 2]` instead of going to Beat, and nothing said
+    so. The form is filled with no field focused (esc Leave field dimmed); tab or ctrl+l enters it."""
+    app = app_with(eager_stack, busy_store())
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot)
+        app.post_message(OpenTask(LOST))
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.record, "detail")
+        await pilot.press("R")
+        screen = await until(pilot, lambda: isinstance(app.screen, SubmitScreen)
+                             and app.screen.query_one("#args", TextArea).text == "[1, 2]" and app.screen,
+                             "Submit filled")
+        assert screen.focused is None and not leave_field_enabled(screen)
+        await pilot.press("4")
+        assert app.current_mode == "beat" and screen.query_one("#args", TextArea).text == "[1, 2]"
+        await pilot.press("7")  # back to the form as R left it, in the task name as on any arrival
+        assert app.screen is screen and screen.task_name == "demo.slow_add"
+        assert screen.focused is screen.query_one("#task-name", Input) and leave_field_enabled(screen)
+
+
+@sync
+async def test_resubmit_from_a_submits_detail_goes_back_to_that_form(eager_stack) -> None:
+    app = live_app(eager_stack)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot)
+        screen = await fill_submit(pilot, "demo.add", "[4, 5]")
+        await until(pilot, lambda: "ready" in problems_text(screen), "the control API's verdict")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.record, "detail")
+        screen.query_one("#args", TextArea).text = "[0, 0]"  # changed since: R fills it as the task was sent
+        await pilot.press("R")
+        await until(pilot, lambda: app.screen is screen and screen.query_one("#args", TextArea).text == "[4, 5]",
+                    "the form refilled")
+        assert app.screen is screen and app.screen_stack == [screen] and screen.focused is None
+        assert screen.task_name == "demo.add" and screen.query_one("#args", TextArea).text == "[4, 5]"
 
 
 @sync
