@@ -27,7 +27,7 @@ from stalk.embedded.children import beat_argv, child_env, node_name, worker_argv
 from stalk.embedded.config import StackConfig, WorkerSpec
 from stalk.embedded.events.states import PENDING, REQUEUED_EVENT
 from stalk.embedded.journal import PublishJournal
-from stalk.embedded.patches import skip_declared, skip_send_subscription
+from stalk.embedded.patches import skip_declared
 from stalk.embedded.quota import prepare_stack_quotas
 from stalk.embedded.requeue import Requeued, Requeuer
 from stalk.embedded.safe_files import PRIVATE_UMASK, secure_data_dir
@@ -88,7 +88,6 @@ class Stack:
         self.requeuer: Requeuer | None = None  # own redis only: a dead worker's messages back in their queues
         self._sent_events: SentEvents | None = None  # not in eager mode
         self._unskip_declared: Callable[[], None] | None = None  # embedded.patches.celery_send_task_message
-        self._unskip_subscription: Callable[[], None] | None = None  # embedded.patches.celery_result_subscription
         self.own_log: LogRing | None = None  # OWN_LOG's lines (`note`), from start
         self._user_umask: int | None = None  # the process's umask before start (the stack's is PRIVATE_UMASK)
         self.api: ApiServer | None = None  # the local API (embedded/service), set by _start_api
@@ -127,8 +126,6 @@ class Stack:
             configure_app(self.app, self.broker.broker_url, self.broker.backend_url,
                           eager=self.mode == "eager", visibility_timeout=self.config.broker.visibility_timeout)
             self._unskip_declared = skip_declared(self.app)  # innermost of the sender's wrappers
-            if self.mode != "eager":  # eager: the user's own app, its backend in memory
-                self._unskip_subscription = skip_send_subscription(self.app)
             self._start_journal()
             self._start_events()
             self.webhooks = _start_webhooks(self)
@@ -197,9 +194,6 @@ class Stack:
         if self._unskip_declared is not None:
             self._unskip_declared()
             self._unskip_declared = None
-        if self._unskip_subscription is not None:
-            self._unskip_subscription()
-            self._unskip_subscription = None
         self.supervisor.shutdown()
         self._drop_embedded_queue()
         self._stop_events()

@@ -27,7 +27,6 @@ from typing import Any
 import pytest
 from celery import Celery, signals
 from celery.app.amqp import AMQP
-from celery.backends.redis import RedisBackend
 from celery.events.receiver import EventReceiver
 from celery.utils.time import utcoffset
 from celery.worker.consumer.consumer import Consumer
@@ -42,7 +41,6 @@ from stalk.embedded.celery_app import configure_app
 from stalk.embedded.events import TaskRecord
 from stalk.embedded.patches import (
     celery_event_dispatcher,
-    celery_result_subscription,
     cpython_gc_untrack,
     fakeredis_tcp_server,
     kombu_redis_channel,
@@ -227,38 +225,6 @@ def test_the_reliable_pop_records_the_message_as_kombu_would_and_an_ack_forgets_
             message.ack()
             assert client.hget("unacked", message.delivery_tag) is None
             assert not client.sismember(held, message.delivery_tag)
-
-# -- celery_result_subscription ---------------------------------------------------------------------------
-
-def test_a_send_subscribes_through_a_per_thread_backend_and_get_finds_a_result_stored_before(server):
-    """skip_send_subscription: Celery.send_task subscribes via `app.backend.on_task_call`, the backend built by
-    `app._get_backend`; AsyncResult.get subscribes itself and reads the key, so a result stored before it
-    waited is found; cancel_for unsubscribes only what is subscribed."""
-    assert list(inspect.signature(RedisBackend.on_task_call).parameters) == ["self", "producer", "task_id"], \
-        revisit("celery_result_subscription", "RedisBackend.on_task_call changed")
-    assert "self.backend.on_task_call(P, task_id)" in inspect.getsource(Celery.send_task), revisit(
-        "celery_result_subscription", "Celery.send_task no longer subscribes through backend.on_task_call")
-    url = server_url(server)
-    stock = Celery("canary", set_as_current=False, broker=url, backend=url[:-1] + "1")
-    sent = stock.send_task("canary.noop", queue="canary")
-    assert stock.backend.result_consumer.subscribed_to == {stock.backend.get_key_for_task(sent.id)}, revisit(
-        "celery_result_subscription", "a send no longer subscribes to its result: the patch may be unneeded")
-    app = Celery("canary", set_as_current=False, broker=url, backend=url[:-1] + "1")
-    restore = celery_result_subscription.skip_send_subscription(app)
-    try:
-        backend = app.backend
-        assert backend.on_task_call is celery_result_subscription._no_subscription, revisit(
-            "celery_result_subscription", "app.backend no longer builds its backend with app._get_backend()")
-        result = app.send_task("canary.noop", queue="canary")
-        assert not backend.result_consumer.subscribed_to
-        backend.store_result(result.id, 42, "SUCCESS")  # before anything waits on it
-        assert result.get(timeout=5) == 42, revisit(
-            "celery_result_subscription", "AsyncResult.get no longer reads a result stored before it subscribed")
-        assert not backend.result_consumer.subscribed_to  # the waiter's subscription ended with its wait
-    finally:
-        restore()
-    assert "_get_backend" not in vars(app)
-
 
 # -- celery_send_task_message -----------------------------------------------------------------------------
 

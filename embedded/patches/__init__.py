@@ -4,7 +4,6 @@ Celery, fakeredis or CPython, one module each, named after what it patches.
 - kombu_redis_channel: kombu's redis Channel, one redis-py client per pool; survives a broker restart.
 - kombu_redis_reliable: Stalk's workers on Stalk's redis pop into unacked atomically and record what they hold.
 - celery_send_task_message: Celery's task sender skips declarations kombu's cache says are done.
-- celery_result_subscription: a send no longer subscribes to its task's result channel (waiters do).
 - kombu_redis_fanout: the event receiver reads kombu's redis fanout topic with redis-py directly.
 - celery_event_dispatcher: a worker's task events leave in batches every 50 ms.
 - cpython_gc_untrack: task records and the store's containers are not walked by the cyclic GC.
@@ -22,7 +21,6 @@ Private to the stack: the panel, the CLI and the demo never import this package 
 
 from stalk.embedded.patches.billiard_pool_shutdown import install as quick_pool_shutdown
 from stalk.embedded.patches.celery_event_dispatcher import install as batch_task_events
-from stalk.embedded.patches.celery_result_subscription import skip_send_subscription
 from stalk.embedded.patches.celery_send_task_message import skip_declared
 from stalk.embedded.patches.cpython_gc_untrack import untrack
 from stalk.embedded.patches.fakeredis_tcp_server import LoopbackFakeServer, UnixFakeServer
@@ -35,5 +33,5 @@ from stalk.embedded.patches.redis_connection_guard import guard_port, unguard_po
 __all__ = [
     "REDIS_TRANSPORT", "LoopbackFakeServer", "RedisFeed", "UnixFakeServer", "batch_task_events", "consume_reliably",
     "redis_feed",
-    "guard_port", "quick_pool_shutdown", "skip_declared", "skip_send_subscription", "unguard_port", "untrack", "use_socket_connections",
+    "guard_port", "quick_pool_shutdown", "skip_declared", "unguard_port", "untrack", "use_socket_connections",
 ]
