@@ -56,7 +56,7 @@ class SignalWakeup(bootsteps.StartStopStep):
 
 
 def _drain(fd: int) -> None:
-    with contextlib.suppress(BlockingIOError, OSError):
+    with contextlib.suppress(OSError):  # BlockingIOError: drained
         while os.read(fd, 512):
             pass
 

@@ -32,7 +32,6 @@ from collections.abc import Callable
 from typing import Any
 
 QUICK_EXIT = 0.02  # s: a pool process ending on the shutdown sentinel, instead of billiard's 1 s
-TIMER_TURN = 0.02  # s: how often the shutdown's timer thread looks whether the join is done
 
 _joined = threading.Event()  # the pool's join returned: the timer thread may end at once
 _local = threading.local()  # in a pool process: ending on the shutdown sentinel
@@ -58,12 +57,7 @@ class _PreforkTime(types.ModuleType):
         return getattr(_time, name)
 
     def sleep(self, seconds: float) -> None:
-        deadline = _time.monotonic() + seconds
-        while not _joined.is_set():
-            left = deadline - _time.monotonic()
-            if left <= 0:
-                return
-            _joined.wait(min(left, TIMER_TURN))
+        _joined.wait(seconds)
 
 
 def _ended_waiting_for_a_job(exc: BaseException | None) -> bool:
